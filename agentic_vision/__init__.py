@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from .errors import AgenticVisionError, InputError, ModelError, SandboxUnavailable
-from .execution import Execution, Image
-from .session import Session, open_session
+from .values import Execution, Image
+from .sandboxing.session import Session, open_session
 
 __all__ = [
     "AgenticVisionError",
@@ -22,12 +22,8 @@ __version__ = "0.1.0"
 
 def __getattr__(name: str):
     # The loop pulls in the model SDKs; load it only when asked for.
-    if name in ("Agent", "Chat"):
-        from . import agent
+    if name in ("Agent", "Chat", "AgentResult"):
+        from . import loop
 
-        return getattr(agent, name)
-    if name == "AgentResult":
-        from .result import AgentResult
-
-        return AgentResult
+        return getattr(loop, name)
     raise AttributeError(name)

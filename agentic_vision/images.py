@@ -16,7 +16,7 @@ from PIL import Image as PILImage
 from PIL import ImageOps
 
 from .errors import InputError
-from .execution import Image
+from .values import Image
 
 if TYPE_CHECKING:  # the models package imports this module's users, not the reverse
     from .models.base import ModelImage

@@ -17,7 +17,7 @@ import tokenize
 from html import escape
 from pathlib import Path
 
-from .result import AgentResult, Step, Turn
+from .loop.result import AgentResult, Step, Turn
 
 CSS = """
 :root { --bg:#fbfbfa; --card:#fff; --fg:#1d1f23; --muted:#6a6f78; --line:#e3e4e8; --code-bg:#f6f7f9;

@@ -17,7 +17,7 @@ One run measures, with the same machine and the same interpreter:
 Every sample is checked (the output, the returned image) so a figure is never
 that of a failing run.  Progress goes to stderr, figures to stdout.  Docker
 rows are one function each (``docker_*`` below) and run with
-``--sandbox docker`` once ``agentic_vision.docker_sandbox`` exists.
+``--sandbox docker`` once ``agentic_vision.sandboxing.docker`` exists.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # runnable from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
-from agentic_vision.session import InputFile, Session  # noqa: E402
+from agentic_vision.sandboxing.session import InputFile, Session  # noqa: E402
 
 PHOTO_NAME = "photo.jpg"
 PHOTO_SIZE = (4000, 3000)
@@ -472,7 +472,7 @@ def row_floor_crop(python: str, photo: Path, n: int) -> Row:
 
 
 def fresh_bwrap_argv(executor, code: str, binds=()) -> list[str]:
-    from agentic_vision.local_sandbox import bwrap_argv
+    from agentic_vision.sandboxing.bubblewrap import bwrap_argv
 
     argv = bwrap_argv(executor.bwrap, executor.python, executor.limits, extra_binds=list(binds))
     return argv[: argv.index("--") + 2] + ["-E", "-s", "-c", code]
@@ -516,7 +516,7 @@ def row_fresh_bwrap_crop(executor, photo: Path, n: int) -> Row:
     return Row("fresh_bwrap_crop", "naive: fresh bwrap + python -c '<open, crop, save>'", samples, "baseline")
 
 
-# -- Docker rows (used once agentic_vision.docker_sandbox exists) --------------------------------------------
+# -- Docker rows (used once agentic_vision.sandboxing.docker exists) --------------------------------------------
 
 
 def docker_image(module, executor) -> str | None:
@@ -666,7 +666,7 @@ class Backend:
 
 
 def local_backend(guard: bool, photo_path: Path, photo: InputFile, n: int) -> Backend:
-    from agentic_vision.local_sandbox import LocalExecutor
+    from agentic_vision.sandboxing.bubblewrap import LocalExecutor
 
     pool = LocalExecutor(pool_size=1)
     cold = LocalExecutor(pool_size=0)
@@ -684,11 +684,11 @@ def local_backend(guard: bool, photo_path: Path, photo: InputFile, n: int) -> Ba
 
 def docker_backend(guard: bool, photo_path: Path, photo: InputFile, n: int) -> Backend:
     if not _has_docker_module():
-        raise Skip("agentic_vision.docker_sandbox is not in this tree yet (DockerExecutor missing)")
+        raise Skip("agentic_vision.sandboxing.docker is not in this tree yet (DockerExecutor missing)")
     try:
-        from agentic_vision import docker_sandbox
+        from agentic_vision.sandboxing import docker as docker_sandbox
     except ImportError as exc:
-        raise Skip(f"agentic_vision.docker_sandbox does not import: {exc}") from None
+        raise Skip(f"agentic_vision.sandboxing.docker does not import: {exc}") from None
     problem = getattr(docker_sandbox, "docker_problem", lambda: None)()
     if problem:
         raise Skip(f"Docker is unavailable: {problem}")
@@ -857,7 +857,7 @@ def as_json(results: Results) -> str:
 
 
 def default_guard() -> tuple[bool, str]:
-    from agentic_vision.local_sandbox import RUNTIME_DIR
+    from agentic_vision.sandboxing.bubblewrap import RUNTIME_DIR
 
     if (RUNTIME_DIR / "guard.py").exists():
         return True, "the default"
@@ -877,7 +877,7 @@ def main(argv: list[str] | None = None) -> int:
     n = max(2, args.repeat)
     n_cheap = 10 * n
 
-    from agentic_vision.local_sandbox import RUNTIME_DIR, sandbox_python
+    from agentic_vision.sandboxing.bubblewrap import RUNTIME_DIR, sandbox_python
 
     if args.guard is None:
         guard, guard_why = default_guard()
@@ -935,7 +935,7 @@ def main(argv: list[str] | None = None) -> int:
                 backend.shutdown()
         if args.sandbox == "local":
             results.skipped.append("Docker rows: not in this run (use --sandbox docker)" if _has_docker_module()
-                                   else "Docker rows: agentic_vision.docker_sandbox is not in this tree yet")
+                                   else "Docker rows: agentic_vision.sandboxing.docker is not in this tree yet")
 
     results.notes.append(
         "warm step = session.run() round trip on the host; crops run in a session that already ran print(1); "
@@ -953,7 +953,7 @@ def _has_docker_module() -> bool:
     import importlib.util
 
     try:
-        return importlib.util.find_spec("agentic_vision.docker_sandbox") is not None
+        return importlib.util.find_spec("agentic_vision.sandboxing.docker") is not None
     except ImportError:
         return False
 

@@ -8,7 +8,7 @@ A message is a JSON header and zero or more binary blobs:
 JSON keeps the channel inspectable and cannot execute anything on load (we
 never unpickle what comes out of a sandbox); blobs keep image bytes out of
 base64.  Both sides import this file: the host as
-``agentic_vision.sandbox.protocol``, the runtime as a sibling module.
+``agentic_vision.sandbox_runtime.protocol``, the runtime as a sibling module.
 """
 
 from __future__ import annotations

@@ -47,7 +47,7 @@ def sandbox_kind(request) -> str:
     kind = request.param
     if kind == "docker":
         try:
-            from agentic_vision.docker_sandbox import docker_problem
+            from agentic_vision.sandboxing.docker import docker_problem
         except ImportError:
             problem = "the Docker sandbox is not part of this build"
         else:

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from google.genai import types
 
-from agentic_vision.bench.cli import bench_command
+from agentic_vision.cli.bench import bench_command
 from agentic_vision.bench.modes import ModeRunner, available_modes, read_hosted
 from agentic_vision.bench.offline import OfflineRouter
 from agentic_vision.bench.results import ResultsFile, read_results

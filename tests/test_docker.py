@@ -30,7 +30,7 @@ def engine():
     """An engine that answers and a current image (tests of start-up errors need neither)."""
     if os.environ.get("AGENTIC_VISION_TEST_DOCKER", "auto") == "0":
         pytest.skip("Docker tests are switched off (AGENTIC_VISION_TEST_DOCKER=0)")
-    from agentic_vision.docker_sandbox import docker_problem
+    from agentic_vision.sandboxing.docker import docker_problem
 
     problem = docker_problem()
     if problem:
@@ -41,7 +41,7 @@ def engine():
 
 @pytest.fixture
 def executor(engine):
-    from agentic_vision.docker_sandbox import DockerExecutor
+    from agentic_vision.sandboxing.docker import DockerExecutor
 
     ex = DockerExecutor(pool_size=0)
     yield ex
@@ -49,7 +49,7 @@ def executor(engine):
 
 
 def session_on(executor, **kwargs):
-    from agentic_vision.session import Session
+    from agentic_vision.sandboxing.session import Session
 
     return Session(executor, kwargs.get("inputs", []), kwargs.get("timeout", 20), kwargs.get("guard", False))
 
@@ -72,8 +72,8 @@ def cli(*args, env=None):
 def test_all_37_libraries_import_in_the_image(engine):
     from click.testing import CliRunner
 
-    from agentic_vision.docker_commands import check_command
-    from agentic_vision.libraries import library_specs
+    from agentic_vision.cli.docker import check_command
+    from agentic_vision.sandboxing.runtime_files import library_specs
 
     result = CliRunner().invoke(check_command, ["--json"])
     assert result.exit_code == 0, result.output
@@ -86,7 +86,7 @@ def test_all_37_libraries_import_in_the_image(engine):
 
 
 def test_source_hash_matches_the_build_script():
-    from agentic_vision.docker_sandbox import source_hash
+    from agentic_vision.sandboxing.docker import source_hash
 
     script = subprocess.run([str(ROOT / "scripts" / "build-sandbox-image.sh"), "--print-hash"],
                             capture_output=True, text=True, check=True)
@@ -154,7 +154,7 @@ def test_the_container_is_gone_after_a_timeout(executor):
 
 
 def test_shutdown_removes_pooled_and_busy_containers(engine):
-    from agentic_vision.docker_sandbox import DockerExecutor
+    from agentic_vision.sandboxing.docker import DockerExecutor
 
     ex = DockerExecutor(pool_size=1)
     ex.warm()
@@ -171,11 +171,11 @@ def test_shutdown_removes_pooled_and_busy_containers(engine):
 
 
 def test_an_orphan_of_a_killed_process_is_removed_at_the_next_start(engine, tmp_path):
-    from agentic_vision.docker_sandbox import DockerExecutor
+    from agentic_vision.sandboxing.docker import DockerExecutor
 
     script = tmp_path / "owner.py"
     script.write_text(textwrap.dedent("""
-        from agentic_vision.session import open_session
+        from agentic_vision.sandboxing.session import open_session
         session = open_session("docker", guard=False, pool_size=0, timeout=600)
         print(session._worker.container, flush=True)
         session.run("import time\\ntime.sleep(600)")   # busy: it will not notice its owner die
@@ -194,7 +194,7 @@ def test_an_orphan_of_a_killed_process_is_removed_at_the_next_start(engine, tmp_
 
 
 def test_a_live_sessions_container_survives_the_sweep(executor):
-    from agentic_vision.docker_sandbox import sweep_orphans
+    from agentic_vision.sandboxing.docker import sweep_orphans
 
     with session_on(executor) as session:
         name = session._worker.container
@@ -281,7 +281,7 @@ def test_permission_denied_on_the_socket(tmp_path):
 
 
 def test_image_out_of_date(engine, monkeypatch):
-    from agentic_vision import docker_sandbox
+    from agentic_vision.sandboxing import docker as docker_sandbox
     from agentic_vision.errors import SandboxUnavailable
 
     monkeypatch.setattr(docker_sandbox, "source_hash", lambda root=None: "0" * 64)
@@ -294,8 +294,8 @@ def test_image_out_of_date(engine, monkeypatch):
 
 
 def test_auto_picks_docker_when_it_is_ready(engine):
-    from agentic_vision.docker_sandbox import docker_ready
-    from agentic_vision.executors import resolve_kind
+    from agentic_vision.sandboxing.docker import docker_ready
+    from agentic_vision.sandboxing.executors import resolve_kind
 
     assert docker_ready()
     assert resolve_kind("auto") == "docker"
@@ -319,8 +319,8 @@ def test_exec_crops_an_input_in_docker(engine, photo, tmp_path):
 def test_build_does_nothing_when_the_image_is_current(engine):
     from click.testing import CliRunner
 
-    from agentic_vision.docker_commands import build_command
-    from agentic_vision.docker_sandbox import image_name, inspect_image
+    from agentic_vision.cli.docker import build_command
+    from agentic_vision.sandboxing.docker import image_name, inspect_image
 
     before = inspect_image(image_name())["Id"]
     result = CliRunner().invoke(build_command, [])
@@ -331,7 +331,7 @@ def test_build_does_nothing_when_the_image_is_current(engine):
 def test_build_outside_a_checkout_says_what_to_do(monkeypatch, tmp_path):
     from click.testing import CliRunner
 
-    from agentic_vision import docker_commands
+    from agentic_vision.cli import docker as docker_commands
     from agentic_vision.errors import SandboxUnavailable
 
     monkeypatch.setattr(docker_commands, "BUILD_SCRIPT", tmp_path / "missing.sh")

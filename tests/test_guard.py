@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from agentic_vision.sandbox.guard import (
+from agentic_vision.sandbox_runtime.guard import (
     DEFAULT_ALLOWED_MODULES,
     GuardError,
     compile_guarded,

@@ -19,11 +19,11 @@ import pytest
 import skimage.data
 from PIL import Image
 
-from agentic_vision.agent import Agent
+from agentic_vision.loop.agent import Agent
 from agentic_vision.errors import InputError
 from agentic_vision.models import get_model
 from agentic_vision.models.openai_compat import DEFAULTS, OpenAIModel, ollama_base_url
-from agentic_vision.prompt import TOOL_NAME
+from agentic_vision.loop.prompt import TOOL_NAME
 from agentic_vision.testing.openai_server import ScriptedOpenAI, reply
 
 DATA = Path(skimage.data.__file__).parent

@@ -11,9 +11,9 @@ from html.parser import HTMLParser
 import pytest
 from PIL import Image as PILImage
 
-from agentic_vision.execution import OUTCOME_DEADLINE_EXCEEDED, OUTCOME_FAILED, OUTCOME_OK, Image
+from agentic_vision.values import OUTCOME_DEADLINE_EXCEEDED, OUTCOME_FAILED, OUTCOME_OK, Image
 from agentic_vision.models.base import ModelImage, Usage
-from agentic_vision.result import AgentResult, Step, Timings, Turn
+from agentic_vision.loop.result import AgentResult, Step, Timings, Turn
 from agentic_vision.trace import render_trace, write_trace
 
 from conftest import sample

@@ -1,5 +1,5 @@
 """``python -m agentic_vision.bench ...``: the bench command on its own."""
 
-from .cli import bench_command
+from ..cli.bench import bench_command
 
 bench_command(prog_name="agentic-vision bench")

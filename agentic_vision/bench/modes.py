@@ -79,7 +79,7 @@ class ModeRunner:
     """Runs one task in one mode; thread-safe (one model shared by all workers)."""
 
     def __init__(self, model, sandbox: str = "auto", **settings) -> None:
-        from ..agent import Agent
+        from ..loop.agent import Agent
 
         self.model = model
         self.sandbox = sandbox
@@ -140,7 +140,7 @@ class ModeRunner:
             if episode.answer is None:
                 episode.error = _no_text_reason(response)
         else:
-            from ..prompt import TOOL_NAME
+            from ..loop.prompt import TOOL_NAME
 
             conversation = self.model.start(DIRECT_SYSTEM, ToolSpec(TOOL_NAME, "Runs Python code (not available now)."))
             conversation.add_user(task.prompt(), [p.model for p in prepared])

@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> None:
     scripted server (default: --suite builtin, all four modes, --sandbox local)."""
     import click
 
-    from .cli import bench_command
+    from ..cli.bench import bench_command
     from .suite import load_suite
 
     args = list(sys.argv[1:] if argv is None else argv)

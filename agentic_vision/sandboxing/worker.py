@@ -16,8 +16,8 @@ import threading
 import time
 from typing import Callable
 
-from .errors import SandboxUnavailable
-from .sandbox import protocol
+from ..errors import SandboxUnavailable
+from ..sandbox_runtime import protocol
 
 _CLOSED = object()
 

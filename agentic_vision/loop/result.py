@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .execution import Image
-from .models.base import ModelImage, Usage
+from ..values import Image
+from ..models.base import ModelImage, Usage
 
 STOP_REASONS = ("answered", "max_steps", "retries_exhausted", "model_error")
 

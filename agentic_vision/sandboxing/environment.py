@@ -15,9 +15,9 @@ from pathlib import Path
 
 import click
 
-from .errors import SandboxUnavailable
-from .libraries import requirements_file
-from .paths import sandbox_env_dir
+from ..errors import SandboxUnavailable
+from .runtime_files import requirements_file
+from ..paths import sandbox_env_dir
 
 STAMP = "agentic-vision-requirements.sha256"
 

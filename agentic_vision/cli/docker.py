@@ -14,8 +14,9 @@ import sys
 
 import click
 
-from .docker_sandbox import CHECKOUT, docker_cli, image_name
-from .errors import SandboxUnavailable
+from ..sandboxing.docker import docker_cli, image_name
+from ..sandboxing.runtime_files import CHECKOUT
+from ..errors import SandboxUnavailable
 
 BUILD_SCRIPT = CHECKOUT / "scripts" / "build-sandbox-image.sh"
 
@@ -45,8 +46,8 @@ def build_command(force, base_image) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def check_command(as_json) -> None:
     """Import every library inside the Docker sandbox image and report it."""
-    from .executors import get_executor
-    from .session import Session
+    from ..sandboxing.executors import get_executor
+    from ..sandboxing.session import Session
 
     executor = get_executor("docker", pool_size=0)
     with Session(executor, [], 300, guard=False) as session:

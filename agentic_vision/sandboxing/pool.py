@@ -13,7 +13,7 @@ import time
 from collections import deque
 from typing import Callable
 
-from .errors import SandboxUnavailable
+from ..errors import SandboxUnavailable
 from .worker import Worker
 
 

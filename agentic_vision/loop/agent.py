@@ -13,15 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
-from .errors import InputError, ModelError
-from .execution import OUTCOME_FAILED
-from .images import PreparedImage, prepare_image, to_model_image
-from .libraries import available_libraries
-from .models import get_model
-from .models.base import Model, ModelImage, Observation, ToolSpec
+from ..errors import InputError, ModelError
+from ..values import OUTCOME_FAILED
+from ..images import PreparedImage, prepare_image, to_model_image
+from ..sandboxing.libraries import available_libraries
+from ..models import get_model
+from ..models.base import Model, ModelImage, Observation, ToolSpec
 from .prompt import NO_MORE_CODE, SYSTEM, TOOL_NAME, tool_description
 from .result import AgentResult, Step, Timings, Turn
-from .session import InputFile, Session, load_inputs, open_session
+from ..sandboxing.session import InputFile, Session, load_inputs, open_session
 
 
 @dataclass

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from .errors import AgenticVisionError
+from ..errors import AgenticVisionError
 from .exits import EXIT_FAILED, EXIT_USAGE, exit_status, fail
 
 
@@ -53,7 +53,7 @@ def write_images(images, out_dir: Path, stem: str = "image") -> list[Path]:
 @click.option("--no-guard", is_flag=True, help="Skip the RestrictedPython first-pass guard (the OS sandbox still holds).")
 def exec_command(code, sandbox, inputs, timeout, out_dir, as_json, no_guard) -> None:
     """Run CODE (or - for stdin) in a fresh sandbox session."""
-    from .session import open_session
+    from ..sandboxing.session import open_session
 
     if code == "-":
         code = sys.stdin.read()
@@ -137,7 +137,7 @@ class Progress:
 def ask_command(image, question, more_images, files, model, base_url, sandbox, max_steps, timeout, thinking, trace_path,
                 as_json, quiet) -> None:
     """Ask QUESTION about IMAGE; the model may run code on it before it answers."""
-    from .agent import Agent
+    from ..loop.agent import Agent
 
     for path in (image, *more_images, *files):
         if not Path(path).is_file():
@@ -151,7 +151,7 @@ def ask_command(image, question, more_images, files, model, base_url, sandbox, m
                   on_event=Progress(not quiet and not as_json))
     result = agent.run(question, images=[image, *more_images], files=files)
     if trace_path:
-        from .trace import write_trace
+        from ..trace import write_trace
 
         write_trace(result, trace_path)
         if not quiet:
@@ -180,7 +180,7 @@ def sandbox() -> None:
 @click.option("--quiet", is_flag=True, help="Say nothing when the environment is already up to date.")
 def sandbox_setup(python, quiet) -> None:
     """Build the local sandbox's environment with Gemini's library list."""
-    from .sandbox_env import build_env, env_is_current
+    from ..sandboxing.environment import build_env, env_is_current
 
     if quiet and env_is_current():
         return
@@ -191,8 +191,8 @@ def sandbox_setup(python, quiet) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def sandbox_info(as_json) -> None:
     """Show the local sandbox: interpreter, limits and which libraries are really there."""
-    from .executors import get_executor
-    from .session import Session
+    from ..sandboxing.executors import get_executor
+    from ..sandboxing.session import Session
 
     executor = get_executor("local", pool_size=0)
     with Session(executor, [], 300, guard=False) as session:
@@ -216,11 +216,11 @@ def sandbox_info(as_json) -> None:
 
 
 def _register_commands() -> None:
-    from .bench.cli import bench_command
+    from .bench import bench_command
 
     cli.add_command(bench_command)
     try:
-        from .docker_commands import build_command, check_command
+        from .docker import build_command, check_command
     except ImportError:
         return
     sandbox.add_command(build_command, "build")

@@ -21,15 +21,13 @@ import sys
 from functools import lru_cache
 from pathlib import Path
 
-from .errors import SandboxUnavailable
+from ..errors import SandboxUnavailable
 from .limits import CgroupFactory, Limits
-from .paths import sandbox_env_dir, state_dir
+from ..paths import sandbox_env_dir, state_dir
 from .pool import WorkerPool
+from .runtime_files import RUNTIME_DIR
 from .worker import Worker
 
-RUNTIME_DIR = Path(__file__).resolve().parent / "sandbox"
-if not (RUNTIME_DIR / "runtime.py").exists():  # editable install: sandbox/ at the top
-    RUNTIME_DIR = Path(__import__("agentic_vision.sandbox", fromlist=["x"]).__file__).resolve().parent
 INSIDE_RUNTIME = "/opt/agentic-vision/sandbox"
 INSIDE_MPL_SEED = "/opt/agentic-vision/mpl"
 READY_TIMEOUT = 90.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from .errors import InputError, SandboxUnavailable
+from ..errors import InputError, SandboxUnavailable
 
 _executors: dict = {}
 _lock = threading.Lock()
@@ -18,7 +18,7 @@ def resolve_kind(kind: str) -> str:
     if kind != "auto":
         return kind
     try:
-        from .docker_sandbox import docker_ready
+        from .docker import docker_ready
     except ImportError:
         return "local"
     return "docker" if docker_ready() else "local"
@@ -32,12 +32,12 @@ def get_executor(kind: str = "local", *, pool_size: int | None = None, **options
         executor = _executors.get(key)
         if executor is None:
             if kind == "local":
-                from .local_sandbox import LocalExecutor
+                from .bubblewrap import LocalExecutor
 
                 executor = LocalExecutor(pool_size=1 if pool_size is None else pool_size, **options)
             else:
                 try:
-                    from .docker_sandbox import DockerExecutor
+                    from .docker import DockerExecutor
                 except ImportError:
                     raise SandboxUnavailable("the Docker sandbox is not available in this installation") from None
                 executor = DockerExecutor(pool_size=1 if pool_size is None else pool_size, **options)

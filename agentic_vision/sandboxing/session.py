@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Protocol, Union
 
-from .errors import InputError, SandboxUnavailable
-from .execution import OUTCOME_DEADLINE_EXCEEDED, OUTCOME_FAILED, Execution, Image
-from .images import check_output_image
+from ..errors import InputError, SandboxUnavailable
+from ..values import OUTCOME_DEADLINE_EXCEEDED, OUTCOME_FAILED, Execution, Image
+from ..images import check_output_image
+from .executors import get_executor
+from .runtime_files import library_specs
 from .worker import Worker, WorkerDied
 
 DEFAULT_TIMEOUT = 30.0
@@ -138,8 +140,6 @@ class Session:
     @property
     def libraries(self) -> dict:
         """Library availability inside this session's sandbox (imports each one)."""
-        from .libraries import library_specs
-
         self._ensure_worker()
         self._worker.send({"op": "libraries", "names": library_specs()})
         header, _ = self._worker.receive(timeout=300)
@@ -222,6 +222,4 @@ def open_session(
     if timeout <= 0:
         raise InputError("timeout must be a positive number of seconds")
     files = load_inputs(inputs)
-    from .executors import get_executor
-
     return Session(get_executor(sandbox, **options), files, float(timeout), guard)

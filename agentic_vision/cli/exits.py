@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from .errors import AgenticVisionError, InputError, SandboxUnavailable
+from ..errors import AgenticVisionError, InputError, SandboxUnavailable
 
 EXIT_FAILED, EXIT_USAGE, EXIT_SANDBOX = 1, 2, 3
 

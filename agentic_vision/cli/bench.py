@@ -13,8 +13,8 @@ from pathlib import Path
 import click
 
 from ..errors import AgenticVisionError, InputError
-from ..exits import exit_status, fail
-from .modes import MODES
+from .exits import exit_status, fail
+from ..bench.modes import MODES
 
 
 def parse_modes(text: str) -> list[str]:
@@ -45,7 +45,7 @@ def make_model(name: str, base_url: str | None, thinking: str):
 
 
 def summary_lines(records: list[dict], modes: list[str], prices: dict) -> list[str]:
-    from .metrics import summarise
+    from ..bench.metrics import summarise
 
     out = [f"{'mode':<12} {'tasks':>5} {'accuracy':>8}  {'95% CI':<15} {'b/c vs direct':>13} {'McNemar p':>9} "
            f"{'p50':>7} {'cost':>9}"]
@@ -100,9 +100,9 @@ def _bench(suite_name, modes, model_name, base_url, sandbox, out_dir, resume, co
            prices_file, thinking, max_steps, timeout, no_traces, report_only, quiet) -> None:
     import json
 
-    from .prices import load_prices
-    from .report import write_report
-    from .results import RESULTS_NAME, read_results
+    from ..bench.prices import load_prices
+    from ..bench.report import write_report
+    from ..bench.results import RESULTS_NAME, read_results
 
     prices, price_source = load_prices(prices_file)
     say = (lambda text: None) if quiet else (lambda text: click.echo(text, err=True))
@@ -118,9 +118,9 @@ def _bench(suite_name, modes, model_name, base_url, sandbox, out_dir, resume, co
         click.echo(f"report: {report}")
         return
 
-    from .modes import ModeRunner, available_modes
-    from .runner import run_pairs, write_meta
-    from .suite import load_suite
+    from ..bench.modes import ModeRunner, available_modes
+    from ..bench.runner import run_pairs, write_meta
+    from ..bench.suite import load_suite
 
     existing = out_dir / RESULTS_NAME
     if not resume and existing.is_file() and existing.stat().st_size:

@@ -27,10 +27,10 @@ import time
 import uuid
 from pathlib import Path
 
-from .errors import SandboxUnavailable
+from ..errors import SandboxUnavailable
 from .limits import Limits
-from .local_sandbox import RUNTIME_DIR
 from .pool import WorkerPool
+from .runtime_files import CHECKOUT
 from .worker import Worker
 
 DEFAULT_IMAGE = "agentic-vision/sandbox:latest"
@@ -41,7 +41,6 @@ CLI_TIMEOUT = 60.0
 BUILD_HINT = "run 'agentic-vision sandbox build'"
 LABEL = "org.agentic-vision"
 HASH_LABEL = "org.agentic-vision.sandbox.hash"
-CHECKOUT = RUNTIME_DIR.parent  # holds Dockerfile.sandbox when this is a source checkout
 
 
 def image_name() -> str:
