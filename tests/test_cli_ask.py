@@ -118,3 +118,13 @@ def test_fully_local_with_an_ollama_model():
     assert server.requests[0].body["model"] == "qwen2.5vl"
     # The crop went back as an image in a user message after the tool message.
     assert any(im.where.startswith("messages") for im in server.images_in_request(-1))
+
+
+def test_a_trace_that_cannot_be_written_is_one_line_and_exit_2(tmp_path):
+    blocker = tmp_path / "taken"
+    blocker.write_text("a file, not a folder")
+    with ScriptedGemini([reply.text("24")]) as server:
+        result = ask(str(sample("coins.png")), "How many?", "--trace", str(blocker / "t.html"), "--sandbox", "local",
+                     "--quiet", server=server)
+    assert result.returncode == 2
+    assert result.stderr == f"agentic-vision: {blocker}: File exists; check the path and its permissions\n"

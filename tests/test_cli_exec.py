@@ -77,3 +77,12 @@ def test_missing_bubblewrap_exits_3_with_how_to_install(tmp_path):
     assert result.stderr.strip() == (
         "agentic-vision: bubblewrap is not installed: run 'sudo apt-get install bubblewrap' (or use --sandbox docker)"
     )
+
+
+def test_an_out_folder_that_cannot_be_made_is_a_usage_error_in_one_line(tmp_path):
+    blocker = tmp_path / "taken"
+    blocker.write_text("a file, not a folder")
+    code = "from PIL import Image\nImage.new('RGB', (8, 8)).save('x.png')"
+    result = cli("exec", "--out", str(blocker / "images"), code)
+    assert result.returncode == 2
+    assert result.stderr == f"agentic-vision: {blocker / 'images'}: Not a directory; check the path and its permissions\n"

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import textwrap
+import threading
+import uuid
 
+import pytest
 
+from agentic_vision import SandboxUnavailable
+from agentic_vision.sandboxing import session as session_module
+from agentic_vision.sandboxing.executors import get_executor
+from agentic_vision.sandboxing.libraries import available_libraries
+from agentic_vision.sandboxing.session import Session
 from conftest import png_size, sample
 
 
@@ -227,3 +237,59 @@ def test_sessions_opened_from_short_lived_threads_survive_them(open_sandbox):
     time.sleep(0.5)  # a sandbox bound to its starting thread would be dead by now
     for session in sessions:
         assert run(session, "print('alive')").output == "alive\n"
+
+
+# -- a sandbox that dies or goes silent while it is asked something: one line, never a traceback
+
+
+def test_a_worker_that_dies_while_listing_libraries_is_sandbox_unavailable_in_one_line(open_sandbox):
+    session = open_sandbox(guard=False)
+    # The runtime imports each library through importlib.import_module: make that end the process.
+    assert run(session, "import importlib, os\nimportlib.import_module = lambda *a, **k: os._exit(7)").ok
+    with pytest.raises(SandboxUnavailable) as caught:
+        session.libraries
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(f"the {session.kind} sandbox could not import its libraries: exited with status 7")
+    assert run(session, "print(1 + 1)").output == "2\n"  # the next run gets a fresh sandbox
+
+
+def test_a_worker_silent_while_listing_libraries_is_sandbox_unavailable_in_one_line(open_sandbox, monkeypatch):
+    monkeypatch.setattr(session_module, "LIBRARIES_TIMEOUT", 1.0)
+    session = open_sandbox(guard=False)
+    assert run(session, "import importlib, time\nimportlib.import_module = lambda *a, **k: time.sleep(3600)").ok
+    with pytest.raises(SandboxUnavailable) as caught:
+        session.libraries
+    assert str(caught.value) == f"the {session.kind} sandbox could not import its libraries: no answer within 1 s"
+    assert run(session, "print('fresh')").output == "fresh\n"
+
+
+class KillsTheProbe:
+    """The real local sandbox; the second worker it hands over (the library probe of a
+    chat's start) is SIGKILLed a second later, while it imports the 37 libraries."""
+
+    kind = "local"
+
+    def __init__(self, executor) -> None:
+        self.executor = executor
+        self.cache_key = f"{executor.cache_key}|{uuid.uuid4()}"  # never a cached list
+        self.handed = 0
+
+    def acquire(self):
+        worker = self.executor.acquire()
+        self.handed += 1
+        if self.handed == 2:
+            threading.Timer(1.0, os.kill, (worker.proc.pid, signal.SIGKILL)).start()
+        return worker
+
+
+def test_a_library_probe_killed_at_chat_start_is_sandbox_unavailable_in_one_line():
+    executor = KillsTheProbe(get_executor("local"))
+    with Session(executor, [], 30, guard=True) as session:
+        with pytest.raises(SandboxUnavailable) as caught:
+            available_libraries(session)  # what a chat asks before its first turn
+        assert executor.handed == 2
+        assert run(session, "print('still here')").output == "still here\n"
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith("the local sandbox could not import its libraries: killed by signal SIGKILL")

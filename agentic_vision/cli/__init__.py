@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from ..errors import AgenticVisionError
-from .exits import EXIT_FAILED, EXIT_USAGE, exit_status, fail
+from .exits import EXIT_FAILED, EXIT_USAGE, exit_status, fail, file_error
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -62,7 +62,10 @@ def exec_command(code, sandbox, inputs, timeout, out_dir, as_json, no_guard) -> 
             fail(f"input file not found: {path}", EXIT_USAGE)
     with open_session(sandbox, inputs=inputs, timeout=timeout, guard=not no_guard, pool_size=0) as session:
         result = session.run(code)
-    paths = write_images(result.images, Path(out_dir))
+    try:
+        paths = write_images(result.images, Path(out_dir))
+    except OSError as exc:
+        raise file_error(exc) from None
     if as_json:
         click.echo(json.dumps({
             "outcome": result.outcome,
@@ -153,7 +156,10 @@ def ask_command(image, question, more_images, files, model, base_url, sandbox, m
     if trace_path:
         from ..trace import write_trace
 
-        write_trace(result, trace_path)
+        try:
+            write_trace(result, trace_path)
+        except OSError as exc:
+            raise file_error(exc) from None
         if not quiet:
             click.echo(f"trace written to {trace_path}", err=True)
     if as_json:

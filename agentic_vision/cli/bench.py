@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from ..errors import AgenticVisionError, InputError
-from .exits import exit_status, fail
+from .exits import exit_status, fail, file_error
 from ..bench.modes import MODES
 
 
@@ -92,6 +92,9 @@ def bench_command(suite, modes_text, model, base_url, sandbox, out_dir, resume, 
     try:
         _bench(suite, parse_modes(modes_text), model, base_url, sandbox, Path(out_dir), resume, concurrency, limit,
                seed, prices_file, thinking, max_steps, timeout, no_traces, report_only, quiet)
+    except OSError as exc:  # e.g. --out cannot be written
+        exc = file_error(exc)
+        fail(str(exc), exit_status(exc))
     except AgenticVisionError as exc:  # standalone use (python -m, CliRunner) reports like the main CLI
         fail(str(exc), exit_status(exc))
 

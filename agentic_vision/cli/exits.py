@@ -20,6 +20,12 @@ def fail(message: str, status: int) -> None:
     sys.exit(status)
 
 
+def file_error(exc: OSError) -> InputError:
+    """A file or folder the user named (--out, --trace...) that cannot be used, as one line."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    return InputError(f"{where}{exc.strerror or exc}; check the path and its permissions")
+
+
 def exit_status(exc: AgenticVisionError) -> int:
     if isinstance(exc, InputError):
         return EXIT_USAGE

@@ -113,7 +113,10 @@ def inspect_image(image: str) -> dict:
         if "no such image" in done.stderr.lower():
             raise SandboxUnavailable(f"the sandbox image {image} is not built: {BUILD_HINT}")
         raise SandboxUnavailable(f"docker cannot inspect the image {image}: {_last_line(done.stderr)}")
-    info = json.loads(done.stdout)[0]
+    try:
+        info = json.loads(done.stdout)[0]
+    except (ValueError, IndexError):
+        raise SandboxUnavailable(f"docker answered 'image inspect {image}' with no image data: {BUILD_HINT}") from None
     # Only images built by our script carry a real hash; a hand-built ("unknown")
     # or foreign image is taken as it is.
     have = ((info.get("Config") or {}).get("Labels") or {}).get(HASH_LABEL, "unknown")

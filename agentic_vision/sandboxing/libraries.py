@@ -31,6 +31,9 @@ def available_libraries(session: Session) -> list[str]:
             pass
     with Session(session.executor, [], 300, guard=False) as probe:
         names = available_names(probe.libraries)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    cache.write_text(json.dumps(names))
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(names))
+    except OSError:
+        pass  # only a cache: the next chat asks again
     return names

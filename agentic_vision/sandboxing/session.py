@@ -24,6 +24,7 @@ from .worker import Worker, WorkerDied
 DEFAULT_TIMEOUT = 30.0
 MAX_INPUT_BYTES = 512 * 1024 * 1024
 OUTPUT_LIMIT = 64 * 1024
+LIBRARIES_TIMEOUT = 300.0  # importing all 37, tensorflow included, takes seconds
 
 InputSpec = Union[str, os.PathLike, tuple[str, bytes]]
 
@@ -80,19 +81,30 @@ class Session:
 
     def _start(self) -> None:
         worker = self.executor.acquire()
+        init = {"op": "init", "files": [f.name for f in self.inputs], "guard": self.guard}
         try:
-            worker.send(
-                {"op": "init", "files": [f.name for f in self.inputs], "guard": self.guard},
-                [f.data for f in self.inputs],
-            )
-            header, _ = worker.receive(timeout=60)
-        except (WorkerDied, TimeoutError) as exc:
+            self._request(worker, init, [f.data for f in self.inputs], "initialized", "take the input files")
+        except SandboxUnavailable:
             worker.kill()
-            raise SandboxUnavailable(f"the {self.kind} sandbox could not take the input files: {exc}") from None
-        if header.get("op") != "initialized":
-            worker.kill()
-            raise SandboxUnavailable(f"the {self.kind} sandbox refused the input files: {header.get('message')}")
+            raise
         self._worker = worker
+
+    def _request(self, worker: Worker, header: dict, blobs: list[bytes], answer: str, what: str,
+                 timeout: float = 60) -> dict:
+        """Sends one request and returns the reply whose op is ``answer``; a worker that
+        dies, is silent for ``timeout`` s or refuses is a one-line SandboxUnavailable."""
+        try:
+            worker.send(header, blobs)
+            reply, _ = worker.receive(timeout=timeout)
+        except (WorkerDied, TimeoutError) as exc:
+            why = str(exc) if isinstance(exc, WorkerDied) else f"no answer within {timeout:g} s"
+            worker.kill()  # dead, or its channel out of step: the next request starts a fresh one
+            if worker is self._worker:
+                self._worker = None
+            raise SandboxUnavailable(f"the {self.kind} sandbox could not {what}: {why}") from None
+        if reply.get("op") != answer:
+            raise SandboxUnavailable(f"the {self.kind} sandbox refused to {what}: {reply.get('message')}")
+        return reply
 
     def _restart(self) -> None:
         if self._worker is not None:
@@ -109,13 +121,8 @@ class Session:
             if f.name in taken:
                 raise InputError(f"a file named {f.name!r} is already in the session; rename the new one")
         self._ensure_worker()
-        try:
-            self._worker.send({"op": "add_files", "files": [f.name for f in files]}, [f.data for f in files])
-            header, _ = self._worker.receive(timeout=60)
-        except (WorkerDied, TimeoutError) as exc:
-            raise SandboxUnavailable(f"the {self.kind} sandbox could not take the files: {exc}") from None
-        if header.get("op") != "initialized":
-            raise SandboxUnavailable(f"the {self.kind} sandbox refused the files: {header.get('message')}")
+        request = {"op": "add_files", "files": [f.name for f in files]}
+        self._request(self._worker, request, [f.data for f in files], "initialized", "take the files")
         self.inputs.extend(files)
         return files
 
@@ -141,9 +148,8 @@ class Session:
     def libraries(self) -> dict:
         """Library availability inside this session's sandbox (imports each one)."""
         self._ensure_worker()
-        self._worker.send({"op": "libraries", "names": library_specs()})
-        header, _ = self._worker.receive(timeout=300)
-        return header["libraries"]
+        request = {"op": "libraries", "names": library_specs()}
+        return self._request(self._worker, request, [], "libraries", "import its libraries", LIBRARIES_TIMEOUT)["libraries"]
 
     def _ensure_worker(self) -> None:
         if self._worker is None or not self._worker.alive:
