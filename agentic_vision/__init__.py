@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .errors import AgenticVisionError, InputError, ModelError, SandboxUnavailable
-from .values import Execution, Image
+from .values import Execution, Image, Outcome, StopReason
 from .sandboxing.session import Session, open_session
 
 __all__ = [
@@ -12,8 +12,10 @@ __all__ = [
     "Image",
     "InputError",
     "ModelError",
+    "Outcome",
     "SandboxUnavailable",
     "Session",
+    "StopReason",
     "open_session",
 ]
 __all__ += ["Agent", "AgentResult", "Chat"]

@@ -1,7 +1,7 @@
 """Exceptions for infrastructure failures.
 
 An error in model code is never an exception: it is an ``Execution`` whose
-outcome is ``OUTCOME_FAILED``.  These are for what the user must fix.
+outcome is ``Outcome.FAILED`` ("OUTCOME_FAILED").  These are for what the user must fix.
 """
 
 

@@ -18,6 +18,7 @@ from html import escape
 from pathlib import Path
 
 from .loop.result import AgentResult, Step, Turn
+from .values import Outcome, StopReason
 
 CSS = """
 :root { --bg:#fbfbfa; --card:#fff; --fg:#1d1f23; --muted:#6a6f78; --line:#e3e4e8; --code-bg:#f6f7f9;
@@ -82,12 +83,13 @@ dl.facts dt { color:var(--muted); } dl.facts dd { margin:0; font-variant-numeric
 .files { margin:10px 0 0; padding-left:1.2em; }
 """
 
-OUTCOMES = {
-    "OUTCOME_OK": ("OK", "ok"),
-    "OUTCOME_FAILED": ("FAILED", "bad"),
-    "OUTCOME_DEADLINE_EXCEEDED": ("DEADLINE EXCEEDED", "warn"),
+OUTCOME_LABELS = {
+    Outcome.OK: ("OK", "ok"),
+    Outcome.FAILED: ("FAILED", "bad"),
+    Outcome.DEADLINE_EXCEEDED: ("DEADLINE EXCEEDED", "warn"),
 }
-STOPS = {"answered": "ok", "max_steps": "warn", "retries_exhausted": "warn", "model_error": "bad"}
+STOPS = {StopReason.ANSWERED: "ok", StopReason.MAX_STEPS: "warn", StopReason.RETRIES_EXHAUSTED: "warn",
+         StopReason.MODEL_ERROR: "bad"}
 _BUILTINS = frozenset(dir(builtins))
 
 
@@ -194,7 +196,7 @@ def _turn(result: AgentResult, turn: Turn, number: int) -> str:
 
 
 def _step(step: Step, number: int) -> str:
-    word, cls = OUTCOMES.get(step.outcome, (step.outcome, ""))
+    word, cls = OUTCOME_LABELS.get(step.outcome, (step.outcome, ""))
     parts = [
         f'<div class="step {cls}">\n<h3>Step {number} <span class="badge {cls}">{escape(word)}</span>'
         f'<span class="meta">{step.duration_s:.2f} s</span></h3>\n<div class="body">',

@@ -1,13 +1,37 @@
-"""What one run of model code gives back."""
+"""Neutral values every layer shares: what a run gives back, how a run and an episode end.
+
+The enums are ``StrEnum``s: a member *is* its wire string (``Outcome.OK ==
+"OUTCOME_OK"``), so JSON output, traces and benchmark records stay the same
+strings while the code compares against names, not literals.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
-OUTCOME_OK = "OUTCOME_OK"
-OUTCOME_FAILED = "OUTCOME_FAILED"
-OUTCOME_DEADLINE_EXCEEDED = "OUTCOME_DEADLINE_EXCEEDED"
-OUTCOMES = (OUTCOME_OK, OUTCOME_FAILED, OUTCOME_DEADLINE_EXCEEDED)
+
+class Outcome(StrEnum):
+    """How one run of code ended: the names of hosted code execution's ``Outcome``."""
+
+    OK = "OUTCOME_OK"
+    FAILED = "OUTCOME_FAILED"
+    DEADLINE_EXCEEDED = "OUTCOME_DEADLINE_EXCEEDED"
+    UNSPECIFIED = "OUTCOME_UNSPECIFIED"  # hosted code whose result never came back
+
+
+
+class StopReason(StrEnum):
+    """Why an agent run (or a benchmark episode) ended."""
+
+    ANSWERED = "answered"
+    MAX_STEPS = "max_steps"  # the limit of code turns; the model was told to answer
+    RETRIES_EXHAUSTED = "retries_exhausted"  # too many failed runs in a row; told to answer
+    MODEL_ERROR = "model_error"  # the model API refused for good
+    # Only the benchmark's episodes end these ways:
+    NO_ANSWER = "no_answer"  # the model finished but wrote no text
+    INPUT_ERROR = "input_error"  # the task's inputs could not be used
+    HARNESS_ERROR = "harness_error"  # an unexpected failure, recorded instead of crashing the run
 
 
 @dataclass(frozen=True)
@@ -31,11 +55,11 @@ class Image:
 
 @dataclass
 class Execution:
-    outcome: str
+    outcome: Outcome
     output: str
     images: list[Image] = field(default_factory=list)
     duration_s: float = 0.0
 
     @property
     def ok(self) -> bool:
-        return self.outcome == OUTCOME_OK
+        return self.outcome == Outcome.OK

@@ -39,6 +39,7 @@ from agentic_vision.bench.runner import run_pairs  # noqa: E402
 from agentic_vision.bench.stats import percentile  # noqa: E402
 from agentic_vision.bench.tasks import Task  # noqa: E402
 from agentic_vision.models.gemini import GeminiModel  # noqa: E402
+from agentic_vision.values import StopReason  # noqa: E402
 
 MODEL = "gemini-3-flash-preview"
 
@@ -51,7 +52,7 @@ def measure(tasks, mode: str, concurrency: int, server_url: str, work: Path) -> 
     records = run_pairs(tasks, [mode], runner, out, concurrency=concurrency, suite="builtin-checked",
                         model=MODEL, sandbox="local", progress=False)
     wall = time.perf_counter() - started
-    bad = [r for r in records if r["stop_reason"] != "answered"]
+    bad = [r for r in records if r["stop_reason"] != StopReason.ANSWERED]
     if bad:
         raise SystemExit(f"{mode}: {len(bad)} episodes failed, e.g. {bad[0]['error']}")
     if mode == "local" and not all(r["code_runs"] == 1 for r in records):

@@ -11,7 +11,7 @@ from html.parser import HTMLParser
 import pytest
 from PIL import Image as PILImage
 
-from agentic_vision.values import OUTCOME_DEADLINE_EXCEEDED, OUTCOME_FAILED, OUTCOME_OK, Image
+from agentic_vision.values import Image, Outcome
 from agentic_vision.models.base import ModelImage, Usage
 from agentic_vision.loop.result import AgentResult, Step, Timings, Turn
 from agentic_vision.trace import render_trace, write_trace
@@ -128,9 +128,9 @@ def answered(coins, cat_jpeg) -> AgentResult:
         sandbox="docker",
         turns=[
             Turn(thoughts="I should zoom in first.", text="Let me zoom in.",
-                 steps=[Step(CODE_1, OUTCOME_OK, "(384, 303)\n", [image(zoom)], 0.42)]),
+                 steps=[Step(CODE_1, Outcome.OK, "(384, 303)\n", [image(zoom)], 0.42)]),
             Turn(thoughts="Now threshold.", text="Now I threshold it.",
-                 steps=[Step(CODE_2, OUTCOME_OK, "0.412 bright two\nlines\n",
+                 steps=[Step(CODE_2, Outcome.OK, "0.412 bright two\nlines\n",
                              [image(gray), Image(cat_jpeg, "image/jpeg", 200, 150)], 1.25)]),
             Turn(thoughts="The count is clear.", text="There are 24 coins."),
         ],
@@ -182,7 +182,7 @@ def test_code_has_line_numbers_and_light_highlighting(answered):
 def test_code_that_does_not_tokenize_is_shown_plain():
     broken = 'print("unterminated\nx = (1,\n  if True:\n'
     result = AgentResult("q", None, "max_steps", "m", "local",
-                         turns=[Turn(steps=[Step(broken, OUTCOME_FAILED, "SyntaxError", [], 0.01)])])
+                         turns=[Turn(steps=[Step(broken, Outcome.FAILED, "SyntaxError", [], 0.01)])])
     page = Page(render_trace(result))
     assert page.codes == [broken.rstrip("\n")]
 
@@ -194,9 +194,9 @@ def test_failed_and_deadline_steps_have_their_badges(coins):
         model="openai:gpt-4o", sandbox="local",
         turns=[
             Turn(text="Trying.", steps=[
-                Step("1/0", OUTCOME_FAILED, "ZeroDivisionError: division by zero", [], 0.05),
-                Step("while True:\n    pass", OUTCOME_DEADLINE_EXCEEDED, "stopped after 30 s", [], 30.0),
-                Step("print('ok')", OUTCOME_OK, "ok", [image(coins)], 0.1),
+                Step("1/0", Outcome.FAILED, "ZeroDivisionError: division by zero", [], 0.05),
+                Step("while True:\n    pass", Outcome.DEADLINE_EXCEEDED, "stopped after 30 s", [], 30.0),
+                Step("print('ok')", Outcome.OK, "ok", [image(coins)], 0.1),
             ], note=note),
             Turn(text="I could not read it."),
         ],
@@ -218,7 +218,7 @@ def test_a_model_error_without_an_answer(coins):
     result = AgentResult(
         question="What is this?", answer=None, stop_reason="model_error", model="gemini-3-pro-preview",
         sandbox="local", error="429 RESOURCE_EXHAUSTED: quota exceeded",
-        turns=[Turn(text="Let me look.", steps=[Step("print(1)", OUTCOME_OK, "1", [], 0.02)])],
+        turns=[Turn(text="Let me look.", steps=[Step("print(1)", Outcome.OK, "1", [], 0.02)])],
         inputs=[ModelImage(encode(coins, "PNG"), "image/png", coins.width, coins.height, "coins.png")],
     )
     page = Page(render_trace(result))
@@ -240,7 +240,7 @@ def test_everything_from_the_user_or_the_model_is_escaped(where, coins):
         question=put("question", "q?"), answer=put("answer", "a."), stop_reason="answered",
         model=put("model", "m"), sandbox="local", error=put("error", None),
         turns=[Turn(thoughts=put("thoughts", "t"), text=put("text", "x"), note=put("note", ""),
-                    steps=[Step(put("code", "print(1)"), OUTCOME_OK, put("output", "1"), [image(coins)], 0.1)])],
+                    steps=[Step(put("code", "print(1)"), Outcome.OK, put("output", "1"), [image(coins)], 0.1)])],
         inputs=[ModelImage(encode(coins, "PNG"), "image/png", coins.width, coins.height, put("label", "coins.png"))],
         files=[put("file", "data.csv")],
     )
@@ -314,7 +314,7 @@ def test_a_failed_write_leaves_the_old_file(answered, tmp_path, monkeypatch):
 @pytest.mark.parametrize("reason", ["max_steps", "retries_exhausted"])
 def test_forced_stops_show_their_reason(reason):
     result = AgentResult("q", "best guess", reason, "m", "local",
-                         turns=[Turn(text="t", steps=[Step("x = 1", OUTCOME_OK, "", [], 0.0)], note="No more code"),
+                         turns=[Turn(text="t", steps=[Step("x = 1", Outcome.OK, "", [], 0.0)], note="No more code"),
                                 Turn(text="best guess")])
     text = Page(render_trace(result)).all_text
     assert reason.replace("_", " ").upper() in text

@@ -16,6 +16,7 @@ from .modes import MODES
 from .prices import cost, price_for
 from .stats import mcnemar_exact, percentile, wilson
 from .tasks import grade_spec
+from ..values import StopReason
 
 TOKEN_KEYS = ("prompt_tokens", "output_tokens", "thoughts_tokens", "tool_use_prompt_tokens")
 
@@ -86,7 +87,7 @@ def summarise(records: list[dict], prices: dict, modes: list[str] | None = None)
                 s.priced = False
             else:
                 total_cost += c
-            if r.get("stop_reason") != "answered":
+            if r.get("stop_reason") != StopReason.ANSWERED:
                 s.failed_runs += 1
                 s.failures[r.get("stop_reason") or "unknown"] += 1
                 if r.get("error"):

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from ..errors import InputError, ModelError
 from ..images import MODEL_FORMATS, prepare_image, sniff_image
 from ..models.base import ToolSpec, Usage
+from ..values import Outcome, StopReason
 from .tasks import Task
 
 MODES = ("direct", "hosted", "local", "local-blind")
@@ -41,7 +42,7 @@ class Episode:
     """What one (task, mode) gave: everything the record and the trace need."""
 
     answer: str | None = None
-    stop_reason: str = "answered"
+    stop_reason: StopReason = StopReason.ANSWERED
     error: str | None = None
     thoughts: str = ""
     steps: list[dict] = field(default_factory=list)
@@ -70,8 +71,8 @@ def available_modes(model, requested: list[str]) -> tuple[list[str], list[str]]:
 
 
 def _finish(episode: Episode) -> Episode:
-    if episode.stop_reason == "answered" and not (episode.answer or "").strip():
-        episode.stop_reason, episode.answer = "no_answer", None
+    if episode.stop_reason == StopReason.ANSWERED and not (episode.answer or "").strip():
+        episode.stop_reason, episode.answer = StopReason.NO_ANSWER, None
     return episode
 
 
@@ -108,9 +109,9 @@ class ModeRunner:
             else:
                 raise ValueError(f"unknown mode {mode!r}")
         except ModelError as exc:
-            episode = Episode(stop_reason="model_error", error=str(exc), model_calls=1)
+            episode = Episode(stop_reason=StopReason.MODEL_ERROR, error=str(exc), model_calls=1)
         except InputError as exc:
-            episode = Episode(stop_reason="input_error", error=str(exc))
+            episode = Episode(stop_reason=StopReason.INPUT_ERROR, error=str(exc))
         episode.timings.setdefault("wall_s", round(time.perf_counter() - started, 3))
         return _finish(episode)
 
@@ -184,7 +185,7 @@ class ModeRunner:
     def local(self, mode: str, task: Task) -> Episode:
         result = self.agents[mode].run(task.prompt(), images=list(task.images))
         data = result.as_dict()
-        calls = len(result.turns) + (1 if result.stop_reason == "model_error" else 0)
+        calls = len(result.turns) + (1 if result.stop_reason == StopReason.MODEL_ERROR else 0)
         return Episode(answer=result.answer, stop_reason=result.stop_reason, error=result.error,
                        thoughts="\n".join(t.thoughts for t in result.turns if t.thoughts),
                        steps=data["steps"], model_calls=calls, usage=result.usage, timings=data["timings"],
@@ -248,7 +249,7 @@ def read_hosted(response) -> Episode:
             result = part.code_execution_result
             if not steps or steps[-1]["outcome"] is not None:
                 steps.append({"code": "", "outcome": None, "output": "", "images": []})
-            steps[-1]["outcome"] = _enum(result.outcome) or "OUTCOME_UNSPECIFIED"
+            steps[-1]["outcome"] = _enum(result.outcome) or Outcome.UNSPECIFIED
             steps[-1]["output"] = result.output or ""
             after = []
         elif part.inline_data is not None:
@@ -259,7 +260,7 @@ def read_hosted(response) -> Episode:
             texts.append(part.text)
             after.append(part.text)
     for step in steps:
-        step["outcome"] = step["outcome"] or "OUTCOME_UNSPECIFIED"  # code whose result never came
+        step["outcome"] = step["outcome"] or Outcome.UNSPECIFIED  # code whose result never came
     answer = "".join(after).strip() or "".join(texts).strip() or None
     episode = Episode(answer=answer, thoughts="\n".join(thoughts).strip(), steps=steps, model_calls=1)
     if answer is None:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import InputError, SandboxUnavailable
+from ..values import Outcome, StopReason
 from .modes import LOCAL_MODES, Episode, ModeRunner
 from .results import RECORD_VERSION, RESULTS_NAME, ResultsFile
 from .tasks import Task
@@ -60,7 +61,7 @@ def make_record(task: Task, mode: str, episode: Episode, *, model: str, sandbox:
         "steps": steps,
         "model_calls": episode.model_calls,
         "code_runs": len(steps),
-        "failed_code_runs": sum(1 for s in steps if s.get("outcome") != "OUTCOME_OK"),
+        "failed_code_runs": sum(1 for s in steps if s.get("outcome") != Outcome.OK),
         "usage": episode.usage.as_dict(),
         "latency_s": round(latency_s, 3),
         "timings": episode.timings,
@@ -142,7 +143,7 @@ def run_pairs(tasks: list[Task], modes: list[str], runner: ModeRunner, out_dir: 
             except SandboxUnavailable:
                 raise
             except Exception as exc:  # a harness bug or an unexpected failure: a result, not a crash
-                episode = Episode(stop_reason="harness_error", error=f"{type(exc).__name__}: {exc}")
+                episode = Episode(stop_reason=StopReason.HARNESS_ERROR, error=f"{type(exc).__name__}: {exc}")
             latency = time.perf_counter() - started
             trace = None
             if write_trace is not None and mode in LOCAL_MODES and episode.result is not None:

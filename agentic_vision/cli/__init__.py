@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from ..errors import AgenticVisionError
+from ..values import Outcome
 from .exits import EXIT_FAILED, EXIT_USAGE, exit_status, fail, file_error
 
 
@@ -109,7 +110,7 @@ class Progress:
                 say(f"  {line}")
         elif event == "step":
             step = data["step"]
-            colour = "green" if step.outcome == "OUTCOME_OK" else "red"
+            colour = "green" if step.outcome == Outcome.OK else "red"
             sizes = ", ".join(f"{im.width}x{im.height}" for im in step.images)
             say(f"  → {step.outcome} in {step.duration_s:.2f} s" + (f", images: {sizes}" if sizes else ""), fg=colour)
             out = step.output.strip().splitlines()

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from ..errors import InputError, ModelError
-from ..values import OUTCOME_FAILED
+from ..values import Outcome, StopReason
 from ..images import PreparedImage, prepare_image, to_model_image
 from ..sandboxing.libraries import available_libraries
 from ..models import get_model
@@ -156,7 +156,7 @@ class Chat:
             text = f"{question}\n\n(New files in the working directory: {', '.join(f.name for f in inputs)}.)"
         self.conversation.add_user(text, [p.model for p in prepared])
         result = AgentResult(
-            question=question, answer=None, stop_reason="answered", model=self.agent.model.name,
+            question=question, answer=None, stop_reason=StopReason.ANSWERED, model=self.agent.model.name,
             sandbox=self.session.kind, timings=timings, inputs=[p.model for p in prepared],
             files=[f.name for f in extra],
         )
@@ -172,7 +172,7 @@ class Chat:
         s = self.settings
         failures = 0
         code_turns = 0
-        forced: str | None = None
+        forced: StopReason | None = None
         while True:
             if s.max_context_images >= 0:
                 self.conversation.prune_images(s.max_context_images)
@@ -181,7 +181,7 @@ class Chat:
                 turn = self.conversation.generate(allow_tools=forced is None)
             except ModelError as exc:
                 result.timings.model_s += time.perf_counter() - t
-                result.stop_reason, result.error = "model_error", str(exc)
+                result.stop_reason, result.error = StopReason.MODEL_ERROR, str(exc)
                 self._emit("model_error", message=str(exc))
                 return
             result.timings.model_s += time.perf_counter() - t
@@ -192,10 +192,10 @@ class Chat:
             if not turn.calls or forced is not None:
                 if turn.calls:  # keep the history well-formed for a next chat turn
                     self.conversation.add_observations(
-                        [Observation(c, OUTCOME_FAILED, "not run: no more code will run") for c in turn.calls]
+                        [Observation(c, Outcome.FAILED, "not run: no more code will run") for c in turn.calls]
                     )
                 result.answer = turn.text or None
-                result.stop_reason = forced or "answered"
+                result.stop_reason = forced or StopReason.ANSWERED
                 return
             code_turns += 1
             observations = []
@@ -204,20 +204,20 @@ class Chat:
                 record.steps.append(step)
                 result.timings.sandbox_s += step.duration_s
                 observations.append(observation)
-                failures = failures + 1 if step.outcome != "OUTCOME_OK" else 0
+                failures = failures + 1 if step.outcome != Outcome.OK else 0
             if failures > s.max_retries:
-                forced = "retries_exhausted"
+                forced = StopReason.RETRIES_EXHAUSTED
                 record.note = NO_MORE_CODE.format(why=f"{failures} runs in a row failed")
             elif code_turns >= s.max_steps:
-                forced = "max_steps"
+                forced = StopReason.MAX_STEPS
                 record.note = NO_MORE_CODE.format(why=f"the limit of {s.max_steps} steps is reached")
             self.conversation.add_observations(observations, note=record.note or None)
 
     def _execute(self, call, number: int) -> tuple[Step, Observation]:
         if call.error:
-            step = Step(code=call.code, outcome=OUTCOME_FAILED, output=call.error)
+            step = Step(code=call.code, outcome=Outcome.FAILED, output=call.error)
             self._emit("step", number=number, step=step)
-            return step, Observation(call, OUTCOME_FAILED, call.error)
+            return step, Observation(call, Outcome.FAILED, call.error)
         self._emit("code", number=number, code=call.code)
         execution = self.session.run(call.code)
         step = Step(call.code, execution.outcome, execution.output, execution.images, execution.duration_s)

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..values import Image
+from ..values import Image, Outcome, StopReason
 from ..models.base import ModelImage, Usage
-
-STOP_REASONS = ("answered", "max_steps", "retries_exhausted", "model_error")
 
 
 @dataclass
@@ -15,7 +13,7 @@ class Step:
     """One run of model code."""
 
     code: str
-    outcome: str
+    outcome: Outcome
     output: str
     images: list[Image] = field(default_factory=list)
     duration_s: float = 0.0
@@ -49,7 +47,7 @@ class Timings:
 class AgentResult:
     question: str
     answer: str | None
-    stop_reason: str
+    stop_reason: StopReason
     model: str
     sandbox: str
     turns: list[Turn] = field(default_factory=list)

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from ..values import Outcome
+
 
 @dataclass(frozen=True)
 class ModelImage:
@@ -70,7 +72,7 @@ class Observation:
     """What one run gave back, as the model will see it."""
 
     call: ToolCall
-    outcome: str
+    outcome: Outcome
     output: str
     images: list[ModelImage] = field(default_factory=list)
 

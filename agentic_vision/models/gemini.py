@@ -16,6 +16,7 @@ from google import genai
 from google.genai import errors, types
 
 from ..errors import InputError, ModelError
+from ..values import Outcome
 from .base import ModelImage, ModelTurn, Observation, ToolCall, ToolSpec, Usage, elided_note
 
 IMAGE_DELIVERY = ("auto", "function_response", "parts")
@@ -247,7 +248,7 @@ class GeminiConversation:
         for obs in observations:
             response = {"outcome": obs.outcome, "output": obs.output}
             if obs.call.error:
-                response = {"outcome": "OUTCOME_FAILED", "output": obs.output or obs.call.error}
+                response = {"outcome": Outcome.FAILED, "output": obs.output or obs.call.error}
             name = obs.call.name or self.tool.name
             if self.delivery == "function_response" and obs.images:
                 fr_parts = [types.FunctionResponsePart.from_bytes(data=im.data, mime_type=im.mime_type) for im in obs.images]

@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 import openai
 
 from ..errors import InputError, ModelError
+from ..values import Outcome
 from .base import ModelImage, ModelTurn, Observation, ToolCall, ToolSpec, Usage, elided_note
 
 TOOL_PROTOCOLS = ("auto", "native", "text")
@@ -531,7 +532,7 @@ def _as_parts(content) -> list[dict]:
 
 def _result_text(obs: Observation) -> str:
     if obs.call.error:
-        return f"Outcome: OUTCOME_FAILED\nOutput:\n{obs.output or obs.call.error}"
+        return f"Outcome: {Outcome.FAILED}\nOutput:\n{obs.output or obs.call.error}"
     return f"Outcome: {obs.outcome}\nOutput:\n{obs.output if obs.output.strip() else '(no output)'}"
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Iterable, Protocol, Union
 
 from ..errors import InputError, SandboxUnavailable
-from ..values import OUTCOME_DEADLINE_EXCEEDED, OUTCOME_FAILED, Execution, Image
+from ..values import Execution, Image, Outcome
 from ..images import check_output_image
 from .executors import get_executor
 from .runtime_files import library_specs
@@ -184,7 +184,7 @@ class Session:
                 "restarted: variables and imports from earlier runs are lost; the input files are back "
                 "in the working directory.]\n"
             )
-            return Execution(OUTCOME_DEADLINE_EXCEEDED, "".join(chunks), [], time.perf_counter() - started)
+            return Execution(Outcome.DEADLINE_EXCEEDED, "".join(chunks), [], time.perf_counter() - started)
         except WorkerDied as exc:
             worker.kill()
             self._worker = None
@@ -192,7 +192,7 @@ class Session:
                 f"\n[The sandbox process died ({exc}); this often means it ran out of memory. It was "
                 "restarted: variables from earlier runs are lost; the input files are back.]\n"
             )
-            return Execution(OUTCOME_FAILED, "".join(chunks), [], time.perf_counter() - started)
+            return Execution(Outcome.FAILED, "".join(chunks), [], time.perf_counter() - started)
         dropped = int(header.get("dropped", 0)) + max(0, size - OUTPUT_LIMIT)
         if dropped:
             chunks.append(f"\n[output truncated: {dropped} more characters were not kept]\n")
@@ -204,9 +204,7 @@ class Session:
                 header.setdefault("notes", []).append(f"an image was dropped: {exc}")
         for line in header.get("notes", []):
             chunks.append(f"[{line}]\n")
-        outcome = header.get("outcome", OUTCOME_FAILED)
-        if outcome not in ("OUTCOME_OK", "OUTCOME_FAILED"):
-            outcome = OUTCOME_FAILED
+        outcome = Outcome.OK if header.get("outcome") == Outcome.OK else Outcome.FAILED
         return Execution(outcome, "".join(chunks), images, time.perf_counter() - started)
 
 
