@@ -5,10 +5,15 @@ side of the boundary.  Started once per session, it imports the heavy
 libraries up front, says ``ready``, and then serves requests read from its
 stdin and answered on its stdout (see ``protocol.py``):
 
+    runtime -> {"op": "ready"}                    (once, when the imports are done)
     host -> {"op": "init", "files": [names], "guard": bool}  + one blob per file
+         <- {"op": "initialized"} or {"op": "error", "message": str}
+    host -> {"op": "add_files", "files": [names]}  + one blob per file  (same answers)
     host -> {"op": "run", "code": str}
-    run  -> {"op": "output", "data": str}        (streamed while the code runs)
-         -> {"op": "result", "outcome", "error", "images": [...], ...} + blobs
+         <- {"op": "output", "data": str}        (streamed while the code runs)
+         <- {"op": "result", "outcome", "dropped", "notes", "images": [...]} + one blob per image
+    host -> {"op": "libraries", "names": [specs]}
+         <- {"op": "libraries", "libraries": {name: {"available", "version" or "error"}}}
     host -> {"op": "close"}
 
 Timeouts are enforced by the host, which kills the whole sandbox: this file
@@ -26,7 +31,6 @@ import signal
 import stat
 import sys
 import threading
-import time
 import traceback
 import warnings
 
@@ -529,7 +533,6 @@ class Runtime:
 
     def run(self, header: dict) -> None:
         self.output.reset()
-        started = time.perf_counter()
         before = self.snapshot()
         outcome, error = self.execute(header["code"])
         sys.stdout = sys.stderr = Stream(self.output)  # model code may have replaced them
@@ -550,13 +553,12 @@ class Runtime:
                 "dropped": self.output.dropped,
                 "notes": notes,
                 "images": [{"mime_type": mime} for _, mime in images],
-                "elapsed": time.perf_counter() - started,
             },
             [data for data, _ in images],
         )
 
     def serve(self) -> None:
-        self.channel.send({"op": "ready", "pid": os.getpid(), "preload_errors": self.preload_errors})
+        self.channel.send({"op": "ready"})
         while True:
             try:
                 header, blobs = self.channel.receive()
@@ -580,8 +582,6 @@ class Runtime:
                     self.channel.send({"op": "error", "message": f"{type(exc).__name__}: {exc}"})
             elif op == "libraries":
                 self.channel.send({"op": "libraries", "libraries": libraries(header.get("names", []))})
-            elif op == "ping":
-                self.channel.send({"op": "pong"})
             elif op == "close":
                 return
             else:

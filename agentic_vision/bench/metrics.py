@@ -35,7 +35,6 @@ class ModeSummary:
     correct: int = 0
     accuracy: float = 0.0
     ci: tuple[float, float] = (0.0, 1.0)
-    paired_n: int = 0  # tasks shared with direct
     b: int = 0  # direct right, this mode wrong
     c: int = 0  # direct wrong, this mode right
     p_value: float | None = None
@@ -68,7 +67,6 @@ def summarise(records: list[dict], prices: dict, modes: list[str] | None = None)
         s.ci = wilson(s.correct, s.n)
         if mode != "direct" and direct:
             shared = [t for t in marks if t in direct]
-            s.paired_n = len(shared)
             s.b = sum(1 for t in shared if direct[t] and not marks[t])
             s.c = sum(1 for t in shared if not direct[t] and marks[t])
             s.p_value = mcnemar_exact(s.b, s.c)

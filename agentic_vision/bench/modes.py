@@ -85,9 +85,8 @@ class ModeRunner:
         self.model = model
         self.sandbox = sandbox
         self.settings = settings
-        # Make the API client now, in one thread: GeminiModel creates it lazily without a lock, and
-        # workers racing to do it would each build a genai.Client; the ones dropped close their HTTP
-        # connections (Client.__del__) under the feet of the thread still using them.
+        # Fail now (no API key) rather than once per task; the client it makes is shared by
+        # every worker thread (GeminiModel makes it once, under a lock).
         check = getattr(model, "check_ready", None)
         if check is not None:
             check()

@@ -30,8 +30,6 @@ def key_of(record: dict) -> tuple[str, str]:
 class Loaded:
     records: list[dict] = field(default_factory=list)
     torn_bytes: int = 0  # length of an unfinished last line
-    bad_lines: int = 0  # complete lines that are not records (never written by us)
-    duplicates: int = 0
     good_length: int = 0  # bytes up to the end of the last complete line
 
 
@@ -52,11 +50,9 @@ def read_results(path: Path) -> Loaded:
             record = json.loads(line)
             key = key_of(record)
         except (ValueError, KeyError, TypeError):
-            loaded.bad_lines += 1
-            continue
+            continue  # a complete line that is not a record (never written by us)
         if key in seen:
-            loaded.duplicates += 1
-            continue
+            continue  # a pair recorded twice: the first one counts
         seen.add(key)
         loaded.records.append(record)
     return loaded

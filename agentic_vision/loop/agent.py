@@ -230,8 +230,3 @@ class Chat:
         elif execution.images:
             output += f"\n[{len(execution.images)} image(s) were produced but are not shown in this mode]"
         return step, Observation(call, execution.outcome, output, images)
-
-
-def run(question: str, images: Iterable = (), *, model: str = "gemini-3-flash-preview", sandbox: str = "auto", **kw) -> AgentResult:
-    """One question, one answer: ``Agent(model, sandbox, **kw).run(question, images)``."""
-    return Agent(model=model, sandbox=sandbox, **kw).run(question, images=images)

@@ -73,7 +73,6 @@ class Session:
         self.inputs = inputs
         self.timeout = timeout
         self.guard = guard
-        self.restarts = 0
         self._worker: Worker | None = None
         self._start()
 
@@ -110,7 +109,6 @@ class Session:
         if self._worker is not None:
             self._worker.kill()
         self._worker = None
-        self.restarts += 1
         self._start()
 
     def add_inputs(self, inputs: Iterable[InputSpec]) -> list[InputFile]:

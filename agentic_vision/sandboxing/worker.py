@@ -13,7 +13,6 @@ import queue
 import signal
 import subprocess
 import threading
-import time
 from typing import Callable
 
 from ..errors import SandboxUnavailable
@@ -57,7 +56,6 @@ class Worker:
         self._reader.start()
         self._stderr_reader = threading.Thread(target=self._read_stderr, daemon=True)
         self._stderr_reader.start()
-        self.ready: dict | None = None
 
     # -- reading --------------------------------------------------------------
 
@@ -88,7 +86,7 @@ class Worker:
             raise WorkerDied(self.death_note())
         return item
 
-    def wait_ready(self, timeout: float) -> dict:
+    def wait_ready(self, timeout: float) -> None:
         try:
             header, _ = self.receive(timeout)
         except TimeoutError:
@@ -99,8 +97,6 @@ class Worker:
         if header.get("op") != "ready":
             self.kill()
             raise SandboxUnavailable(f"the {self.describe} sent {header.get('op')!r} instead of ready")
-        self.ready = header
-        return header
 
     def death_note(self) -> str:
         code = self.proc.poll()
@@ -161,12 +157,3 @@ class Worker:
             except (WorkerDied, subprocess.TimeoutExpired):
                 pass
         self.kill()
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, step: float = 0.01) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()
