@@ -50,7 +50,7 @@ def measure(tasks, mode: str, concurrency: int, server_url: str, work: Path) -> 
     out = work / f"{mode}-c{concurrency}"
     started = time.perf_counter()
     records = run_pairs(tasks, [mode], runner, out, concurrency=concurrency, suite="builtin-checked",
-                        model=MODEL, sandbox="local", progress=False)
+                        model=MODEL, sandbox="local")
     wall = time.perf_counter() - started
     bad = [r for r in records if r["stop_reason"] != StopReason.ANSWERED]
     if bad:

@@ -12,11 +12,9 @@
 # The build is skipped when agentic-vision/sandbox:latest already carries the
 # current source hash and base image in its labels.
 #
-# Source hash (label org.agentic-vision.sandbox.hash): sha256 of the text that
-# `sha256sum` prints for Dockerfile.sandbox and every file under sandbox/
-# (recursively, skipping __pycache__/, *.pyc and dot-files), with paths
-# relative to the repository root, sorted bytewise; i.e.
-#   sha256( "".join(f"{sha256(file).hexdigest()}  {path}\n" for path in sorted(paths)) )
+# Source files and hash (label org.agentic-vision.sandbox.hash): defined once, in
+# agentic_vision/sandboxing/image_source.py (run here with python3; the Docker
+# executor imports it to tell a stale image).
 #
 # Environment:
 #   AGENTIC_VISION_IMAGE        tag to build (default agentic-vision/sandbox:latest)
@@ -53,18 +51,9 @@ log() { printf '[build-sandbox-image] %s\n' "$*" >&2; }
 die() { printf '[build-sandbox-image] ERROR: %s\n' "$*" >&2; exit 1; }
 elapsed() { echo "$(( $(date +%s) - $1 ))s"; }
 
-source_files() {
-    (cd "$REPO" && {
-        echo Dockerfile.sandbox
-        find sandbox -type d \( -name __pycache__ -o -name '.*' \) -prune -o \
-             -type f ! -name '*.pyc' ! -name '.*' -print
-    } | LC_ALL=C sort)
-}
-source_hash() {
-    (cd "$REPO" && source_files | tr '\n' '\0' | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
-}
-
-HASH="$(source_hash)"
+IMAGE_SOURCE="$REPO/agentic_vision/sandboxing/image_source.py"
+source_files() { python3 "$IMAGE_SOURCE" --files "$REPO"; }
+HASH="$(python3 "$IMAGE_SOURCE" "$REPO")" || die "cannot hash the sandbox sources (is python3 installed?)"
 if [ "$PRINT_HASH" = 1 ]; then
     echo "$HASH"
     exit 0

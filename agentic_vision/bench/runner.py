@@ -86,33 +86,6 @@ def write_meta(out_dir: Path, meta: dict, resume: bool) -> None:
     path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 
 
-class Progress:
-    """A one-line counter on stderr when it is a terminal; silent otherwise."""
-
-    def __init__(self, total: int, enabled: bool | None = None) -> None:
-        self.total, self.done, self.right = total, 0, 0
-        self.enabled = sys.stderr.isatty() if enabled is None else enabled
-        self.started = time.perf_counter()
-
-    def update(self, record: dict) -> None:
-        self.done += 1
-        self.right += bool(record.get("correct"))
-        if not self.enabled:
-            return
-        width = 24
-        filled = int(width * self.done / max(1, self.total))
-        elapsed = time.perf_counter() - self.started
-        eta = elapsed / self.done * (self.total - self.done) if self.done else 0
-        sys.stderr.write(f"\rbench [{'#' * filled}{'-' * (width - filled)}] {self.done}/{self.total} "
-                         f"{self.right} right  {elapsed:.0f}s elapsed, ~{eta:.0f}s left ")
-        sys.stderr.flush()
-
-    def close(self) -> None:
-        if self.enabled and self.total:
-            sys.stderr.write("\n")
-            sys.stderr.flush()
-
-
 def _trace_writer() -> Callable | None:
     try:
         from ..trace import write_trace
@@ -123,8 +96,9 @@ def _trace_writer() -> Callable | None:
 
 def run_pairs(tasks: list[Task], modes: list[str], runner: ModeRunner, out_dir: Path, *, resume: bool = False,
               concurrency: int = 1, suite: str = "", model: str = "", sandbox: str | None = None,
-              traces: bool = True, progress: bool | None = None) -> list[dict]:
-    """Runs every (task, mode) pair not yet in ``out_dir/results.jsonl``; returns all records."""
+              traces: bool = True, on_record: Callable[[dict, int, int], None] | None = None) -> list[dict]:
+    """Runs every (task, mode) pair not yet in ``out_dir/results.jsonl``; returns all records.
+    ``on_record(record, done, total)`` hears of each pair as it finishes (the CLI's counter)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_trace = _trace_writer() if traces else None
@@ -134,7 +108,6 @@ def run_pairs(tasks: list[Task], modes: list[str], runner: ModeRunner, out_dir: 
         records = list(store.previous.records)
         pending = [(task, mode) for task in tasks for mode in modes if (task.id, mode) not in done]
         position = {task.id: i for i, task in enumerate(tasks)}
-        bar = Progress(len(pending), progress)
 
         def one(task: Task, mode: str) -> dict:
             started = time.perf_counter()
@@ -178,7 +151,8 @@ def run_pairs(tasks: list[Task], modes: list[str], runner: ModeRunner, out_dir: 
                     record = future.result()  # SandboxUnavailable propagates from here
                     store.append(record)
                     records.append(record)
-                    bar.update(record)
+                    if on_record is not None:
+                        on_record(record, len(records) - len(store.previous.records), len(pending))
                 refill()
         except BaseException:
             # Stop what has not started; keep what is running and finishes (a second Ctrl-C abandons it).
@@ -191,7 +165,5 @@ def run_pairs(tasks: list[Task], modes: list[str], runner: ModeRunner, out_dir: 
                 store.append(record)
                 records.append(record)
             raise
-        finally:
-            bar.close()
         pool.shutdown(wait=True)
     return records

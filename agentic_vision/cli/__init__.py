@@ -14,8 +14,8 @@ from pathlib import Path
 import click
 
 from ..errors import AgenticVisionError
-from ..values import Outcome
 from .exits import EXIT_FAILED, EXIT_USAGE, exit_status, fail, file_error
+from .progress import Progress
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -87,39 +87,6 @@ def exec_command(code, sandbox, inputs, timeout, out_dir, as_json, no_guard) -> 
 
 
 # -- ask ----------------------------------------------------------------------------------
-
-
-class Progress:
-    """Live progress on stderr: each step's code, outcome and image sizes."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-
-    def __call__(self, event: str, data: dict) -> None:
-        if not self.enabled:
-            return
-        say = lambda text, **style: click.secho(text, err=True, **style)  # noqa: E731
-        if event == "sandbox":
-            say(f"sandbox: {data['kind']}", dim=True)
-        elif event == "model" and data.get("thoughts"):
-            first = data["thoughts"].strip().splitlines()[0]
-            say(f"thinking: {first[:160]}", dim=True)
-        elif event == "code":
-            say(f"── step {data['number']} " + "─" * 40, fg="cyan")
-            for line in data["code"].rstrip().splitlines()[:40]:
-                say(f"  {line}")
-        elif event == "step":
-            step = data["step"]
-            colour = "green" if step.outcome == Outcome.OK else "red"
-            sizes = ", ".join(f"{im.width}x{im.height}" for im in step.images)
-            say(f"  → {step.outcome} in {step.duration_s:.2f} s" + (f", images: {sizes}" if sizes else ""), fg=colour)
-            out = step.output.strip().splitlines()
-            for line in out[:8]:
-                say(f"  | {line[:200]}", dim=True)
-            if len(out) > 8:
-                say(f"  | ... {len(out) - 8} more lines", dim=True)
-        elif event == "model_error":
-            pass  # reported once at the end
 
 
 @cli.command("ask")

@@ -7,6 +7,7 @@ runnable alone as ``python -m agentic_vision.bench``.
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import click
 
 from ..errors import AgenticVisionError, InputError
 from .exits import exit_status, fail, file_error
+from .progress import Progress
 from ..bench.modes import MODES
 
 
@@ -152,9 +154,13 @@ def _bench(suite_name, modes, model_name, base_url, sandbox, out_dir, resume, co
     say(f"bench: {len(loaded_suite.tasks)} tasks × {len(modes)} modes ({', '.join(modes)}) on {model.name}"
         + (f", sandbox {sandbox}" if sandbox_kind else ""))
     runner = ModeRunner(model, sandbox=sandbox, max_steps=max_steps, timeout=timeout)
-    records = run_pairs(loaded_suite.tasks, modes, runner, out_dir, resume=resume, concurrency=concurrency,
-                        suite=loaded_suite.name, model=model.name, sandbox=sandbox_kind, traces=not no_traces,
-                        progress=False if quiet else None)
+    counter = Progress(not quiet and sys.stderr.isatty())
+    try:
+        records = run_pairs(loaded_suite.tasks, modes, runner, out_dir, resume=resume, concurrency=concurrency,
+                            suite=loaded_suite.name, model=model.name, sandbox=sandbox_kind, traces=not no_traces,
+                            on_record=counter.count)
+    finally:
+        counter.close()
     report_meta = {**meta, "modes": _modes_present(records)}
     report, chart = write_report(out_dir, records, report_meta, prices, price_source, notes)
     click.echo("\n".join(summary_lines(records, report_meta["modes"], prices)))

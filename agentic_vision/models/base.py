@@ -32,6 +32,11 @@ class Usage:
     thoughts_tokens: int = 0
     tool_use_prompt_tokens: int = 0
 
+    @classmethod
+    def of(cls, prompt=None, output=None, thoughts=None, tool_use=None) -> "Usage":
+        """From an API's token counts, any of which may be missing (None)."""
+        return cls(prompt or 0, output or 0, thoughts or 0, tool_use or 0)
+
     def __add__(self, other: "Usage") -> "Usage":
         return Usage(
             self.prompt_tokens + other.prompt_tokens,
@@ -108,6 +113,29 @@ class Model(Protocol):
     name: str
 
     def start(self, system: str, tool: ToolSpec) -> Conversation: ...
+
+
+def refusal_message(code: int, message: str, *, model: str, key_hint: str, retries: int,
+                    server: str | None = None, status: str = "") -> str:
+    """One line for an HTTP error of a model API, the same for every backend.
+
+    ``server`` names who answered (None: "the model API"); ``key_hint`` says
+    where the key comes from; ``retries`` is how often the client retried.
+    """
+    label = f"{code} {status}" if status else str(code)
+    detail = f": {message}" if message else ""
+    who = server or "the model API"
+    if code in (401, 403):
+        by = f" by {server}" if server else ""
+        return f"the API key was refused{by} ({label}): check {key_hint}" + (f" ({message})" if message else "")
+    if code == 404:
+        at = f" at {server}" if server else ""
+        return f"unknown model {model!r}{at} (404){detail}"
+    if code == 429:
+        return f"rate limited (429) even after {retries} retries{detail}"
+    if code >= 500:
+        return f"{who} answered {label} even after {retries} retries{detail}"
+    return f"{who} answered {label}{detail}"
 
 
 def elided_note(image: ModelImage) -> str:

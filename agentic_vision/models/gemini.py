@@ -17,32 +17,24 @@ from google.genai import errors, types
 
 from ..errors import InputError, ModelError
 from ..values import Outcome
-from .base import ModelImage, ModelTurn, Observation, ToolCall, ToolSpec, Usage, elided_note
+from .base import ModelImage, ModelTurn, Observation, ToolCall, ToolSpec, Usage, elided_note, refusal_message
 
 IMAGE_DELIVERY = ("auto", "function_response", "parts")
 
 
-def usage_of(response) -> Usage:
-    meta = getattr(response, "usage_metadata", None)
+def usage_of(response: types.GenerateContentResponse) -> Usage:
+    meta = response.usage_metadata
     if meta is None:
         return Usage()
-    return Usage(
-        prompt_tokens=meta.prompt_token_count or 0,
-        output_tokens=meta.candidates_token_count or 0,
-        thoughts_tokens=meta.thoughts_token_count or 0,
-        tool_use_prompt_tokens=meta.tool_use_prompt_token_count or 0,
-    )
+    return Usage.of(meta.prompt_token_count, meta.candidates_token_count, meta.thoughts_token_count,
+                    meta.tool_use_prompt_token_count)
 
 
-def describe_api_error(exc: errors.APIError, model: str) -> str:
-    message = (exc.message or str(exc)).strip().splitlines()[0] if (exc.message or str(exc)) else ""
-    if exc.code in (401, 403):
-        return f"the API key was refused ({exc.code} {exc.status}): check GEMINI_API_KEY"
-    if exc.code == 404:
-        return f"unknown model {model!r} (404): {message}"
-    if exc.code == 429:
-        return f"rate limited (429) even after retries: {message}"
-    return f"the model API answered {exc.code} {exc.status or ''}: {message}".replace("  ", " ")
+def describe_api_error(exc: errors.APIError, model: str, retries: int) -> str:
+    text = (exc.message or str(exc)).strip()
+    message = text.splitlines()[0] if text else ""
+    return refusal_message(exc.code, message, model=model, key_hint="GEMINI_API_KEY", retries=retries,
+                           status=exc.status or "")
 
 
 def make_client(
@@ -137,7 +129,7 @@ class GeminiModel:
         try:
             return self.client.models.generate_content(model=self.name, contents=contents, config=config)
         except errors.APIError as exc:
-            raise ModelError(describe_api_error(exc, self.name)) from exc
+            raise ModelError(describe_api_error(exc, self.name, self._client_args["retries"])) from exc
         except (OSError, ValueError) as exc:  # connection refused, timeouts, bad responses
             raise ModelError(f"cannot reach the model API: {exc}") from exc
 

@@ -31,7 +31,7 @@ import openai
 
 from ..errors import InputError, ModelError
 from ..values import Outcome
-from .base import ModelImage, ModelTurn, Observation, ToolCall, ToolSpec, Usage, elided_note
+from .base import ModelImage, ModelTurn, Observation, ToolCall, ToolSpec, Usage, elided_note, refusal_message
 
 TOOL_PROTOCOLS = ("auto", "native", "text")
 OPENAI_URL = "https://api.openai.com/v1"
@@ -129,12 +129,8 @@ def usage_of(response) -> Usage:
     details = getattr(usage, "completion_tokens_details", None)
     reasoning = (getattr(details, "reasoning_tokens", None) or 0) if details is not None else 0
     completion = getattr(usage, "completion_tokens", None) or 0
-    return Usage(
-        prompt_tokens=getattr(usage, "prompt_tokens", None) or 0,
-        # completion_tokens includes reasoning on these APIs; Usage keeps them apart, as Gemini does.
-        output_tokens=max(0, completion - reasoning),
-        thoughts_tokens=reasoning,
-    )
+    # completion_tokens includes reasoning on these APIs; Usage keeps them apart, as Gemini does.
+    return Usage.of(getattr(usage, "prompt_tokens", None), max(0, completion - reasoning), reasoning)
 
 
 def _one_line(text: str, limit: int = 300) -> str:
@@ -325,21 +321,16 @@ class OpenAIModel:
 
     def describe(self, exc: openai.APIStatusError, sent_tools: bool = False) -> str:
         code, message = exc.status_code, error_message(exc)
-        if code in (401, 403):
-            env = "OLLAMA_API_KEY" if self.kind == "ollama" else "OPENAI_API_KEY"
-            return f"the API key was refused by {self.base_url} ({code}): check {env} or api_key= ({message})"
-        if code == 404:
-            hint = f"; pull it with: ollama pull {self.model}" if self.kind == "ollama" else ""
-            return f"unknown model {self.model!r} at {self.base_url} (404): {message}{hint}"
-        if code == 429:
-            return f"rate limited (429) even after {self.retries} retries: {message}"
         if sent_tools and tools_refused(exc):
             return f"model {self.model} does not support tool calling ({code}): {message}; use tool_protocol='text'"
         if code == 400 and _NO_IMAGES.search(message):
             return f"model {self.model} does not accept images ({code}): {message}"
-        if code >= 500:
-            return f"{self.base_url} answered {code} even after {self.retries} retries: {message}"
-        return f"{self.base_url} answered {code}: {message}"
+        env = "OLLAMA_API_KEY" if self.kind == "ollama" else "OPENAI_API_KEY"
+        text = refusal_message(code, message, model=self.model, key_hint=f"{env} or api_key=", retries=self.retries,
+                               server=self.base_url)
+        if code == 404 and self.kind == "ollama":
+            text += f"; pull it with: ollama pull {self.model}"
+        return text
 
 
 class OpenAIConversation:

@@ -17,7 +17,6 @@ the next executor start removes those whose owner died without cleaning up.
 from __future__ import annotations
 
 import atexit
-import hashlib
 import json
 import os
 import shutil
@@ -30,6 +29,7 @@ from pathlib import Path
 from ..errors import SandboxUnavailable
 from .limits import Limits
 from .pool import WorkerPool
+from . import image_source
 from .runtime_files import CHECKOUT
 from .worker import Worker
 
@@ -90,20 +90,7 @@ def _last_line(text: str) -> str:
 
 def source_hash(root: Path = CHECKOUT) -> str | None:
     """The hash scripts/build-sandbox-image.sh puts in the image's label; None outside a checkout."""
-    dockerfile = root / "Dockerfile.sandbox"
-    if not dockerfile.is_file() or not (root / "sandbox").is_dir():
-        return None
-    paths = ["Dockerfile.sandbox"]
-    for dirpath, dirs, files in os.walk(root / "sandbox"):
-        dirs[:] = [d for d in dirs if d != "__pycache__" and not d.startswith(".")]
-        for name in files:
-            if not name.endswith(".pyc") and not name.startswith("."):
-                paths.append(os.path.relpath(os.path.join(dirpath, name), root))
-    lines = "".join(
-        f"{hashlib.sha256((root / p).read_bytes()).hexdigest()}  {p}\n"
-        for p in sorted(paths, key=lambda p: p.encode())  # `LC_ALL=C sort`
-    )
-    return hashlib.sha256(lines.encode()).hexdigest()
+    return image_source.source_hash(root)
 
 
 def inspect_image(image: str) -> dict:
