@@ -11,9 +11,10 @@ from click.testing import CliRunner
 from google.genai import types
 
 from agentic_vision.cli.bench import bench_command
-from agentic_vision.bench.modes import ModeRunner, available_modes, read_hosted
+from agentic_vision.bench.modes import ModeRunner, available_modes
 from agentic_vision.bench.offline import OfflineRouter
 from agentic_vision.bench.results import ResultsFile, read_results
+from agentic_vision.models.gemini import read_hosted
 from agentic_vision.bench.tasks import Task
 from agentic_vision.models.base import ModelTurn, Usage
 from agentic_vision.testing.gemini_server import ScriptedGemini, reply
@@ -257,7 +258,7 @@ def test_read_hosted_parts_into_steps():
         types.Part(inline_data=types.Blob(data=png, mime_type="image/png")),
         types.Part(text="There are "), types.Part(text="24 coins."),
     ]))])
-    episode = read_hosted(response)
+    episode = read_hosted(response)  # as the hosted mode reads it
     assert episode.answer == "There are 24 coins."  # the text after the last code part
     assert episode.thoughts == "Plan: zoom."
     assert [(s["code"], s["outcome"]) for s in episode.steps] == [("print(1/0)", "OUTCOME_FAILED"),

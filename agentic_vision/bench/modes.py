@@ -20,14 +20,15 @@ in the request, as our sandbox works on the originals.
 
 from __future__ import annotations
 
-import io
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..errors import InputError, ModelError
 from ..images import MODEL_FORMATS, prepare_image, sniff_image
+from ..loop.prompt import TOOL_NAME
 from ..models.base import ToolSpec, Usage
-from ..values import Outcome, StopReason
+from ..values import StopReason
+from ..models.gemini import GeminiModel, no_answer_reason, read_hosted, response_parts, split_text, usage_of
 from .tasks import Task
 
 MODES = ("direct", "hosted", "local", "local-blind")
@@ -53,8 +54,6 @@ class Episode:
 
 
 def is_gemini(model) -> bool:
-    from ..models.gemini import GeminiModel
-
     return isinstance(model, GeminiModel)
 
 
@@ -123,25 +122,14 @@ class ModeRunner:
         prepared = self._prepared(task)
         t = time.perf_counter()
         if is_gemini(self.model):
-            from google.genai import types
-
-            from ..models.gemini import usage_of
-
-            parts = []
-            for p in prepared:
-                parts.append(types.Part.from_text(text=f"Image {p.name} ({p.width}x{p.height}):"))
-                parts.append(types.Part.from_bytes(data=p.model.data, mime_type=p.model.mime_type))
-            parts.append(types.Part.from_text(text=task.prompt()))
-            config = self.model.config(None, [])
-            response = self.model.generate([types.Content(role="user", parts=parts)], config)
-            texts, thoughts = _texts(response)
-            episode = Episode(answer="".join(texts).strip() or None, thoughts="\n".join(thoughts).strip(),
-                              model_calls=1, usage=usage_of(response))
+            # Labelled with the original's size, as in the hosted mode.
+            images = [replace(p.model, label=p.name, width=p.width, height=p.height) for p in prepared]
+            response = self.model.ask_once(task.prompt(), images)
+            answer, thoughts = split_text(response_parts(response))
+            episode = Episode(answer=answer or None, thoughts=thoughts, model_calls=1, usage=usage_of(response))
             if episode.answer is None:
-                episode.error = _no_text_reason(response)
+                episode.error = no_answer_reason(response)
         else:
-            from ..loop.prompt import TOOL_NAME
-
             conversation = self.model.start(DIRECT_SYSTEM, ToolSpec(TOOL_NAME, "Runs Python code (not available now)."))
             conversation.add_user(task.prompt(), [p.model for p in prepared])
             turn = conversation.generate(allow_tools=False)
@@ -152,30 +140,23 @@ class ModeRunner:
     # -- hosted ---------------------------------------------------------------------
 
     def hosted(self, task: Task) -> Episode:
-        from google.genai import types
-
-        from ..models.gemini import usage_of
-
         if not is_gemini(self.model):
             raise InputError("hosted code execution needs a Gemini model")
-        prepared = self._prepared(task)
-        parts = []
-        for p in prepared:
-            data, mime = p.model.data, p.model.mime_type
+        images = []
+        for p in self._prepared(task):
+            image = replace(p.model, label=p.name, width=p.width, height=p.height)
             original = sniff_image(p.sandbox_data)
             # MODEL_FORMATS (PNG, JPEG, WEBP) are the ones hosted code execution takes as they are.
             if original in MODEL_FORMATS and len(p.sandbox_data) <= HOSTED_MAX_BYTES:
-                data, mime = p.sandbox_data, original
-            parts.append(types.Part.from_text(text=f"Image {p.name} ({p.width}x{p.height}):"))
-            parts.append(types.Part.from_bytes(data=data, mime_type=mime))
-        parts.append(types.Part.from_text(text=task.prompt()))
-        config = self.model.config(None, [types.Tool(code_execution=types.ToolCodeExecution())])
-        config.thinking_config = self.model.thinking_config() or types.ThinkingConfig(include_thoughts=True)
-        config.thinking_config.include_thoughts = True
+                image = replace(image, data=p.sandbox_data, mime_type=original)
+            images.append(image)
         t = time.perf_counter()
-        response = self.model.generate([types.Content(role="user", parts=parts)], config)
-        episode = read_hosted(response)
-        episode.usage = usage_of(response)
+        response = self.model.ask_once(task.prompt(), images, code_execution=True)
+        turn = read_hosted(response)
+        episode = Episode(answer=turn.answer, thoughts=turn.thoughts, steps=turn.steps, model_calls=1,
+                          usage=usage_of(response))
+        if episode.answer is None:
+            episode.error = no_answer_reason(response)
         episode.timings = {"model_s": round(time.perf_counter() - t, 3)}
         return episode
 
@@ -189,79 +170,3 @@ class ModeRunner:
                        thoughts="\n".join(t.thoughts for t in result.turns if t.thoughts),
                        steps=data["steps"], model_calls=calls, usage=result.usage, timings=data["timings"],
                        result=result)
-
-
-# -- reading responses ------------------------------------------------------------------
-
-
-def _texts(response) -> tuple[list[str], list[str]]:
-    texts, thoughts = [], []
-    candidate = response.candidates[0] if response.candidates else None
-    for part in (candidate.content.parts if candidate and candidate.content and candidate.content.parts else []):
-        if part.text:
-            (thoughts if part.thought else texts).append(part.text)
-    return texts, thoughts
-
-
-def _no_text_reason(response) -> str:
-    candidate = response.candidates[0] if response.candidates else None
-    reason = getattr(candidate, "finish_reason", None) if candidate is not None else None
-    feedback = getattr(response, "prompt_feedback", None)
-    why = reason or (feedback.block_reason if feedback else None) or "no text"
-    return f"the model returned no answer ({getattr(why, 'value', why)})"
-
-
-def _enum(value) -> str:
-    return str(getattr(value, "value", value) or "")
-
-
-def _image_info(blob) -> dict:
-    info = {"mime_type": blob.mime_type or ""}
-    try:
-        from PIL import Image
-
-        with Image.open(io.BytesIO(blob.data or b"")) as img:
-            info.update(width=img.width, height=img.height)
-    except Exception:
-        pass
-    return info
-
-
-def read_hosted(response) -> Episode:
-    """A hosted code-execution response as an Episode: steps are code/outcome pairs (with the
-    images each made); the answer is the non-thought text after the last code part (or, when the
-    model wrote none there, all of its non-thought text)."""
-    candidate = response.candidates[0] if response.candidates else None
-    parts = candidate.content.parts if candidate and candidate.content and candidate.content.parts else []
-    if not parts:
-        raise ModelError(_no_text_reason(response))
-    steps: list[dict] = []
-    thoughts, texts, after = [], [], []
-    for part in parts:
-        if part.thought:
-            if part.text:
-                thoughts.append(part.text)
-        elif part.executable_code is not None:
-            steps.append({"code": part.executable_code.code or "", "outcome": None, "output": "", "images": []})
-            after = []
-        elif part.code_execution_result is not None:
-            result = part.code_execution_result
-            if not steps or steps[-1]["outcome"] is not None:
-                steps.append({"code": "", "outcome": None, "output": "", "images": []})
-            steps[-1]["outcome"] = _enum(result.outcome) or Outcome.UNSPECIFIED
-            steps[-1]["output"] = result.output or ""
-            after = []
-        elif part.inline_data is not None:
-            if steps:
-                steps[-1]["images"].append(_image_info(part.inline_data))
-            after = []
-        elif part.text:
-            texts.append(part.text)
-            after.append(part.text)
-    for step in steps:
-        step["outcome"] = step["outcome"] or Outcome.UNSPECIFIED  # code whose result never came
-    answer = "".join(after).strip() or "".join(texts).strip() or None
-    episode = Episode(answer=answer, thoughts="\n".join(thoughts).strip(), steps=steps, model_calls=1)
-    if answer is None:
-        episode.error = _no_text_reason(response)
-    return episode

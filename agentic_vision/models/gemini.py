@@ -9,11 +9,15 @@ starts with the first for Gemini 3 and falls back once on a refusal.
 
 from __future__ import annotations
 
+import enum
+import io
 import os
 import threading
+from dataclasses import dataclass, field
 
 from google import genai
 from google.genai import errors, types
+from PIL import Image as PILImage
 
 from ..errors import InputError, ModelError
 from ..values import Outcome
@@ -136,6 +140,18 @@ class GeminiModel:
     def start(self, system: str, tool: ToolSpec) -> "GeminiConversation":
         return GeminiConversation(self, system, tool)
 
+    def ask_once(self, text: str, images: list[ModelImage], *, code_execution: bool = False
+                 ) -> types.GenerateContentResponse:
+        """One request outside a conversation: the images and the text, no system instruction.
+        With ``code_execution``, Gemini's own code execution tool, thoughts included."""
+        if code_execution:
+            config = self.config(None, [types.Tool(code_execution=types.ToolCodeExecution())])
+            config.thinking_config = self.thinking_config() or types.ThinkingConfig(include_thoughts=True)
+            config.thinking_config.include_thoughts = True
+        else:
+            config = self.config(None, [])
+        return self.generate([user_content(text, images)], config)
+
     def default_delivery(self) -> str:
         if self.image_delivery != "auto":
             return self.image_delivery
@@ -144,6 +160,98 @@ class GeminiModel:
 
 def image_part(image: ModelImage) -> types.Part:
     return types.Part.from_bytes(data=image.data, mime_type=image.mime_type)
+
+
+def user_content(text: str, images: list[ModelImage]) -> types.Content:
+    """The user's turn: each image (after a line naming it, when it has a label), then the text."""
+    parts = []
+    for image in images:
+        if image.label:
+            parts.append(types.Part.from_text(text=f"Image {image.label} ({image.width}x{image.height}):"))
+        parts.append(image_part(image))
+    parts.append(types.Part.from_text(text=text))
+    return types.Content(role="user", parts=parts)
+
+
+def split_text(parts) -> tuple[str, str]:
+    """(text, thoughts) of a response's parts: the answer's words and the thinking summary."""
+    texts, thoughts = [], []
+    for part in parts or []:
+        if part.text:
+            (thoughts if part.thought else texts).append(part.text)
+    return "".join(texts).strip(), "\n".join(thoughts).strip()
+
+
+def response_parts(response: types.GenerateContentResponse) -> list[types.Part]:
+    candidate = response.candidates[0] if response.candidates else None
+    content = candidate.content if candidate is not None else None
+    return list(content.parts or []) if content is not None else []
+
+
+def no_answer_reason(response: types.GenerateContentResponse) -> str:
+    """Why a response holds no answer: its finish reason or why the prompt was blocked."""
+    candidate = response.candidates[0] if response.candidates else None
+    feedback = response.prompt_feedback
+    why = (candidate.finish_reason if candidate is not None else None) or (
+        feedback.block_reason if feedback else None) or "no content"
+    return f"the model returned no answer ({why.value if isinstance(why, enum.Enum) else why})"
+
+
+@dataclass
+class HostedTurn:
+    """A response of Gemini's own code execution, read: ``steps`` are the runs it made, as
+    {"code", "outcome", "output", "images": [{"mime_type", "width", "height"}]}."""
+
+    answer: str | None
+    thoughts: str
+    steps: list[dict] = field(default_factory=list)
+
+
+def read_hosted(response: types.GenerateContentResponse) -> HostedTurn:
+    """Steps are code/outcome pairs (with the images each made); the answer is the non-thought
+    text after the last code part (or, when the model wrote none there, all of its non-thought
+    text).  No parts at all is a ModelError."""
+    parts = response_parts(response)
+    if not parts:
+        raise ModelError(no_answer_reason(response))
+    steps: list[dict] = []
+    thoughts, texts, after = [], [], []
+    for part in parts:
+        if part.thought:
+            if part.text:
+                thoughts.append(part.text)
+        elif part.executable_code is not None:
+            steps.append({"code": part.executable_code.code or "", "outcome": None, "output": "", "images": []})
+            after = []
+        elif part.code_execution_result is not None:
+            result = part.code_execution_result
+            if not steps or steps[-1]["outcome"] is not None:
+                steps.append({"code": "", "outcome": None, "output": "", "images": []})
+            outcome = result.outcome.value if isinstance(result.outcome, enum.Enum) else result.outcome
+            steps[-1]["outcome"] = outcome or Outcome.UNSPECIFIED
+            steps[-1]["output"] = result.output or ""
+            after = []
+        elif part.inline_data is not None:
+            if steps:
+                steps[-1]["images"].append(_image_info(part.inline_data))
+            after = []
+        elif part.text:
+            texts.append(part.text)
+            after.append(part.text)
+    for step in steps:
+        step["outcome"] = step["outcome"] or Outcome.UNSPECIFIED  # code whose result never came
+    answer = "".join(after).strip() or "".join(texts).strip() or None
+    return HostedTurn(answer=answer, thoughts="\n".join(thoughts).strip(), steps=steps)
+
+
+def _image_info(blob: types.Blob) -> dict:
+    info = {"mime_type": blob.mime_type or ""}
+    try:
+        with PILImage.open(io.BytesIO(blob.data or b"")) as img:
+            info.update(width=img.width, height=img.height)
+    except Exception:  # not an image PIL reads: the record keeps its type only
+        pass
+    return info
 
 
 class GeminiConversation:
@@ -170,13 +278,7 @@ class GeminiConversation:
         self._last_note: str | None = None
 
     def add_user(self, text: str, images: list[ModelImage]) -> None:
-        parts = []
-        for image in images:
-            if image.label:
-                parts.append(types.Part.from_text(text=f"Image {image.label} ({image.width}x{image.height}):"))
-            parts.append(image_part(image))
-        parts.append(types.Part.from_text(text=text))
-        self.contents.append(types.Content(role="user", parts=parts))
+        self.contents.append(user_content(text, images))
         self._last_observations = None
 
     def generate(self, *, allow_tools: bool = True) -> ModelTurn:
@@ -204,16 +306,12 @@ class GeminiConversation:
         return self._read(response)
 
     def _read(self, response) -> ModelTurn:
-        candidate = response.candidates[0] if response.candidates else None
-        content = candidate.content if candidate is not None else None
-        if content is None or not content.parts:
-            reason = getattr(candidate, "finish_reason", None) if candidate is not None else None
-            feedback = getattr(response, "prompt_feedback", None)
-            why = reason or (feedback.block_reason if feedback else None) or "no content"
-            raise ModelError(f"the model returned no answer ({why})")
+        if not response_parts(response):
+            raise ModelError(no_answer_reason(response))
+        content = response.candidates[0].content
         self.contents.append(content)  # exactly as it came: thought signatures included
         turn = ModelTurn(usage=usage_of(response))
-        texts, thoughts = [], []
+        turn.text, turn.thoughts = split_text(content.parts)
         for part in content.parts:
             if part.function_call is not None:
                 call = part.function_call
@@ -226,10 +324,6 @@ class GeminiConversation:
                     turn.calls.append(ToolCall(call.id, "", error="the call had no 'code' string argument"))
                 else:
                     turn.calls.append(ToolCall(call.id, code))
-            elif part.text:
-                (thoughts if part.thought else texts).append(part.text)
-        turn.text = "".join(texts).strip()
-        turn.thoughts = "\n".join(thoughts).strip()
         return turn
 
     def add_observations(self, observations: list[Observation], note: str | None = None) -> None:
