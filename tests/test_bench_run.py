@@ -16,7 +16,7 @@ from agentic_vision.bench.offline import OfflineRouter
 from agentic_vision.bench.results import ResultsFile, read_results
 from agentic_vision.models.gemini import read_hosted
 from agentic_vision.bench.tasks import Task
-from agentic_vision.models.base import ModelTurn, Usage
+from agentic_vision.models.base import Model, ModelTurn, Usage
 from agentic_vision.testing.gemini_server import ScriptedGemini, reply
 from conftest import sample
 
@@ -278,7 +278,7 @@ class FakeConversation:
         return ModelTurn(text="(C) orange", usage=Usage(7, 3, 0, 0))
 
 
-class FakeModel:
+class FakeModel(Model):
     """Any backend: only the Model / Conversation interface of models/base.py."""
 
     name = "openai:fake-vlm"

@@ -86,9 +86,7 @@ class ModeRunner:
         self.settings = settings
         # Fail now (no API key) rather than once per task; the client it makes is shared by
         # every worker thread (GeminiModel makes it once, under a lock).
-        check = getattr(model, "check_ready", None)
-        if check is not None:
-            check()
+        model.check_ready()
         self.max_image_side = settings.get("max_image_side", 1536)
         self.agents = {
             "local": Agent(model=model, sandbox=sandbox, **settings),

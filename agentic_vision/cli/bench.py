@@ -141,9 +141,7 @@ def _bench(suite_name, modes, model_name, base_url, sandbox, out_dir, resume, co
         say(f"note: {note}")
     if not modes:
         raise InputError("no mode left to run")
-    check = getattr(model, "check_ready", None)
-    if check is not None:
-        check()  # no API key: one line now, not one failure per task
+    model.check_ready()  # no API key: one line now, not one failure per task
     sandbox_kind = sandbox if any(m.startswith("local") for m in modes) else None
     notes = loaded_suite.notes + skipped
     meta = {"suite": loaded_suite.name, "model": model.name, "modes": modes, "sandbox": sandbox_kind,

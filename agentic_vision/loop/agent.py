@@ -138,9 +138,7 @@ class Chat:
     def send(self, question: str, images: Iterable = (), files: Iterable = ()) -> AgentResult:
         if not question or not question.strip():
             raise InputError("the question is empty")
-        check = getattr(self.agent.model, "check_ready", None)
-        if check is not None:
-            check()  # no API key: fail before a sandbox starts
+        self.agent.model.check_ready()  # no API key: fail before a sandbox starts
         prepared, extra = self._prepare(images, files)
         inputs = [InputFile(p.name, p.sandbox_data) for p in prepared] + extra
         started = time.perf_counter()

@@ -110,9 +110,18 @@ class Conversation(Protocol):
 
 
 class Model(Protocol):
-    name: str
+    """What the loop and the benchmark ask of a backend.  Backends subclass it, so
+    the hooks with a default here need no code where the default is right."""
 
-    def start(self, system: str, tool: ToolSpec) -> Conversation: ...
+    name: str  # the routing name get_model takes back: "gemini-...", "openai:...", ...
+
+    def start(self, system: str, tool: ToolSpec) -> Conversation:
+        """A new conversation with this system instruction and this one tool."""
+        raise NotImplementedError
+
+    def check_ready(self) -> None:
+        """Raises InputError when the model cannot be used at all (no API key...), before a
+        sandbox starts; the default has nothing to check."""
 
 
 def refusal_message(code: int, message: str, *, model: str, key_hint: str, retries: int,

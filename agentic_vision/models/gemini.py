@@ -21,7 +21,7 @@ from PIL import Image as PILImage
 
 from ..errors import InputError, ModelError
 from ..values import Outcome
-from .base import ModelImage, ModelTurn, Observation, ToolCall, ToolSpec, Usage, elided_note, refusal_message
+from .base import Model, ModelImage, ModelTurn, Observation, ToolCall, ToolSpec, Usage, elided_note, refusal_message
 
 IMAGE_DELIVERY = ("auto", "function_response", "parts")
 
@@ -66,7 +66,7 @@ def make_client(
         raise InputError(f"cannot set up the Gemini client: {exc}") from None
 
 
-class GeminiModel:
+class GeminiModel(Model):
     def __init__(
         self,
         name: str,

@@ -31,7 +31,7 @@ import openai
 
 from ..errors import InputError, ModelError
 from ..values import Outcome
-from .base import ModelImage, ModelTurn, Observation, ToolCall, ToolSpec, Usage, elided_note, refusal_message
+from .base import Model, ModelImage, ModelTurn, Observation, ToolCall, ToolSpec, Usage, elided_note, refusal_message
 
 TOOL_PROTOCOLS = ("auto", "native", "text")
 OPENAI_URL = "https://api.openai.com/v1"
@@ -192,7 +192,7 @@ class _Entry:
     protocol: str = "native"  # for assistant entries: the protocol the turn was made in
 
 
-class OpenAIModel:
+class OpenAIModel(Model):
     """A model behind an OpenAI-compatible chat-completions API.
 
     ``name`` is the model as the server knows it (``gpt-4.1-mini``,

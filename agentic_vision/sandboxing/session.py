@@ -31,6 +31,7 @@ InputSpec = Union[str, os.PathLike, tuple[str, bytes]]
 
 class Executor(Protocol):
     kind: str
+    cache_key: str  # changes whenever what is installed in the sandbox may have changed
 
     def acquire(self) -> Worker:
         """A new worker that said ready and was never used by another session."""
