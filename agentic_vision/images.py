@@ -10,16 +10,12 @@ import io
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
-
 from PIL import Image as PILImage
 from PIL import ImageOps
 
 from .errors import InputError
+from .models.base import ModelImage
 from .values import Image
-
-if TYPE_CHECKING:  # the models package imports this module's users, not the reverse
-    from .models.base import ModelImage
 
 MAX_PIXELS = 64_000_000
 _FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "GIF": "image/gif"}
@@ -111,7 +107,7 @@ def _model_ready(img) -> "PILImage.Image":
     if img.mode == "P":
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        import numpy as np
+        import numpy as np  # heavy, and only for these rare 16-bit and float modes
 
         arr = np.asarray(img, dtype=np.float64)
         lo, hi = float(arr.min()), float(arr.max())
@@ -124,9 +120,7 @@ def _model_ready(img) -> "PILImage.Image":
     return img
 
 
-def encode_for_model(img, max_side: int, label: str = "") -> "ModelImage":
-    from .models.base import ModelImage
-
+def encode_for_model(img, max_side: int, label: str = "") -> ModelImage:
     img = _model_ready(img)
     if max(img.size) > max_side:
         img = img.copy()
@@ -171,10 +165,8 @@ def prepare_image(source, name: str | None = None, max_side: int = 1536) -> Prep
     return PreparedImage(name, data, model, img.width, img.height)
 
 
-def to_model_image(image: Image, max_side: int, label: str = "") -> "ModelImage":
+def to_model_image(image: Image, max_side: int, label: str = "") -> ModelImage:
     """An image a run produced, as the model will see it."""
-    from .models.base import ModelImage
-
     if max(image.width, image.height) <= max_side and image.mime_type in MODEL_FORMATS:
         return ModelImage(image.data, image.mime_type, image.width, image.height, label)
     with PILImage.open(io.BytesIO(image.data)) as img:

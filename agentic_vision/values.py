@@ -34,6 +34,19 @@ class StopReason(StrEnum):
     HARNESS_ERROR = "harness_error"  # an unexpected failure, recorded instead of crashing the run
 
 
+class BenchMode(StrEnum):
+    """The benchmark's ways of putting one task to the model (see bench/modes.py)."""
+
+    DIRECT = "direct"  # the model alone, no tools
+    HOSTED = "hosted"  # Gemini's own code execution
+    LOCAL = "local"  # our loop and sandbox
+    LOCAL_BLIND = "local-blind"  # our loop, the model never sees the images its code makes
+
+
+BENCH_MODES = tuple(BenchMode)
+LOCAL_MODES = (BenchMode.LOCAL, BenchMode.LOCAL_BLIND)
+
+
 @dataclass(frozen=True)
 class Image:
     """An image a run produced, already checked on the host side."""

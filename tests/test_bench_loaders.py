@@ -218,13 +218,13 @@ def test_generated_answers_match_the_pixels(builtin):
 
 
 def test_builtin_without_scikit_image_keeps_what_it_can(tmp_path, monkeypatch):
-    import agentic_vision.bench.builtin as builtin_module
     import agentic_vision.bench.generate as generate
+    import agentic_vision.bench.samples as samples
 
     monkeypatch.setattr(generate, "COUNTS", {"zoom": 1, "rotate": 1})
 
-    real = builtin_module.sample_dir
-    monkeypatch.setattr(builtin_module, "sample_dir", lambda source: None if source == "skimage" else real(source))
+    real = samples.sample_dir
+    monkeypatch.setattr(samples, "sample_dir", lambda source: None if source == "skimage" else real(source))
     tasks, notes = load_builtin(tmp_path, seed=0)
     assert len(notes) == 1 and notes[0].startswith("scikit-image not installed:")
     assert tasks and all(not p.is_relative_to(real("skimage")) for t in tasks for p in t.images)

@@ -11,34 +11,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import InputError
 from .generate import generate_tasks
+from .samples import sample_path
 from .tasks import MissingImage, Task, load_jsonl
 
 DATA_FILE = Path(__file__).with_name("builtin_tasks.jsonl")
-
-
-def sample_dir(source: str) -> Path | None:
-    if source == "skimage":
-        try:
-            import skimage.data
-        except ImportError:
-            return None
-        return Path(skimage.data.__file__).parent
-    if source == "mpl":
-        try:
-            import matplotlib
-        except ImportError:
-            return None
-        return Path(matplotlib.get_data_path()) / "sample_data"
-    raise InputError(f"unknown image source {source!r} (use skimage:NAME or mpl:NAME)")
-
-
-def sample_path(source: str, name: str) -> Path | None:
-    directory = sample_dir(source)
-    if directory is None or not (directory / name).is_file():
-        return None
-    return directory / name
 
 
 def resolve(name: str, base: Path) -> Path:

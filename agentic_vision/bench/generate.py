@@ -22,6 +22,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
+from .samples import sample_path
 from .tasks import Task
 
 VERSION = "v1"
@@ -44,7 +45,7 @@ PHOTOS = [("skimage", "coffee.png"), ("skimage", "astronaut.png"), ("skimage", "
 
 def font(size: int, bold: bool = True) -> ImageFont.FreeTypeFont:
     try:
-        import matplotlib
+        import matplotlib  # heavy, and optional: only for its fonts
 
         name = "DejaVuSans-Bold.ttf" if bold else "DejaVuSans.ttf"
         return ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / name), size)
@@ -53,8 +54,6 @@ def font(size: int, bold: bool = True) -> ImageFont.FreeTypeFont:
 
 
 def available_photos() -> list[Path]:
-    from .builtin import sample_path
-
     found = []
     for source, name in PHOTOS:
         path = sample_path(source, name)
@@ -151,7 +150,7 @@ def table_task(rng: random.Random, path: Path, task_id: str, variant: int) -> Ta
         question = f"Which row of the table (R1 to R{rows}) has the largest value in column {col_names[c]}?"
         answer, match = row_names[column.index(top)], "exact"
     if not path.is_file():
-        from matplotlib.figure import Figure
+        from matplotlib.figure import Figure  # heavy, optional: only for these tasks
 
         fig = Figure(figsize=(9, 6.5), dpi=200)
         ax = fig.add_subplot()
@@ -183,7 +182,7 @@ def chart_task(rng: random.Random, path: Path, task_id: str, variant: int) -> Ta
         question = f"Read the values off the axis: what is the value of {names[i]} minus the value of {names[j]}?"
         answer, match, tolerance = values[i] - values[j], "number", 3.0
     if not path.is_file():
-        from matplotlib.figure import Figure
+        from matplotlib.figure import Figure  # heavy, optional: only for these tasks
 
         fig = Figure(figsize=(12, 6), dpi=200)
         ax = fig.add_subplot()
@@ -240,7 +239,7 @@ def generate_tasks(cache_dir: Path, seed: int = 0) -> tuple[list[Task], list[str
                 tasks.append(rotate_task(rng, out / f"{task_id}.png", task_id, read_words[n - 1]))
             else:
                 try:
-                    import matplotlib  # noqa: F401
+                    import matplotlib  # noqa: F401  (optional: these tasks draw with it)
                 except ImportError:
                     notes.append(f"matplotlib is not installed: the {kind} tasks are left out")
                     break

@@ -12,11 +12,10 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from .modes import MODES
 from .prices import cost, price_for
 from .stats import mcnemar_exact, percentile, wilson
 from .tasks import grade_spec
-from ..values import StopReason
+from ..values import BENCH_MODES as MODES, BenchMode, StopReason
 
 TOKEN_KEYS = ("prompt_tokens", "output_tokens", "thoughts_tokens", "tool_use_prompt_tokens")
 
@@ -56,7 +55,7 @@ def summarise(records: list[dict], prices: dict, modes: list[str] | None = None)
     for record in records:
         by_mode.setdefault(record["mode"], []).append(record)
     order = [m for m in (modes or MODES) if m in by_mode] + sorted(m for m in by_mode if m not in (modes or MODES))
-    direct = {r["task_id"]: graded(r) for r in by_mode.get("direct", [])}
+    direct = {r["task_id"]: graded(r) for r in by_mode.get(BenchMode.DIRECT, [])}
     out = {}
     for mode in order:
         rows = by_mode[mode]
@@ -65,7 +64,7 @@ def summarise(records: list[dict], prices: dict, modes: list[str] | None = None)
         s.correct = sum(marks.values())
         s.accuracy = s.correct / s.n if s.n else 0.0
         s.ci = wilson(s.correct, s.n)
-        if mode != "direct" and direct:
+        if mode != BenchMode.DIRECT and direct:
             shared = [t for t in marks if t in direct]
             s.b = sum(1 for t in shared if direct[t] and not marks[t])
             s.c = sum(1 for t in shared if not direct[t] and marks[t])

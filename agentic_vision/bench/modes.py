@@ -25,14 +25,13 @@ from dataclasses import dataclass, field, replace
 
 from ..errors import InputError, ModelError
 from ..images import MODEL_FORMATS, prepare_image, sniff_image
+from ..loop.agent import Agent
 from ..loop.prompt import TOOL_NAME
 from ..models.base import ToolSpec, Usage
-from ..values import StopReason
+from ..values import LOCAL_MODES, BenchMode, StopReason
 from ..models.gemini import GeminiModel, no_answer_reason, read_hosted, response_parts, split_text, usage_of
 from .tasks import Task
 
-MODES = ("direct", "hosted", "local", "local-blind")
-LOCAL_MODES = ("local", "local-blind")
 HOSTED_MAX_BYTES = 15 * 1024 * 1024
 # Direct mode through a backend's Conversation (non-Gemini): a plain instruction, no tool talk.
 DIRECT_SYSTEM = "Answer the user's question about the image(s)."
@@ -61,7 +60,7 @@ def available_modes(model, requested: list[str]) -> tuple[list[str], list[str]]:
     """(modes to run, notes about the ones skipped)."""
     modes, notes = [], []
     for mode in requested:
-        if mode == "hosted" and not is_gemini(model):
+        if mode == BenchMode.HOSTED and not is_gemini(model):
             notes.append(f"hosted: skipped, hosted code execution is Gemini's own and {model.name} is not a "
                          "Gemini model")
             continue
@@ -79,8 +78,6 @@ class ModeRunner:
     """Runs one task in one mode; thread-safe (one model shared by all workers)."""
 
     def __init__(self, model, sandbox: str = "auto", **settings) -> None:
-        from ..loop.agent import Agent
-
         self.model = model
         self.sandbox = sandbox
         self.settings = settings
@@ -89,16 +86,16 @@ class ModeRunner:
         model.check_ready()
         self.max_image_side = settings.get("max_image_side", 1536)
         self.agents = {
-            "local": Agent(model=model, sandbox=sandbox, **settings),
-            "local-blind": Agent(model=model, sandbox=sandbox, **{**settings, "show_images": False}),
+            BenchMode.LOCAL: Agent(model=model, sandbox=sandbox, **settings),
+            BenchMode.LOCAL_BLIND: Agent(model=model, sandbox=sandbox, **{**settings, "show_images": False}),
         }
 
     def run(self, mode: str, task: Task) -> Episode:
         started = time.perf_counter()
         try:
-            if mode == "direct":
+            if mode == BenchMode.DIRECT:
                 episode = self.direct(task)
-            elif mode == "hosted":
+            elif mode == BenchMode.HOSTED:
                 episode = self.hosted(task)
             elif mode in LOCAL_MODES:
                 episode = self.local(mode, task)

@@ -34,15 +34,21 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+import click
+from PIL import Image
+
+from ..cli.bench import bench_command
 from ..testing.gemini_server import RecordedRequest, ScriptedGemini, reply
 from .matching import LETTERS, expected_choice
+from .suite import load_suite
 from .tasks import Task
+from ..values import BenchMode
 
 RATES = {  # chance of a right answer: (hand-checked task, generated task)
-    "direct": (0.80, 0.25),
-    "hosted": (0.85, 0.75),
-    "local": (0.85, 0.75),
-    "local-blind": (0.80, 0.45),
+    BenchMode.DIRECT: (0.80, 0.25),
+    BenchMode.HOSTED: (0.85, 0.75),
+    BenchMode.LOCAL: (0.85, 0.75),
+    BenchMode.LOCAL_BLIND: (0.80, 0.45),
 }
 BLIND_MARK = "are not shown in this mode"
 
@@ -104,11 +110,11 @@ class OfflineRouter:
     def mode_of(request: RecordedRequest) -> str:
         tools = (request.body or {}).get("tools") or []
         if any("codeExecution" in t for t in tools):
-            return "hosted"
+            return BenchMode.HOSTED
         if any(t.get("functionDeclarations") for t in tools):
             outputs = [str((fr.get("response") or {}).get("output", "")) for fr in request.function_responses()]
-            return "local-blind" if any(BLIND_MARK in o for o in outputs) else "local"
-        return "direct"
+            return BenchMode.LOCAL_BLIND if any(BLIND_MARK in o for o in outputs) else BenchMode.LOCAL
+        return BenchMode.DIRECT
 
     def is_right(self, task: Task, mode: str) -> bool:
         generated = bool(task.meta.get("generated"))
@@ -118,8 +124,6 @@ class OfflineRouter:
     def crop_png(self, task: Task) -> bytes:
         with self._lock:
             if task.id not in self._crops:
-                from PIL import Image
-
                 with Image.open(task.images[0]) as img:
                     img = img.convert("RGB")
                     w, h = img.size
@@ -139,9 +143,9 @@ class OfflineRouter:
             return reply.error(500, "INTERNAL", "ScriptedGemini (offline bench): no task matches this request")
         mode = self.mode_of(request)
         answer = right_answer(task) if self.is_right(task, mode) else wrong_answer(task)
-        if mode == "direct":
+        if mode == BenchMode.DIRECT:
             return reply.text(answer, thought="Looking at the whole image at once.")
-        if mode == "hosted":
+        if mode == BenchMode.HOSTED:
             w, h = image_size(task)
             return reply.hosted(crop_code(task), f"({w}, {h})\n", images=[self.crop_png(task)], text=answer,
                                 thought="I will crop the centre of the image to look closer.")
@@ -163,8 +167,6 @@ class OfflineRouter:
 
 
 def image_size(task: Task) -> tuple[int, int]:
-    from PIL import Image
-
     with Image.open(task.images[0]) as img:
         return img.size
 
@@ -191,11 +193,6 @@ def offline_environment(url: str) -> dict:
 def main(argv: list[str] | None = None) -> None:
     """``python -m agentic_vision.bench.offline --out DIR [bench options]``: the bench against the
     scripted server (default: --suite builtin, all four modes, --sandbox local)."""
-    import click
-
-    from ..cli.bench import bench_command
-    from .suite import load_suite
-
     args = list(sys.argv[1:] if argv is None else argv)
 
     def value(flag: str, default):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .matching import what_was_read
+from .matching import LETTERS, expected_choice, what_was_read
 from .metrics import ModeSummary, graded, summarise
-from .modes import LOCAL_MODES, MODES
+from ..values import BENCH_MODES as MODES, LOCAL_MODES, BenchMode
 
 CHART_NAME = "accuracy.png"
 REPORT_NAME = "report.md"
@@ -41,16 +41,17 @@ def _cell(text: str | None, limit: int = 60) -> str:
 
 def accuracy_chart(summaries: dict[str, ModeSummary], path: Path, title: str) -> Path:
     """Accuracy by mode normalised to direct = 1.0 (absolute accuracy when direct is absent or 0)."""
-    from matplotlib.figure import Figure  # no pyplot: no global backend, safe beside other threads
+    # matplotlib is heavy: only when a chart is drawn.  No pyplot: no global backend, safe beside threads.
+    from matplotlib.figure import Figure
 
     modes = list(summaries)
-    base = summaries["direct"].accuracy if "direct" in summaries else 0.0
+    base = summaries[BenchMode.DIRECT].accuracy if BenchMode.DIRECT in summaries else 0.0
     relative = base > 0
     scale = base if relative else 1.0
     heights = [summaries[m].accuracy / scale for m in modes]
     lows = [max(0.0, h - summaries[m].ci[0] / scale) for m, h in zip(modes, heights)]
     highs = [max(0.0, summaries[m].ci[1] / scale - h) for m, h in zip(modes, heights)]
-    colours = {"direct": "#9aa0a6", "hosted": "#4285f4", "local": "#34a853", "local-blind": "#a8d5b5"}
+    colours = {BenchMode.DIRECT: "#9aa0a6", BenchMode.HOSTED: "#4285f4", BenchMode.LOCAL: "#34a853", BenchMode.LOCAL_BLIND: "#a8d5b5"}
     fig = Figure(figsize=(7, 4.2), dpi=150)
     ax = fig.add_subplot()
     bars = ax.bar(modes, heights, color=[colours.get(m, "#777777") for m in modes], width=0.6,
@@ -103,7 +104,7 @@ def render_report(records: list[dict], meta: dict, prices: dict, price_source: s
               "| mode | tasks | correct | accuracy | 95% CI (Wilson) | vs direct: b / c | McNemar p |",
               "|---|---:|---:|---:|---|---:|---:|"]
     for s in summaries.values():
-        paired = f"{s.b} / {s.c}" if s.mode != "direct" and s.p_value is not None else "–"
+        paired = f"{s.b} / {s.c}" if s.mode != BenchMode.DIRECT and s.p_value is not None else "–"
         lines.append(f"| {s.mode} | {s.n} | {s.correct} | {_pct(s.accuracy)} | {_pct(s.ci[0])} – {_pct(s.ci[1])} "
                      f"| {paired} | {_p(s.p_value) if s.mode != 'direct' else '–'} |")
     lines += ["", "b: tasks direct got right and this mode wrong; c: the reverse (on the tasks both modes "
@@ -174,8 +175,6 @@ def _by_count(counter) -> list[tuple[str, int]]:
 
 
 def _expected(spec: dict) -> str:
-    from .matching import LETTERS, expected_choice
-
     if spec.get("match") == "choice" and spec.get("options"):
         try:
             i = expected_choice(str(spec["answer"]), spec["options"])

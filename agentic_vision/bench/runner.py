@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import InputError, SandboxUnavailable
-from ..values import Outcome, StopReason
-from .modes import LOCAL_MODES, Episode, ModeRunner
+from ..trace import write_trace
+from ..values import LOCAL_MODES, Outcome, StopReason
+from .modes import Episode, ModeRunner
 from .results import RECORD_VERSION, RESULTS_NAME, ResultsFile
 from .tasks import Task
 
@@ -86,14 +87,6 @@ def write_meta(out_dir: Path, meta: dict, resume: bool) -> None:
     path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 
 
-def _trace_writer() -> Callable | None:
-    try:
-        from ..trace import write_trace
-    except ImportError:
-        return None
-    return write_trace
-
-
 def run_pairs(tasks: list[Task], modes: list[str], runner: ModeRunner, out_dir: Path, *, resume: bool = False,
               concurrency: int = 1, suite: str = "", model: str = "", sandbox: str | None = None,
               traces: bool = True, on_record: Callable[[dict, int, int], None] | None = None) -> list[dict]:
@@ -101,7 +94,6 @@ def run_pairs(tasks: list[Task], modes: list[str], runner: ModeRunner, out_dir: 
     ``on_record(record, done, total)`` hears of each pair as it finishes (the CLI's counter)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_trace = _trace_writer() if traces else None
     trace_dir = out_dir / "traces"
     with ResultsFile(out_dir / RESULTS_NAME, resume=resume) as store:
         done = store.done()
@@ -119,7 +111,7 @@ def run_pairs(tasks: list[Task], modes: list[str], runner: ModeRunner, out_dir: 
                 episode = Episode(stop_reason=StopReason.HARNESS_ERROR, error=f"{type(exc).__name__}: {exc}")
             latency = time.perf_counter() - started
             trace = None
-            if write_trace is not None and mode in LOCAL_MODES and episode.result is not None:
+            if traces and mode in LOCAL_MODES and episode.result is not None:
                 name = f"{safe_name(task.id)}.{mode}.html"
                 try:
                     trace_dir.mkdir(exist_ok=True)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
+from .builtin import load_builtin
 from .tasks import Task, load_hrbench, load_jsonl, load_vstar, looks_like_vstar
 
 BUILTIN = {"builtin": "all", "builtin-checked": "checked", "builtin-generated": "generated"}
@@ -28,8 +29,6 @@ class Suite:
 def load_suite(name_or_path: str, cache_dir: Path, *, seed: int = 0, limit: int | None = None) -> Suite:
     cache_dir = Path(cache_dir)
     if name_or_path in BUILTIN:
-        from .builtin import load_builtin
-
         tasks, notes = load_builtin(cache_dir, seed, BUILTIN[name_or_path])
         return Suite(name_or_path, tasks[:limit] if limit is not None else tasks, notes)
     path = Path(name_or_path).expanduser()

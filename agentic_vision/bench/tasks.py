@@ -42,6 +42,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
+from PIL import Image
+
 from ..errors import InputError
 from .matching import LETTERS, MATCH_KINDS, expected_choice, is_correct
 
@@ -255,7 +257,7 @@ def looks_like_vstar(root: Path) -> bool:
 def _hrbench_rows(path: Path) -> Iterator[dict]:
     if path.suffix.lower() == ".parquet":
         try:
-            import pandas as pd
+            import pandas as pd  # heavy, and optional: only for .parquet files
 
             frame = pd.read_parquet(path)
         except ImportError as exc:
@@ -270,8 +272,6 @@ def _hrbench_rows(path: Path) -> Iterator[dict]:
 
 
 def _sniff_suffix(data: bytes) -> str:
-    from PIL import Image
-
     try:
         with Image.open(io.BytesIO(data)) as img:
             return {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif"}.get(img.format, ".png")

@@ -14,6 +14,13 @@ from pathlib import Path
 import click
 
 from ..errors import AgenticVisionError
+from ..loop.agent import Agent
+from ..sandboxing.environment import build_env, env_is_current
+from ..sandboxing.executors import get_executor
+from ..sandboxing.session import Session, open_session
+from ..trace import write_trace
+from .bench import bench_command
+from .docker import build_command, check_command
 from .exits import EXIT_FAILED, EXIT_USAGE, exit_status, fail, file_error
 from .progress import Progress
 
@@ -54,8 +61,6 @@ def write_images(images, out_dir: Path, stem: str = "image") -> list[Path]:
 @click.option("--no-guard", is_flag=True, help="Skip the RestrictedPython first-pass guard (the OS sandbox still holds).")
 def exec_command(code, sandbox, inputs, timeout, out_dir, as_json, no_guard) -> None:
     """Run CODE (or - for stdin) in a fresh sandbox session."""
-    from ..sandboxing.session import open_session
-
     if code == "-":
         code = sys.stdin.read()
     for path in inputs:
@@ -108,8 +113,6 @@ def exec_command(code, sandbox, inputs, timeout, out_dir, as_json, no_guard) -> 
 def ask_command(image, question, more_images, files, model, base_url, sandbox, max_steps, timeout, thinking, trace_path,
                 as_json, quiet) -> None:
     """Ask QUESTION about IMAGE; the model may run code on it before it answers."""
-    from ..loop.agent import Agent
-
     for path in (image, *more_images, *files):
         if not Path(path).is_file():
             fail(f"file not found: {path}", EXIT_USAGE)
@@ -122,8 +125,6 @@ def ask_command(image, question, more_images, files, model, base_url, sandbox, m
                   on_event=Progress(not quiet and not as_json))
     result = agent.run(question, images=[image, *more_images], files=files)
     if trace_path:
-        from ..trace import write_trace
-
         try:
             write_trace(result, trace_path)
         except OSError as exc:
@@ -154,8 +155,6 @@ def sandbox() -> None:
 @click.option("--quiet", is_flag=True, help="Say nothing when the environment is already up to date.")
 def sandbox_setup(python, quiet) -> None:
     """Build the local sandbox's environment with Gemini's library list."""
-    from ..sandboxing.environment import build_env, env_is_current
-
     if quiet and env_is_current():
         return
     build_env(python, echo=lambda line: click.echo(line, err=True))
@@ -165,9 +164,6 @@ def sandbox_setup(python, quiet) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def sandbox_info(as_json) -> None:
     """Show the local sandbox: interpreter, limits and which libraries are really there."""
-    from ..sandboxing.executors import get_executor
-    from ..sandboxing.session import Session
-
     executor = get_executor("local", pool_size=0)
     with Session(executor, [], 300, guard=False) as session:
         libraries = session.libraries
@@ -189,19 +185,9 @@ def sandbox_info(as_json) -> None:
         click.echo(f"  {name:<28} {status.get('version') or 'missing: ' + status.get('error', '')}")
 
 
-def _register_commands() -> None:
-    from .bench import bench_command
-
-    cli.add_command(bench_command)
-    try:
-        from .docker import build_command, check_command
-    except ImportError:
-        return
-    sandbox.add_command(build_command, "build")
-    sandbox.add_command(check_command, "check")
-
-
-_register_commands()
+cli.add_command(bench_command)
+sandbox.add_command(build_command, "build")
+sandbox.add_command(check_command, "check")
 
 
 def main() -> None:

@@ -7,16 +7,23 @@ runnable alone as ``python -m agentic_vision.bench``.
 
 from __future__ import annotations
 
+import json
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
 import click
 
+from ..bench.metrics import summarise
+from ..bench.prices import load_prices
+from ..bench.report import write_report
+from ..bench.results import RESULTS_NAME, read_results
+from ..bench.suite import load_suite
 from ..errors import AgenticVisionError, InputError
+from ..models import get_model
 from .exits import exit_status, fail, file_error
 from .progress import Progress
-from ..bench.modes import MODES
+from ..values import BENCH_MODES as MODES, LOCAL_MODES, BenchMode
 
 
 def parse_modes(text: str) -> list[str]:
@@ -35,8 +42,6 @@ def parse_modes(text: str) -> list[str]:
 
 
 def make_model(name: str, base_url: str | None, thinking: str):
-    from ..models import get_model
-
     prefix = name.partition(":")[0] if ":" in name else ""
     options = {}
     if base_url:
@@ -47,14 +52,12 @@ def make_model(name: str, base_url: str | None, thinking: str):
 
 
 def summary_lines(records: list[dict], modes: list[str], prices: dict) -> list[str]:
-    from ..bench.metrics import summarise
-
     out = [f"{'mode':<12} {'tasks':>5} {'accuracy':>8}  {'95% CI':<15} {'b/c vs direct':>13} {'McNemar p':>9} "
            f"{'p50':>7} {'cost':>9}"]
     for s in summarise(records, prices, modes).values():
         ci = f"{100 * s.ci[0]:.1f}–{100 * s.ci[1]:.1f}%"
-        paired = f"{s.b}/{s.c}" if s.mode != "direct" and s.p_value is not None else "–"
-        p = f"{s.p_value:.3f}" if s.mode != "direct" and s.p_value is not None else "–"
+        paired = f"{s.b}/{s.c}" if s.mode != BenchMode.DIRECT and s.p_value is not None else "–"
+        p = f"{s.p_value:.3f}" if s.mode != BenchMode.DIRECT and s.p_value is not None else "–"
         p50 = f"{s.latency_p50:.2f}s" if s.latency_p50 is not None else "–"
         cost = f"${s.cost:.4f}" if s.cost is not None else "n/a"
         out.append(f"{s.mode:<12} {s.n:>5} {100 * s.accuracy:>7.1f}%  {ci:<15} {paired:>13} {p:>9} {p50:>7} {cost:>9}")
@@ -103,12 +106,6 @@ def bench_command(suite, modes_text, model, base_url, sandbox, out_dir, resume, 
 
 def _bench(suite_name, modes, model_name, base_url, sandbox, out_dir, resume, concurrency, limit, seed,
            prices_file, thinking, max_steps, timeout, no_traces, report_only, quiet) -> None:
-    import json
-
-    from ..bench.prices import load_prices
-    from ..bench.report import write_report
-    from ..bench.results import RESULTS_NAME, read_results
-
     prices, price_source = load_prices(prices_file)
     say = (lambda text: None) if quiet else (lambda text: click.echo(text, err=True))
     if report_only:
@@ -123,9 +120,9 @@ def _bench(suite_name, modes, model_name, base_url, sandbox, out_dir, resume, co
         click.echo(f"report: {report}")
         return
 
+    # The modes import google-genai (~1.5 s): not for every start of the command line.
     from ..bench.modes import ModeRunner, available_modes
     from ..bench.runner import run_pairs, write_meta
-    from ..bench.suite import load_suite
 
     existing = out_dir / RESULTS_NAME
     if not resume and existing.is_file() and existing.stat().st_size:
@@ -142,7 +139,7 @@ def _bench(suite_name, modes, model_name, base_url, sandbox, out_dir, resume, co
     if not modes:
         raise InputError("no mode left to run")
     model.check_ready()  # no API key: one line now, not one failure per task
-    sandbox_kind = sandbox if any(m.startswith("local") for m in modes) else None
+    sandbox_kind = sandbox if any(m in LOCAL_MODES for m in modes) else None
     notes = loaded_suite.notes + skipped
     meta = {"suite": loaded_suite.name, "model": model.name, "modes": modes, "sandbox": sandbox_kind,
             "seed": seed, "limit": limit, "concurrency": concurrency, "tasks": len(loaded_suite.tasks),

@@ -15,6 +15,8 @@ import sys
 import click
 
 from ..sandboxing.docker import docker_cli, image_name
+from ..sandboxing.executors import get_executor
+from ..sandboxing.session import Session
 from ..sandboxing.runtime_files import CHECKOUT
 from ..errors import SandboxUnavailable
 
@@ -46,9 +48,6 @@ def build_command(force, base_image) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def check_command(as_json) -> None:
     """Import every library inside the Docker sandbox image and report it."""
-    from ..sandboxing.executors import get_executor
-    from ..sandboxing.session import Session
-
     executor = get_executor("docker", pool_size=0)
     with Session(executor, [], 300, guard=False) as session:
         libraries = session.libraries

@@ -71,7 +71,7 @@ class AgentResult:
         thoughts and text, ``executable_code``, ``code_execution_result`` and
         ``inline_data`` images, in order; code written for hosted code execution
         reads it unchanged."""
-        from google.genai import types
+        from google.genai import types  # heavy (~1.5 s), and only this property needs it
 
         parts = []
         for turn in self.turns:

@@ -15,11 +15,11 @@ __all__ = ["Conversation", "Model", "ModelImage", "ModelTurn", "Observation", "T
 def get_model(name: str, **options) -> Model:
     prefix, _, rest = name.partition(":")
     if rest and prefix in ("openai", "ollama"):
-        from .openai_compat import OpenAIModel
+        from .openai_compat import OpenAIModel  # the openai SDK is heavy: only when asked for
 
         return OpenAIModel.from_name(prefix, rest, **options)
     if rest and prefix == "gemini":
         name = rest
-    from .gemini import GeminiModel
+    from .gemini import GeminiModel  # google-genai takes ~1.5 s to import: only when asked for
 
     return GeminiModel(name, **options)

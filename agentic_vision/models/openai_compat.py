@@ -28,8 +28,10 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import openai
+from PIL import Image as PILImage
 
 from ..errors import InputError, ModelError
+from ..images import encode_for_model
 from ..values import Outcome
 from .base import Model, ModelImage, ModelTurn, Observation, ToolCall, ToolSpec, Usage, elided_note, refusal_message
 
@@ -113,10 +115,6 @@ def fit_image(image: ModelImage, max_side: int | None) -> ModelImage:
     too_big = max_side is not None and max(image.width, image.height) > max_side
     if not too_big and image.mime_type in SEND_FORMATS:
         return image
-    from PIL import Image as PILImage
-
-    from ..images import encode_for_model
-
     with PILImage.open(io.BytesIO(image.data)) as img:
         img.load()
         return encode_for_model(img, max_side or max(img.size), image.label)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import threading
 
-from ..errors import InputError, SandboxUnavailable
+from ..errors import InputError
+from .bubblewrap import LocalExecutor
+from .docker import DockerExecutor, docker_ready
 
 _executors: dict = {}
 _lock = threading.Lock()
@@ -17,10 +19,6 @@ def resolve_kind(kind: str) -> str:
         raise InputError(f"unknown sandbox {kind!r}: choose one of {', '.join(KINDS)}")
     if kind != "auto":
         return kind
-    try:
-        from .docker import docker_ready
-    except ImportError:
-        return "local"
     return "docker" if docker_ready() else "local"
 
 
@@ -32,14 +30,8 @@ def get_executor(kind: str = "local", *, pool_size: int | None = None, **options
         executor = _executors.get(key)
         if executor is None:
             if kind == "local":
-                from .bubblewrap import LocalExecutor
-
                 executor = LocalExecutor(pool_size=1 if pool_size is None else pool_size, **options)
             else:
-                try:
-                    from .docker import DockerExecutor
-                except ImportError:
-                    raise SandboxUnavailable("the Docker sandbox is not available in this installation") from None
                 executor = DockerExecutor(pool_size=1 if pool_size is None else pool_size, **options)
             _executors[key] = executor
     return executor

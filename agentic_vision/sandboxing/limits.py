@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -101,8 +102,6 @@ class Cgroup:
                 except FileNotFoundError:
                     break
                 except OSError:
-                    import time
-
                     time.sleep(0.02)
 
 
