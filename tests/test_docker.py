@@ -98,7 +98,7 @@ def test_source_hash_matches_the_build_script():
 
 def test_the_container_is_hardened(executor):
     with session_on(executor) as session:
-        name = session._worker.container
+        name = session.container
         info = json.loads(subprocess.run(["docker", "inspect", name], capture_output=True, text=True, check=True).stdout)[0]
         inside = session.run(textwrap.dedent("""
             import os, resource
@@ -137,7 +137,7 @@ def test_the_container_is_hardened(executor):
 
 def test_the_container_is_gone_after_close(executor):
     session = session_on(executor)
-    name = session._worker.container
+    name = session.container
     assert container_exists(name)
     session.close()
     assert not container_exists(name)
@@ -145,12 +145,12 @@ def test_the_container_is_gone_after_close(executor):
 
 def test_the_container_is_gone_after_a_timeout(executor):
     with session_on(executor, timeout=1.5) as session:
-        first = session._worker.container
+        first = session.container
         result = session.run("while True:\n    pass")
         assert result.outcome == "OUTCOME_DEADLINE_EXCEEDED"
         assert not container_exists(first)
         assert session.run("print('again')").output == "again\n"
-        assert session._worker.container != first  # a new container, never the old one
+        assert session.container != first  # a new container, never the old one
 
 
 def test_shutdown_removes_pooled_and_busy_containers(engine):
@@ -158,12 +158,12 @@ def test_shutdown_removes_pooled_and_busy_containers(engine):
 
     ex = DockerExecutor(pool_size=1)
     ex.warm()
-    pooled = ex.pool.idle[0].container
+    pooled = ex.idle_workers()[0].container
     session = session_on(ex)
-    busy = session._worker.container
+    busy = session.container
     assert busy == pooled  # the pool handed its warm container over
-    ex.pool.warm(60)  # refilled in the background
-    refilled = ex.pool.idle[0].container
+    ex.warm(60)  # refilled in the background
+    refilled = ex.idle_workers()[0].container
     assert refilled != busy and container_exists(refilled)
     ex.shutdown()
     assert not container_exists(busy) and not container_exists(refilled)
@@ -177,7 +177,7 @@ def test_an_orphan_of_a_killed_process_is_removed_at_the_next_start(engine, tmp_
     script.write_text(textwrap.dedent("""
         from agentic_vision.sandboxing.session import open_session
         session = open_session("docker", guard=False, pool_size=0, timeout=600)
-        print(session._worker.container, flush=True)
+        print(session.container, flush=True)
         session.run("import time\\ntime.sleep(600)")   # busy: it will not notice its owner die
     """))
     owner = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
@@ -197,7 +197,7 @@ def test_a_live_sessions_container_survives_the_sweep(executor):
     from agentic_vision.sandboxing.docker import sweep_orphans
 
     with session_on(executor) as session:
-        name = session._worker.container
+        name = session.container
         assert name not in sweep_orphans()
         assert session.run("print(1)").output == "1\n"
 

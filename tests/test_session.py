@@ -279,7 +279,7 @@ class KillsTheProbe:
         worker = self.executor.acquire()
         self.handed += 1
         if self.handed == 2:
-            threading.Timer(1.0, os.kill, (worker.proc.pid, signal.SIGKILL)).start()
+            threading.Timer(1.0, os.kill, (worker.pid, signal.SIGKILL)).start()
         return worker
 
 
@@ -293,3 +293,14 @@ def test_a_library_probe_killed_at_chat_start_is_sandbox_unavailable_in_one_line
     message = str(caught.value)
     assert "\n" not in message
     assert message.startswith("the local sandbox could not import its libraries: killed by signal SIGKILL")
+
+
+def test_the_worker_serving_a_session_is_visible_and_replaced_after_a_crash(open_sandbox):
+    session = open_sandbox(guard=False)
+    first = session.worker_pid
+    assert first is not None and os.path.exists(f"/proc/{first}")
+    assert (session.container is not None) == (session.kind == "docker")
+    run(session, "import os\nos._exit(3)")
+    assert session.worker_pid is None  # nothing serves it until the next run
+    assert run(session, "print(1)").output == "1\n"
+    assert session.worker_pid not in (None, first)

@@ -24,7 +24,7 @@ from pathlib import Path
 from ..errors import SandboxUnavailable
 from .limits import CgroupFactory, Limits
 from ..paths import sandbox_env_dir, state_dir
-from .pool import WorkerPool
+from .pool import PooledExecutor, WorkerPool
 from .runtime_files import RUNTIME_DIR
 from .worker import Worker
 
@@ -140,7 +140,7 @@ def inside_python(python: Path, mapping: dict[str, str]) -> str:
 _JOIN_CGROUPS = 'n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 97; shift; n=$((n-1)); done; exec "$@"'
 
 
-class LocalExecutor:
+class LocalExecutor(PooledExecutor):
     kind = "local"
 
     def __init__(self, limits: Limits | None = None, pool_size: int = 1, python: str | os.PathLike | None = None) -> None:
@@ -218,13 +218,6 @@ class LocalExecutor:
         if cgroup is not None:
             argv = ["/bin/sh", "-c", _JOIN_CGROUPS, "sh", str(len(cgroup.procs_files)), *cgroup.procs_files, *argv]
         return Worker(argv, env={}, on_kill=cgroup.remove if cgroup else None, describe="local sandbox")
-
-    def acquire(self) -> Worker:
-        return self.pool.acquire()
-
-    def warm(self) -> None:
-        """Fills the pool now (blocking), e.g. before timing a session."""
-        self.pool.warm()
 
     def shutdown(self) -> None:
         for worker in self.pool.close():

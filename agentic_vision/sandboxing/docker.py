@@ -28,7 +28,7 @@ from pathlib import Path
 
 from ..errors import SandboxUnavailable
 from .limits import Limits
-from .pool import WorkerPool
+from .pool import PooledExecutor, WorkerPool
 from . import image_source
 from .runtime_files import CHECKOUT
 from .worker import Worker
@@ -205,15 +205,13 @@ def sweep_orphans() -> list[str]:
 class DockerWorker(Worker):
     """A Worker whose process is `docker run -i`; ``container`` is the container's name."""
 
-    container: str = ""
-
     def close(self, grace: float = 0.0) -> None:
         # The runtime keeps nothing to flush, so removing the container is the
         # whole clean-up; waiting for a polite exit costs ~0.5 s more.
         self.kill()
 
 
-class DockerExecutor:
+class DockerExecutor(PooledExecutor):
     kind = "docker"
 
     def __init__(
@@ -309,13 +307,6 @@ class DockerExecutor:
             worker.kill()
             raise
         return worker
-
-    def acquire(self) -> DockerWorker:
-        return self.pool.acquire()
-
-    def warm(self) -> None:
-        """Fills the pool now (blocking), e.g. before timing a session."""
-        self.pool.warm()
 
     def shutdown(self) -> None:
         """Removes every container this executor started, in use or pooled (also at exit)."""

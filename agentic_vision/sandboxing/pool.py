@@ -97,3 +97,30 @@ class WorkerPool:
             self._closed = True
             idle, self._idle = list(self._idle), deque()
         return idle
+
+
+class PooledExecutor:
+    """What every executor shares: sessions get workers from a warm pool of ``spawn()``'s.
+
+    A subclass sets ``kind``, ``pool_size`` and ``pool = WorkerPool(self.spawn, ...)``.
+    """
+
+    kind: str
+    pool_size: int
+    pool: WorkerPool
+
+    def spawn(self) -> Worker:
+        """A new worker that said ready (a cold start)."""
+        raise NotImplementedError
+
+    def acquire(self) -> Worker:
+        """A ready worker never used by another session (a waiting one when it can)."""
+        return self.pool.acquire()
+
+    def warm(self, timeout: float = 120.0) -> None:
+        """Fills the pool now (blocking), e.g. before timing a session."""
+        self.pool.warm(timeout)
+
+    def idle_workers(self) -> list[Worker]:
+        """The workers waiting in the pool, the next to be handed over first."""
+        return self.pool.idle

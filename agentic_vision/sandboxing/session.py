@@ -150,6 +150,16 @@ class Session:
         request = {"op": "libraries", "names": library_specs()}
         return self._request(self._worker, request, [], "libraries", "import its libraries", LIBRARIES_TIMEOUT)["libraries"]
 
+    @property
+    def worker_pid(self) -> int | None:
+        """The host pid of the worker serving this session now (None between a crash and the next run)."""
+        return self._worker.pid if self._worker is not None else None
+
+    @property
+    def container(self) -> str | None:
+        """The Docker container serving this session now; None for other sandboxes."""
+        return self._worker.container if self._worker is not None else None
+
     def _ensure_worker(self) -> None:
         if self._worker is None or not self._worker.alive:
             self._restart()

@@ -26,6 +26,8 @@ class WorkerDied(Exception):
 
 
 class Worker:
+    container: str | None = None  # the Docker container's name, for workers that are one
+
     def __init__(
         self,
         argv: list[str],
@@ -120,6 +122,11 @@ class Worker:
             protocol.write_message(self.proc.stdin, header, blobs)
         except (BrokenPipeError, OSError, ValueError):
             raise WorkerDied(self.death_note()) from None
+
+    @property
+    def pid(self) -> int:
+        """The host pid of the worker's process (bubblewrap, or the docker CLI)."""
+        return self.proc.pid
 
     @property
     def alive(self) -> bool:
