@@ -79,8 +79,6 @@ class ModeRunner:
 
     def __init__(self, model, sandbox: str = "auto", **settings) -> None:
         self.model = model
-        self.sandbox = sandbox
-        self.settings = settings
         # Fail now (no API key) rather than once per task; the client it makes is shared by
         # every worker thread (GeminiModel makes it once, under a lock).
         model.check_ready()
