@@ -95,13 +95,18 @@ _BUILTINS = frozenset(dir(builtins))
 
 def write_trace(result: AgentResult, path) -> Path:
     """Writes the trace of ``result`` to ``path`` atomically (parent folders made); returns the path."""
+    return write_trace_html(render_trace(result), path)
+
+
+def write_trace_html(html: str, path) -> Path:
+    """Writes a rendered trace (e.g. one made on another machine) atomically; returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as for open()
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(render_trace(result))
+            f.write(html)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

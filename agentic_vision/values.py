@@ -32,6 +32,7 @@ class StopReason(StrEnum):
     NO_ANSWER = "no_answer"  # the model finished but wrote no text
     INPUT_ERROR = "input_error"  # the task's inputs could not be used
     HARNESS_ERROR = "harness_error"  # an unexpected failure, recorded instead of crashing the run
+    WORKER_ERROR = "worker_error"  # a Ray worker or node died running it, after Ray's retries
 
 
 class BenchMode(StrEnum):

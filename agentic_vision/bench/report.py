@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 from .matching import LETTERS, expected_choice, what_was_read
@@ -124,6 +125,8 @@ def render_report(records: list[dict], meta: dict, prices: dict, price_source: s
               "tokens at the output price. Latency: wall time of one task in one mode, as the harness measured it.",
               ""]
 
+    lines += where_it_ran(records)
+
     failing = [s for s in summaries.values() if s.failures]
     lines += ["## Runs without an answer", ""]
     if not failing:
@@ -158,6 +161,37 @@ def render_report(records: list[dict], meta: dict, prices: dict, price_source: s
         lines.append(f"| {_cell(task_id, 40)} | {_cell(_expected(spec), 40)} | " + " | ".join(cells) + " |")
     lines.append("")
     return "\n".join(lines)
+
+
+def where_it_ran(records: list[dict]) -> list[str]:
+    """Episodes per node and per minute (a record's start is its finish less its latency)."""
+    by_node: dict[tuple, list[dict]] = {}
+    for r in records:
+        node = r.get("node") or {}
+        by_node.setdefault((node.get("hostname") or "?", node.get("id") or ""), []).append(r)
+    if not by_node:
+        return []
+    lines = ["## Where episodes ran", "", "| node | sandbox | episodes | episodes / min |", "|---|---|---:|---:|"]
+    for (host, node_id), rs in sorted(by_node.items(), key=lambda item: (-len(item[1]), item[0])):
+        kinds = sorted({(r.get("node") or {}).get("sandbox") for r in rs} - {None}) or ["–"]
+        name = f"{host} ({node_id[:8]})" if node_id else host
+        lines.append(f"| {_cell(name)} | {', '.join(kinds)} | {len(rs)} | {_rate(rs)} |")
+    lines += ["", f"All nodes: {len(records)} episodes, {_rate(records)} per minute over the time they ran.", ""]
+    return lines
+
+
+def _rate(records: list[dict]) -> str:
+    spans = []
+    for r in records:
+        try:
+            end = datetime.fromisoformat(r["finished_at"]).timestamp()
+        except (KeyError, TypeError, ValueError):
+            continue
+        spans.append((end - float(r.get("latency_s") or 0), end))
+    if not spans:
+        return "–"
+    minutes = (max(e for _, e in spans) - min(s for s, _ in spans)) / 60
+    return f"{len(records) / minutes:.1f}" if minutes > 0 else "–"
 
 
 def _in_suite_order(records: list[dict]) -> list[str]:

@@ -1,5 +1,8 @@
 """Running every (task, mode) pair: a bounded thread pool, a record per result, traces.
 
+``play`` is one episode wherever it runs (a thread here, a Ray worker in
+``bench.on_ray``); ``Collector`` is the driver that alone writes results.
+
 Rate limits: the SDK retries 429 and 5xx with exponential backoff (see
 ``models.gemini.make_client``); the pool keeps at most ``concurrency``
 episodes in flight.  A sandbox that cannot start stops the run (nothing
@@ -12,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import socket
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -20,7 +24,8 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import InputError, SandboxUnavailable
-from ..trace import write_trace
+from ..sandboxing.executors import resolve_kind
+from ..trace import render_trace, write_trace_html
 from ..values import LOCAL_MODES, Outcome, StopReason
 from .modes import Episode, ModeRunner
 from .results import RECORD_VERSION, RESULTS_NAME, ResultsFile
@@ -87,40 +92,84 @@ def write_meta(out_dir: Path, meta: dict, resume: bool) -> None:
     path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 
 
+def where_it_ran(sandbox: str | None, node_id: str | None = None) -> dict:
+    """The ``node`` of a record: the Ray node id (None in a local run), the host, the sandbox kind."""
+    return {"id": node_id, "hostname": socket.gethostname(), "sandbox": resolve_kind(sandbox) if sandbox else None}
+
+
+def play(runner: ModeRunner, task: Task, mode: str, *, index: int | None, suite: str, model: str,
+         sandbox: str | None, traces: bool, node: dict | None = None) -> tuple[dict, str | None]:
+    """One (task, mode): its record and, for the local modes, its rendered trace.
+
+    The trace comes back as text, not a file, so an episode played on another
+    machine is written where the driver keeps the results.
+    """
+    started = time.perf_counter()
+    try:
+        episode = runner.run(mode, task)
+    except SandboxUnavailable:
+        raise
+    except Exception as exc:  # a harness bug or an unexpected failure: a result, not a crash
+        episode = Episode(stop_reason=StopReason.HARNESS_ERROR, error=f"{type(exc).__name__}: {exc}")
+    latency = time.perf_counter() - started
+    html = None
+    if traces and mode in LOCAL_MODES and episode.result is not None:
+        try:
+            html = render_trace(episode.result)
+        except Exception as exc:  # the trace is a convenience: the result still counts
+            print(f"agentic-vision bench: no trace for {task.id} ({mode}): {exc}", file=sys.stderr)
+    record = make_record(task, mode, episode, model=model, sandbox=sandbox, suite=suite, latency_s=latency,
+                         trace=None, index=index)
+    record["node"] = node or where_it_ran(sandbox if mode in LOCAL_MODES else None)
+    return record, html
+
+
+class Collector:
+    """The driver's side of a run: appends each finished record (and writes its trace) exactly once.
+
+    ``on_record(record, done, total)`` hears of each pair as it finishes (the CLI's counter).
+    """
+
+    def __init__(self, store: ResultsFile, out_dir: Path, records: list[dict], total: int,
+                 on_record: Callable[[dict, int, int], None] | None) -> None:
+        self.store, self.trace_dir, self.records = store, Path(out_dir) / "traces", records
+        self.total, self.on_record, self.done = total, on_record, 0
+
+    def add(self, record: dict, html: str | None) -> None:
+        if html is not None:
+            name = f"{safe_name(record['task_id'])}.{record['mode']}.html"
+            try:
+                write_trace_html(html, self.trace_dir / name)
+                record["trace"] = f"traces/{name}"
+            except OSError as exc:
+                print(f"agentic-vision bench: no trace for {record['task_id']} ({record['mode']}): {exc}",
+                      file=sys.stderr)
+        self.store.append(record)
+        self.records.append(record)
+        self.done += 1
+        if self.on_record is not None:
+            self.on_record(record, self.done, self.total)
+
+
+def pending_pairs(tasks: list[Task], modes: list[str], done) -> list[tuple[Task, str]]:
+    return [(task, mode) for task in tasks for mode in modes if (task.id, mode) not in done]
+
+
 def run_pairs(tasks: list[Task], modes: list[str], runner: ModeRunner, out_dir: Path, *, resume: bool = False,
               concurrency: int = 1, suite: str = "", model: str = "", sandbox: str | None = None,
               traces: bool = True, on_record: Callable[[dict, int, int], None] | None = None) -> list[dict]:
-    """Runs every (task, mode) pair not yet in ``out_dir/results.jsonl``; returns all records.
-    ``on_record(record, done, total)`` hears of each pair as it finishes (the CLI's counter)."""
+    """Runs every (task, mode) pair not yet in ``out_dir/results.jsonl`` on a thread pool; returns all records."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    trace_dir = out_dir / "traces"
     with ResultsFile(out_dir / RESULTS_NAME, resume=resume) as store:
-        done = store.done()
         records = list(store.previous.records)
-        pending = [(task, mode) for task in tasks for mode in modes if (task.id, mode) not in done]
+        pending = pending_pairs(tasks, modes, store.done())
         position = {task.id: i for i, task in enumerate(tasks)}
+        collector = Collector(store, out_dir, records, len(pending), on_record)
 
-        def one(task: Task, mode: str) -> dict:
-            started = time.perf_counter()
-            try:
-                episode = runner.run(mode, task)
-            except SandboxUnavailable:
-                raise
-            except Exception as exc:  # a harness bug or an unexpected failure: a result, not a crash
-                episode = Episode(stop_reason=StopReason.HARNESS_ERROR, error=f"{type(exc).__name__}: {exc}")
-            latency = time.perf_counter() - started
-            trace = None
-            if traces and mode in LOCAL_MODES and episode.result is not None:
-                name = f"{safe_name(task.id)}.{mode}.html"
-                try:
-                    trace_dir.mkdir(exist_ok=True)
-                    write_trace(episode.result, trace_dir / name)
-                    trace = f"traces/{name}"
-                except Exception as exc:  # the trace is a convenience: the result still counts
-                    print(f"agentic-vision bench: no trace for {task.id} ({mode}): {exc}", file=sys.stderr)
-            return make_record(task, mode, episode, model=model, sandbox=sandbox, suite=suite,
-                               latency_s=latency, trace=trace, index=position[task.id])
+        def one(task: Task, mode: str) -> tuple[dict, str | None]:
+            return play(runner, task, mode, index=position[task.id], suite=suite, model=model, sandbox=sandbox,
+                        traces=traces)
 
         pool = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="bench")
         try:
@@ -140,22 +189,16 @@ def run_pairs(tasks: list[Task], modes: list[str], runner: ModeRunner, out_dir: 
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in finished:
                     running.discard(future)
-                    record = future.result()  # SandboxUnavailable propagates from here
-                    store.append(record)
-                    records.append(record)
-                    if on_record is not None:
-                        on_record(record, len(records) - len(store.previous.records), len(pending))
+                    collector.add(*future.result())  # SandboxUnavailable propagates from here
                 refill()
         except BaseException:
             # Stop what has not started; keep what is running and finishes (a second Ctrl-C abandons it).
             pool.shutdown(wait=False, cancel_futures=True)
             for future in running:
                 try:
-                    record = future.result()
+                    collector.add(*future.result())
                 except BaseException:
                     continue
-                store.append(record)
-                records.append(record)
             raise
         pool.shutdown(wait=True)
     return records

@@ -20,8 +20,8 @@ from ..bench.report import write_report
 from ..bench.results import RESULTS_NAME, read_results
 from ..bench.suite import load_suite
 from ..errors import AgenticVisionError, InputError
-from ..models import get_model
 from .exits import exit_status, fail, file_error
+from ..bench.on_ray import RayOptions
 from .progress import Progress
 from ..values import BENCH_MODES as MODES, LOCAL_MODES, BenchMode
 
@@ -39,16 +39,6 @@ def parse_modes(text: str) -> list[str]:
     if not modes:
         raise click.BadParameter("no modes given", param_hint="--modes")
     return modes
-
-
-def make_model(name: str, base_url: str | None, thinking: str):
-    prefix = name.partition(":")[0] if ":" in name else ""
-    options = {}
-    if base_url:
-        options["base_url"] = base_url
-    if prefix not in ("openai", "ollama"):
-        options["thinking"] = thinking
-    return get_model(name, **options)
 
 
 def summary_lines(records: list[dict], modes: list[str], prices: dict) -> list[str]:
@@ -78,8 +68,17 @@ def summary_lines(records: list[dict], modes: list[str], prices: dict) -> list[s
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Directory for results.jsonl, report.md, accuracy.png, traces/ and generated images.")
 @click.option("--resume", is_flag=True, help="Continue a run in --out: skip the (task, mode) pairs already done.")
-@click.option("--concurrency", type=click.IntRange(min=1, max=64), default=2, show_default=True,
-              help="Episodes in flight at once (threads).")
+@click.option("--concurrency", type=click.IntRange(min=1, max=1024), default=None,
+              help="Episodes in flight at once: threads (default 2), or with --ray Ray tasks (default: as many "
+                   "as the cluster has room for).")
+@click.option("--ray", "ray_address", default=None, metavar="ADDRESS",
+              help="Run the episodes on a Ray cluster: auto (RAY_ADDRESS, else the cluster on this machine), "
+                   "host:port or ray://host:10001. Needs the ray extra.")
+@click.option("--ray-cpus", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
+              help="With --ray: CPUs each episode reserves on its node (bounds sandboxes per node).")
+@click.option("--ray-resource", default=None, metavar="NAME",
+              help="With --ray: a custom node resource each episode needs one unit of "
+                   "(e.g. nodes started with --resources '{\"sandbox\": 4}').")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N tasks of the suite.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the generated tasks.")
 @click.option("--prices", "prices_file", type=click.Path(dir_okay=False), default=None,
@@ -91,12 +90,14 @@ def summary_lines(records: list[dict], modes: list[str], prices: dict) -> list[s
 @click.option("--no-traces", is_flag=True, help="Do not write HTML traces of the local modes.")
 @click.option("--report-only", is_flag=True, help="Rebuild report.md and accuracy.png from results.jsonl; run nothing.")
 @click.option("--quiet", is_flag=True, help="No progress on stderr.")
-def bench_command(suite, modes_text, model, base_url, sandbox, out_dir, resume, concurrency, limit, seed,
-                  prices_file, thinking, max_steps, timeout, no_traces, report_only, quiet) -> None:
+def bench_command(suite, modes_text, model, base_url, sandbox, out_dir, resume, concurrency, ray_address, ray_cpus,
+                  ray_resource, limit, seed, prices_file, thinking, max_steps, timeout, no_traces, report_only,
+                  quiet) -> None:
     """Run a suite in several modes (direct, hosted, local, local-blind) and write a report."""
+    ray = RayOptions(ray_address, ray_cpus, ray_resource) if ray_address else None
     try:
-        _bench(suite, parse_modes(modes_text), model, base_url, sandbox, Path(out_dir), resume, concurrency, limit,
-               seed, prices_file, thinking, max_steps, timeout, no_traces, report_only, quiet)
+        _bench(suite, parse_modes(modes_text), model, base_url, sandbox, Path(out_dir), resume, concurrency, ray,
+               limit, seed, prices_file, thinking, max_steps, timeout, no_traces, report_only, quiet)
     except OSError as exc:  # e.g. --out cannot be written
         exc = file_error(exc)
         fail(str(exc), exit_status(exc))
@@ -104,7 +105,7 @@ def bench_command(suite, modes_text, model, base_url, sandbox, out_dir, resume, 
         fail(str(exc), exit_status(exc))
 
 
-def _bench(suite_name, modes, model_name, base_url, sandbox, out_dir, resume, concurrency, limit, seed,
+def _bench(suite_name, modes, model_name, base_url, sandbox, out_dir, resume, concurrency, ray, limit, seed,
            prices_file, thinking, max_steps, timeout, no_traces, report_only, quiet) -> None:
     prices, price_source = load_prices(prices_file)
     say = (lambda text: None) if quiet else (lambda text: click.echo(text, err=True))
@@ -121,7 +122,9 @@ def _bench(suite_name, modes, model_name, base_url, sandbox, out_dir, resume, co
         return
 
     # The modes import google-genai (~1.5 s): not for every start of the command line.
+    from ..bench.config import RunConfig, make_model, model_env
     from ..bench.modes import ModeRunner, available_modes
+    from ..bench.on_ray import import_ray, run_pairs_on_ray
     from ..bench.runner import run_pairs, write_meta
 
     existing = out_dir / RESULTS_NAME
@@ -129,6 +132,8 @@ def _bench(suite_name, modes, model_name, base_url, sandbox, out_dir, resume, co
         raise InputError(f"{existing} already holds results: pass --resume to continue that run, "
                          "or choose another --out")
 
+    if ray is not None:
+        import_ray()  # no Ray: one line before anything is loaded or asked
     loaded_suite = load_suite(suite_name, out_dir / "cache", seed=seed, limit=limit)
     for note in loaded_suite.notes:
         say(f"note: {note}")
@@ -142,18 +147,25 @@ def _bench(suite_name, modes, model_name, base_url, sandbox, out_dir, resume, co
     sandbox_kind = sandbox if any(m in LOCAL_MODES for m in modes) else None
     notes = loaded_suite.notes + skipped
     meta = {"suite": loaded_suite.name, "model": model.name, "modes": modes, "sandbox": sandbox_kind,
-            "seed": seed, "limit": limit, "concurrency": concurrency, "tasks": len(loaded_suite.tasks),
-            "notes": notes, "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            "seed": seed, "limit": limit, "concurrency": concurrency or (None if ray else 2),
+            "tasks": len(loaded_suite.tasks), "notes": notes, "ray": ray.address if ray else None,
+            "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     out_dir.mkdir(parents=True, exist_ok=True)
     write_meta(out_dir, meta, resume)
     say(f"bench: {len(loaded_suite.tasks)} tasks × {len(modes)} modes ({', '.join(modes)}) on {model.name}"
-        + (f", sandbox {sandbox}" if sandbox_kind else ""))
-    runner = ModeRunner(model, sandbox=sandbox, max_steps=max_steps, timeout=timeout)
+        + (f", sandbox {sandbox}" if sandbox_kind else "") + (f", Ray cluster {ray.address}" if ray else ""))
     counter = Progress(not quiet and sys.stderr.isatty())
     try:
-        records = run_pairs(loaded_suite.tasks, modes, runner, out_dir, resume=resume, concurrency=concurrency,
-                            suite=loaded_suite.name, model=model.name, sandbox=sandbox_kind, traces=not no_traces,
-                            on_record=counter.count)
+        if ray is not None:
+            config = RunConfig(model_name, base_url, thinking, sandbox, max_steps, timeout, loaded_suite.name,
+                               not no_traces, model_env())
+            records = run_pairs_on_ray(loaded_suite.tasks, modes, config, ray, out_dir, resume=resume,
+                                       concurrency=concurrency, on_record=counter.count, say=say)
+        else:
+            runner = ModeRunner(model, sandbox=sandbox, max_steps=max_steps, timeout=timeout)
+            records = run_pairs(loaded_suite.tasks, modes, runner, out_dir, resume=resume,
+                                concurrency=concurrency or 2, suite=loaded_suite.name, model=model.name,
+                                sandbox=sandbox_kind, traces=not no_traces, on_record=counter.count)
     finally:
         counter.close()
     report_meta = {**meta, "modes": _modes_present(records)}

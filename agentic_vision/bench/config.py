@@ -1,0 +1,51 @@
+"""What a benchmark run is, as plain data: enough to rebuild its model and runner anywhere.
+
+The thread-pool run builds its runner from this in the driver; a Ray run
+ships it to each worker (it pickles: no clients, no locks, no sandboxes),
+and the worker builds its own model client and warm sandbox pool from it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from ..models import get_model
+from .modes import ModeRunner
+
+# Settings the model backends read from the environment; a Ray run carries the
+# driver's values to the workers, whose own environment is the cluster's.
+MODEL_ENV = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GEMINI_BASE_URL", "GOOGLE_GENAI_USE_VERTEXAI",
+             "GOOGLE_CLOUD_PROJECT", "GOOGLE_CLOUD_LOCATION", "OPENAI_API_KEY", "OPENAI_BASE_URL", "OLLAMA_HOST")
+
+
+def make_model(name: str, base_url: str | None, thinking: str):
+    prefix = name.partition(":")[0] if ":" in name else ""
+    options = {}
+    if base_url:
+        options["base_url"] = base_url
+    if prefix not in ("openai", "ollama"):
+        options["thinking"] = thinking
+    return get_model(name, **options)
+
+
+def model_env() -> tuple[tuple[str, str], ...]:
+    """The driver's model settings, as (name, value) pairs (hashable, like the rest of RunConfig)."""
+    return tuple((name, os.environ[name]) for name in MODEL_ENV if os.environ.get(name))
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    model: str
+    base_url: str | None = None
+    thinking: str = "default"
+    sandbox: str = "auto"
+    max_steps: int = 12
+    timeout: float = 30.0
+    suite: str = ""
+    traces: bool = True
+    env: tuple[tuple[str, str], ...] = ()
+
+    def build_runner(self) -> ModeRunner:
+        return ModeRunner(make_model(self.model, self.base_url, self.thinking), sandbox=self.sandbox,
+                          max_steps=self.max_steps, timeout=self.timeout)
