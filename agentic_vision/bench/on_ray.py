@@ -191,8 +191,15 @@ def run_pairs_on_ray(tasks: list[Task], modes: list[str], config: RunConfig, opt
                      resume: bool = False, concurrency: int | None = None,
                      on_record: Callable[[dict, int, int], None] | None = None,
                      say: Callable[[str], None] = lambda text: None) -> list[dict]:
-    """Runs every (task, mode) pair not yet in ``out_dir/results.jsonl`` on the cluster; returns all records."""
-    ray = connect(options, config)
+    """Runs every (task, mode) pair not yet in ``out_dir/results.jsonl`` on the cluster; returns all records.
+
+    Joins the cluster for this run, unless this process is connected already
+    (then the caller's connection, and the warm workers it holds, are kept).
+    """
+    ray = import_ray()
+    joined = not ray.is_initialized()
+    if joined:
+        connect(options, config)
     from ray.exceptions import RayError, RayTaskError, TaskCancelledError
 
     try:
@@ -262,4 +269,5 @@ def run_pairs_on_ray(tasks: list[Task], modes: list[str], config: RunConfig, opt
                 raise
         return records
     finally:
-        ray.shutdown()
+        if joined:
+            ray.shutdown()
