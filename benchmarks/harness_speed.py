@@ -47,9 +47,10 @@ if str(ROOT) not in sys.path:  # runnable from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
 from agentic_vision.bench.builtin import load_builtin  # noqa: E402
-from agentic_vision.bench.config import RunConfig, model_env  # noqa: E402
+from agentic_vision.bench.config import RayOptions, RunConfig, model_env  # noqa: E402
 from agentic_vision.bench.modes import ModeRunner  # noqa: E402
 from agentic_vision.bench.offline import offline_server  # noqa: E402
+from agentic_vision.bench.on_ray import connect, run_pairs_on_ray  # noqa: E402
 from agentic_vision.bench.runner import run_pairs  # noqa: E402
 from agentic_vision.bench.stats import percentile  # noqa: E402
 from agentic_vision.bench.tasks import Task  # noqa: E402
@@ -64,8 +65,6 @@ def measure(tasks, mode: str, concurrency: int, server_url: str, work: Path, ray
     out = work / f"{mode}-c{concurrency}{'-ray' if ray_address else ''}"
     started = time.perf_counter()
     if ray_address:
-        from agentic_vision.bench.on_ray import RayOptions, run_pairs_on_ray
-
         os.environ["GEMINI_API_KEY"] = "harness-speed"
         config = RunConfig(MODEL, base_url=server_url, sandbox="local", suite="builtin-checked", env=model_env())
         records = run_pairs_on_ray(tasks, [mode], config, RayOptions(ray_address), out, concurrency=concurrency)
@@ -120,8 +119,6 @@ def main() -> None:
             if address:
                 # One connection for every cell, as one `bench --ray` run is: its worker processes (model
                 # client, warm sandbox pool) are started once, by the warm-up, as a long run's are.
-                from agentic_vision.bench.on_ray import RayOptions, connect
-
                 os.environ["GEMINI_API_KEY"] = "harness-speed"
                 connect(RayOptions(address), RunConfig(MODEL, env=model_env()))
             print(f"warming up (scripted server at {server.url})", file=sys.stderr)

@@ -11,7 +11,6 @@ import os
 from dataclasses import dataclass
 
 from ..models import get_model
-from .modes import ModeRunner
 
 # Settings the model backends read from the environment; a Ray run carries the
 # driver's values to the workers, whose own environment is the cluster's.
@@ -35,6 +34,14 @@ def model_env() -> tuple[tuple[str, str], ...]:
 
 
 @dataclass(frozen=True)
+class RayOptions:
+    address: str = "auto"  # "auto" (RAY_ADDRESS, else the cluster started on this machine), host:port, ray://...
+    cpus_per_episode: float = 1.0
+    resource: str | None = None  # a custom node resource each episode needs one unit of
+    retries: int = 2  # Ray's retries of an episode whose worker process or node died
+
+
+@dataclass(frozen=True)
 class RunConfig:
     model: str
     base_url: str | None = None
@@ -46,6 +53,9 @@ class RunConfig:
     traces: bool = True
     env: tuple[tuple[str, str], ...] = ()
 
-    def build_runner(self) -> ModeRunner:
+    def build_runner(self):
+        # The modes import google-genai (~1.5 s): not for every start of the command line.
+        from .modes import ModeRunner
+
         return ModeRunner(make_model(self.model, self.base_url, self.thinking), sandbox=self.sandbox,
                           max_steps=self.max_steps, timeout=self.timeout)

@@ -29,12 +29,12 @@ import os
 import socket
 import tempfile
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
 from ..errors import InputError, SandboxUnavailable
-from .config import RunConfig
+from .config import RayOptions, RunConfig
 from ..values import LOCAL_MODES, StopReason
 from .modes import Episode
 from .results import RESULTS_NAME, ResultsFile
@@ -43,14 +43,6 @@ from .tasks import Task
 
 RAY_HINT = "Ray is not installed: pip install 'agentic-vision[ray]'"
 INPUTS_DIR = "agentic-vision-bench-inputs"
-
-
-@dataclass(frozen=True)
-class RayOptions:
-    address: str = "auto"  # "auto" (RAY_ADDRESS, else the cluster started on this machine), host:port, ray://...
-    cpus_per_episode: float = 1.0
-    resource: str | None = None  # a custom node resource each episode needs one unit of
-    retries: int = 2  # Ray's retries of an episode whose worker process or node died
 
 
 def import_ray():

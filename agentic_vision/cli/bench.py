@@ -21,7 +21,7 @@ from ..bench.results import RESULTS_NAME, read_results
 from ..bench.suite import load_suite
 from ..errors import AgenticVisionError, InputError
 from .exits import exit_status, fail, file_error
-from ..bench.on_ray import RayOptions
+from ..bench.config import RayOptions
 from .progress import Progress
 from ..values import BENCH_MODES as MODES, LOCAL_MODES, BenchMode
 
