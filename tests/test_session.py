@@ -6,6 +6,7 @@ import os
 import signal
 import textwrap
 import threading
+import time
 import uuid
 
 import pytest
@@ -304,3 +305,23 @@ def test_the_worker_serving_a_session_is_visible_and_replaced_after_a_crash(open
     assert session.worker_pid is None  # nothing serves it until the next run
     assert run(session, "print(1)").output == "1\n"
     assert session.worker_pid not in (None, first)
+
+
+def test_interrupt_from_another_thread_stops_the_run_and_restarts(open_sandbox, photo):
+    session = open_sandbox(inputs=[photo], timeout=60)
+    run(session, "kept = 1")
+    threading.Timer(1.0, session.interrupt).start()
+    started = time.monotonic()
+    result = run(session, "import time\nprint('looping', flush=True)\nwhile True:\n    time.sleep(0.01)")
+    assert time.monotonic() - started < 10  # far below the 60 s limit
+    assert result.outcome == "OUTCOME_FAILED"
+    assert result.output.startswith("looping\n") and "stopped on request" in result.output
+    after = run(session, "import os\ntry:\n    kept\n    print(True, os.listdir('.'))\nexcept NameError:\n    print(False, os.listdir('.'))")
+    assert after.output == "False ['photo.jpg']\n"
+
+
+def test_a_closed_session_never_starts_another_sandbox(open_sandbox):
+    session = open_sandbox()
+    session.close()
+    with pytest.raises(SandboxUnavailable, match="closed"):
+        session.run("print(1)")

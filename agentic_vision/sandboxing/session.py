@@ -75,6 +75,8 @@ class Session:
         self.timeout = timeout
         self.guard = guard
         self._worker: Worker | None = None
+        self._closed = False
+        self._interrupted = False
         self._start()
 
     # -- lifetime -------------------------------------------------------------
@@ -125,10 +127,23 @@ class Session:
         self.inputs.extend(files)
         return files
 
+    def interrupt(self) -> None:
+        """Stops the run in progress (from another thread) by ending its worker.
+
+        The run returns at once as failed; the next run starts a fresh worker
+        with the input files, as after a timeout.
+        """
+        worker = self._worker
+        if worker is not None:
+            self._interrupted = True
+            worker.kill()
+
     def close(self) -> None:
-        if self._worker is not None:
-            self._worker.close()
-            self._worker = None
+        """Ends the sandbox; a closed session never starts another one."""
+        self._closed = True
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.close()
 
     def __enter__(self) -> "Session":
         return self
@@ -161,6 +176,8 @@ class Session:
         return self._worker.container if self._worker is not None else None
 
     def _ensure_worker(self) -> None:
+        if self._closed:
+            raise SandboxUnavailable(f"this {self.kind} sandbox session is closed: open a new one")
         if self._worker is None or not self._worker.alive:
             self._restart()
 
@@ -169,6 +186,7 @@ class Session:
     def run(self, code: str, timeout: float | None = None) -> Execution:
         timeout = self.timeout if timeout is None else timeout
         self._ensure_worker()
+        self._interrupted = False
         started = time.perf_counter()
         chunks: list[str] = []
         size = 0
@@ -197,6 +215,12 @@ class Session:
         except WorkerDied as exc:
             worker.kill()
             self._worker = None
+            if self._interrupted:
+                chunks.append(
+                    "\n[The run was stopped on request. The sandbox was restarted: variables from earlier "
+                    "runs are lost; the input files are back.]\n"
+                )
+                return Execution(Outcome.FAILED, "".join(chunks), [], time.perf_counter() - started)
             chunks.append(
                 f"\n[The sandbox process died ({exc}); this often means it ran out of memory. It was "
                 "restarted: variables from earlier runs are lost; the input files are back.]\n"
