@@ -22,6 +22,7 @@ from ..trace import write_trace
 from .bench import bench_command
 from .docker import build_command, check_command
 from .exits import EXIT_FAILED, EXIT_USAGE, exit_status, fail, file_error
+from .mcp import mcp_command
 from .progress import Progress
 
 
@@ -186,6 +187,7 @@ def sandbox_info(as_json) -> None:
 
 
 cli.add_command(bench_command)
+cli.add_command(mcp_command)
 sandbox.add_command(build_command, "build")
 sandbox.add_command(check_command, "check")
 

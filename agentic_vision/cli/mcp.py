@@ -1,0 +1,54 @@
+"""`agentic-vision mcp`: serve the sandbox and the loop to MCP clients."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .exits import EXIT_USAGE, fail
+
+
+@click.command("mcp")
+@click.option("--transport", type=click.Choice(["stdio", "streamable-http"]), default="stdio", show_default=True,
+              help="stdio for a client that starts the server; streamable-http to listen on loopback.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Loopback address for streamable-http.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
+              help="Port for streamable-http (0: any free one, printed on stderr).")
+@click.option("--sandbox", type=click.Choice(["auto", "local", "docker"]), default="auto", show_default=True,
+              envvar="AGENTIC_VISION_SANDBOX", help="Where the code runs.")
+@click.option("--allow-dir", "allow_dirs", multiple=True, type=click.Path(file_okay=False),
+              help="A directory whose files clients may copy into the sandbox (repeatable; default: the current one).")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
+              help="Seconds per run, and the most a call may ask for.")
+@click.option("--max-sessions", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Sandboxes open at once (ask's included).")
+@click.option("--idle-timeout", type=click.FloatRange(min=1), default=900.0, show_default=True,
+              help="Seconds after which an unused HTTP session is closed.")
+@click.option("--image-max-side", type=click.IntRange(min=64), default=1536, show_default=True,
+              help="Images come back downscaled to this longest side.")
+@click.option("--max-image-bytes", type=click.IntRange(min=1024), default=8 * 1024 * 1024, show_default=True,
+              help="Bytes of images in one result, all together.")
+@click.option("--model", default="gemini-3-flash-preview", show_default=True, envvar="AGENTIC_VISION_MODEL",
+              help="Model for the ask tool: gemini-…, openai:NAME or ollama:NAME.")
+@click.option("--max-steps", type=click.IntRange(min=1), default=12, show_default=True, help="The most steps an ask may take.")
+@click.option("--trace-dir", type=click.Path(file_okay=False), default=None, help="Write an HTML trace of every ask here.")
+@click.option("--no-guard", is_flag=True, help="Skip the RestrictedPython first-pass guard (the OS sandbox still holds).")
+def mcp_command(transport, host, port, sandbox, allow_dirs, timeout, max_sessions, idle_timeout, image_max_side,
+                max_image_bytes, model, max_steps, trace_dir, no_guard) -> None:
+    """Serve run_python, ask and their friends to MCP clients (stdio by default)."""
+    try:
+        from ..servers.mcp import ServerConfig, serve
+    except ImportError:
+        fail("the MCP server needs the mcp extra: pip install 'agentic-vision[mcp]'", EXIT_USAGE)
+    for d in allow_dirs:
+        if not Path(d).is_dir():
+            fail(f"--allow-dir {d}: not a directory", EXIT_USAGE)
+    config = ServerConfig(
+        sandbox=sandbox,
+        allow_dirs=tuple(Path(d).resolve() for d in allow_dirs) or (Path.cwd(),),
+        timeout=timeout, max_sessions=max_sessions, idle_timeout=idle_timeout, image_max_side=image_max_side,
+        max_result_image_bytes=max_image_bytes, model=model, max_steps=max_steps,
+        trace_dir=Path(trace_dir).resolve() if trace_dir else None, guard=not no_guard,
+    )
+    serve(config, transport, host, port)

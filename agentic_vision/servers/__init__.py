@@ -1,0 +1,1 @@
+"""Servers that expose the sandbox and the loop to other programs."""

@@ -1,0 +1,101 @@
+"""Which host files a client may hand to the sandbox, and reading them safely.
+
+A client names host paths; only regular files under an allowed directory
+are read.  Symlinks and ``..`` are resolved before the check, and the file
+actually opened is checked again through /proc, so a link swapped in between
+cannot lead outside.  Every path of a request is checked before any is read:
+a refused request reads nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import Iterable
+
+from ...errors import InputError
+from ...sandboxing.session import MAX_INPUT_BYTES, InputFile
+
+
+class AccessRefused(InputError):
+    """A path the rules do not allow; the message is one line."""
+
+
+class FileAccess:
+    def __init__(self, allowed: Iterable[os.PathLike | str]) -> None:
+        dirs = []
+        for d in allowed:
+            real = Path(os.path.realpath(d))
+            if not real.is_dir():
+                raise InputError(f"--allow-dir {d}: not a directory")
+            dirs.append(real)
+        if not dirs:
+            raise InputError("at least one --allow-dir is needed")
+        self.dirs = dirs
+
+    def describe(self) -> str:
+        return ", ".join(str(d) for d in self.dirs)
+
+    def _inside(self, real: str) -> bool:
+        return any(real == str(d) or real.startswith(str(d).rstrip("/") + "/") for d in self.dirs)
+
+    def check(self, path: str) -> Path:
+        """The resolved path if the rules allow reading it; raises AccessRefused."""
+        if not isinstance(path, str) or not path or "\0" in path:
+            raise AccessRefused(f"{path!r} is not a usable path")
+        given = Path(path)
+        if not given.is_absolute():
+            given = Path.cwd() / given  # relative paths are relative to where the server runs
+        real = os.path.realpath(given)
+        if not self._inside(real):
+            raise AccessRefused(
+                f"{path} is outside the allowed directories ({self.describe()}); "
+                "the server's --allow-dir decides what it may read"
+            )
+        try:
+            st = os.stat(real)
+        except OSError:
+            raise AccessRefused(f"{path}: no such file") from None
+        if not stat.S_ISREG(st.st_mode):
+            raise AccessRefused(f"{path} is not a regular file")
+        return Path(real)
+
+    def read(self, paths: Iterable[str]) -> list[InputFile]:
+        """Checks every path, then reads them; the sandbox sees each under its given name."""
+        paths = list(paths)
+        checked = [(Path(p).name, self.check(p)) for p in paths]
+        names = [name for name, _ in checked]
+        if len(set(names)) != len(names):
+            raise AccessRefused("two of the files have the same name; rename one")
+        total = 0
+        files = []
+        for (name, real), given in zip(checked, paths):
+            data = self._read_one(real, given, MAX_INPUT_BYTES - total)
+            total += len(data)
+            files.append(InputFile(name, data))
+        return files
+
+    def _read_one(self, real: Path, given: str, budget: int) -> bytes:
+        # O_NOFOLLOW and O_NONBLOCK: a link or a FIFO swapped in after the check
+        # is neither followed nor waited on; what was opened is checked again.
+        try:
+            fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as exc:
+            raise AccessRefused(f"{given}: cannot be read ({exc.strerror})") from None
+        try:
+            st = os.fstat(fd)
+            opened = os.path.realpath(f"/proc/self/fd/{fd}")
+            if not stat.S_ISREG(st.st_mode) or not self._inside(opened):
+                raise AccessRefused(f"{given} changed while it was being checked; try again")
+            if st.st_size > budget:
+                raise AccessRefused(f"the files exceed {MAX_INPUT_BYTES // 2**20} MiB in total")
+            chunks, size = [], 0
+            while chunk := os.read(fd, 1 << 20):
+                size += len(chunk)
+                if size > budget:
+                    raise AccessRefused(f"the files exceed {MAX_INPUT_BYTES // 2**20} MiB in total")
+                chunks.append(chunk)
+            return b"".join(chunks)
+        finally:
+            os.close(fd)

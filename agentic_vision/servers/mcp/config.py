@@ -1,0 +1,39 @@
+"""What an MCP server is started with: sandbox, limits, model, directories."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    sandbox: str = "auto"  # local, docker or auto, as for exec
+    allow_dirs: tuple[Path, ...] = field(default_factory=lambda: (Path.cwd(),))
+    timeout: float = 30.0  # seconds per run; also the most a call may ask for
+    max_sessions: int = 4  # sandboxes open at once, the loop's own included
+    idle_timeout: float = 900.0  # seconds; closes sessions nobody used (HTTP has no disconnect)
+    image_max_side: int = 1536  # images come back downscaled to this longest side
+    max_result_image_bytes: int = 8 * MiB  # all images of one result together
+    model: str = "gemini-3-flash-preview"
+    max_steps: int = 12  # the most an ask may take; a call may ask for fewer
+    trace_dir: Path | None = None
+    guard: bool = True
+
+    def limits(self, executor) -> dict:
+        """The limits as a client may read them (the limits resource)."""
+        return {
+            "timeout_s": self.timeout,
+            "sandbox": executor.kind,
+            "sandbox_limits": executor.limits.as_dict(),
+            "enforcement": executor.enforcement,
+            "max_sessions": self.max_sessions,
+            "idle_timeout_s": self.idle_timeout,
+            "image_max_side": self.image_max_side,
+            "max_result_image_bytes": self.max_result_image_bytes,
+            "allowed_dirs": [str(d) for d in self.allow_dirs],
+            "model": self.model,
+            "max_steps": self.max_steps,
+        }

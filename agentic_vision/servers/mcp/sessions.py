@@ -1,0 +1,215 @@
+"""Sandbox sessions of MCP clients: who owns which, how many, and stopping them.
+
+A session is found by a key (scope, name).  Over stdio the process serves one
+client, so the scope is the process and its sessions end when the client
+disconnects (the server exits).  Over HTTP a legacy connection has an
+``Mcp-Session-Id`` and its default session is keyed by it; a stateless
+request has no connection to hang state on, so it gets a one-off session
+unless it names one.  Named HTTP sessions are server-wide.  Sessions nobody
+used for ``idle_timeout`` seconds are closed, since HTTP never says that a
+client left.
+
+Sandbox runs are synchronous and run in threads; ``in_thread`` turns a
+cancelled tool call into a stopped run, not an abandoned one.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, TypeVar
+
+import anyio
+
+from ...errors import AgenticVisionError, InputError
+from ...sandboxing.session import InputFile, Session, open_session
+
+DEFAULT = "default"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+T = TypeVar("T")
+
+
+class SessionLimit(AgenticVisionError):
+    """Too many sandboxes are open."""
+
+
+def check_name(name: str) -> str:
+    if not _NAME.match(name or ""):
+        raise InputError(f"session name {name!r}: use 1-64 letters, digits, '.', '_' or '-'")
+    return name
+
+
+@dataclass
+class ManagedSession:
+    key: tuple[str, str]
+    sandbox: Session
+    lock: threading.Lock = field(default_factory=threading.Lock)  # one run at a time
+    last_used: float = field(default_factory=time.monotonic)
+
+    @property
+    def name(self) -> str:
+        return self.key[1]
+
+    def add_files(self, files: list[InputFile]) -> list[str]:
+        """Adds files not yet there; the same name with the same bytes is kept as is."""
+        have = {f.name: f.data for f in self.sandbox.inputs}
+        new = []
+        for f in files:
+            if f.name in have:
+                if have[f.name] != f.data:
+                    raise InputError(
+                        f"a different file named {f.name!r} is already in the session; rename yours or reset_session"
+                    )
+                continue
+            new.append(f)
+        if new:
+            self.sandbox.add_inputs([(f.name, f.data) for f in new])
+        return [f.name for f in new]
+
+
+class SessionRegistry:
+    def __init__(self, kind: str, timeout: float, max_sessions: int, guard: bool = True) -> None:
+        self.kind = kind
+        self.timeout = timeout
+        self.max_sessions = max_sessions
+        self.guard = guard
+        self._sessions: dict[tuple[str, str], ManagedSession] = {}
+        self._opening: dict[tuple[str, str], threading.Lock] = {}
+        self._reserved = 0  # slots of sandboxes being opened, one-off runs and asks
+        self._lock = threading.Lock()
+
+    # -- slots --------------------------------------------------------------------------
+
+    def reserve(self) -> None:
+        with self._lock:
+            if len(self._sessions) + self._reserved >= self.max_sessions:
+                raise SessionLimit(
+                    f"{self.max_sessions} sandbox sessions are open, the most this server allows: "
+                    "close one with reset_session, or wait for a run to end"
+                )
+            self._reserved += 1
+
+    def release(self) -> None:
+        with self._lock:
+            self._reserved -= 1
+
+    def open_sandbox(self) -> Session:
+        """A new sandbox, without a warm pool: nothing runs that no client asked for."""
+        return open_session(self.kind, timeout=self.timeout, guard=self.guard, pool_size=0)
+
+    # -- sessions -----------------------------------------------------------------------
+
+    def get(self, key: tuple[str, str]) -> ManagedSession | None:
+        with self._lock:
+            return self._sessions.get(key)
+
+    def get_or_open(self, key: tuple[str, str]) -> ManagedSession:
+        """The session under ``key``, opened if there is none (blocks: call it in a thread)."""
+        with self._lock:
+            opening = self._opening.setdefault(key, threading.Lock())
+        with opening:
+            found = self.get(key)
+            if found is not None:
+                return found
+            self.reserve()
+            try:
+                managed = ManagedSession(key, self.open_sandbox())
+                with self._lock:
+                    self._sessions[key] = managed
+            finally:
+                self.release()
+            return managed
+
+    def one_off(self) -> ManagedSession:
+        """A session for one call only; the caller closes it (and releases its slot)."""
+        self.reserve()
+        try:
+            return ManagedSession(("", ""), self.open_sandbox())
+        except BaseException:
+            self.release()
+            raise
+
+    def close(self, key: tuple[str, str]) -> bool:
+        with self._lock:
+            managed = self._sessions.pop(key, None)
+        if managed is None:
+            return False
+        managed.sandbox.close()
+        return True
+
+    def names(self, scope: str) -> list[str]:
+        with self._lock:
+            return sorted(name for s, name in self._sessions if s == scope)
+
+    def close_idle(self, idle_for: float) -> list[tuple[str, str]]:
+        now = time.monotonic()
+        with self._lock:
+            idle = [k for k, m in self._sessions.items() if not m.lock.locked() and now - m.last_used > idle_for]
+        for key in idle:
+            self.close(key)
+        return idle
+
+    def close_all(self) -> None:
+        with self._lock:
+            sessions, self._sessions = list(self._sessions.values()), {}
+        for managed in sessions:
+            managed.sandbox.close()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._sessions)
+
+
+class IdleReaper:
+    """Closes idle sessions every few seconds, in a thread of its own."""
+
+    def __init__(self, registry: SessionRegistry, idle_for: float) -> None:
+        self.registry = registry
+        self.idle_for = idle_for
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="mcp-idle-sessions", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _loop(self) -> None:
+        interval = min(30.0, max(0.5, self.idle_for / 4))
+        while not self._stop.wait(interval):
+            self.registry.close_idle(self.idle_for)
+
+
+async def in_thread(work: Callable[[Callable[[], bool]], T], stop: Callable[[], None]) -> T:
+    """Runs ``work(cancelled)`` in a thread; if the tool call is cancelled, stops it.
+
+    ``work`` gets a function that says whether the call was cancelled, to check
+    before it starts anything.  On cancellation ``stop`` is called again and
+    again from another thread until ``work`` has returned, so a run that was
+    just starting when the cancel came is stopped too, and the sandbox never
+    outlives the call.
+    """
+    cancelled = threading.Event()
+    done = threading.Event()
+
+    def run() -> T:
+        try:
+            return work(cancelled.is_set)
+        finally:
+            done.set()
+
+    def stop_until_done() -> None:
+        while not done.is_set():
+            stop()
+            done.wait(0.25)
+
+    try:
+        return await anyio.to_thread.run_sync(run, abandon_on_cancel=True)
+    except anyio.get_cancelled_exc_class():
+        cancelled.set()
+        threading.Thread(target=stop_until_done, name="mcp-stop-run", daemon=True).start()
+        raise
