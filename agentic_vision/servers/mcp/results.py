@@ -33,9 +33,10 @@ def image_blocks(images: Iterable[Image], max_side: int, byte_cap: int) -> tuple
         if (shown.width, shown.height) != (image.width, image.height):
             size += f", sent at {shown.width}x{shown.height}"
         if used + len(shown.data) > byte_cap:
+            left = f"image {i} is" if i == len(images) else f"images {i} to {len(images)} are"
             notes.append(
-                f"[images {i} to {len(images)} are not included: one result carries at most "
-                f"{byte_cap // 1024} KiB of images; save them to files or show fewer]"
+                f"[{left} not included: one result carries at most {byte_cap // 1024} KiB of images; "
+                "show fewer or smaller ones]"
             )
             break
         used += len(shown.data)
