@@ -87,7 +87,7 @@ class SessionRegistry:
         with self._lock:
             if len(self._sessions) + self._reserved >= self.max_sessions:
                 raise SessionLimit(
-                    f"{self.max_sessions} sandbox sessions are open, the most this server allows: "
+                    f"all {self.max_sessions} sandbox sessions this server allows are open: "
                     "close one with reset_session, or wait for a run to end"
                 )
             self._reserved += 1
