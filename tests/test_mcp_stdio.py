@@ -292,3 +292,20 @@ def test_the_command_without_the_sandbox_or_with_bad_options_is_one_line(tmp_pat
     host = subprocess.run([PYTHON, "-m", "agentic_vision.cli", "mcp", "--transport", "streamable-http",
                            "--host", "0.0.0.0", "--sandbox", "local"], capture_output=True, text=True, timeout=60)
     assert host.returncode == 2 and "listens only on" in host.stderr and "Traceback" not in host.stderr
+
+
+def test_the_readme_client_configuration_starts_the_server(tmp_path):
+    import re
+    from pathlib import Path
+
+    from mcp.client.stdio import StdioServerParameters
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    [block] = re.findall(r"```json\n(.*?)```", readme, flags=re.S)
+    entry = json.loads(block)["mcpServers"]["agentic-vision"]
+    command = Path(sys.executable).with_name(entry["command"])  # the console script of this installation
+    args = [str(tmp_path) if arg.startswith("/home/me/") else arg for arg in entry["args"]]
+    params = StdioServerParameters(command=str(command), args=[*args, "--sandbox", "local"], cwd=str(tmp_path))
+    with sync_client(params) as client:
+        assert set(client.tools()) == TOOLS
+        assert json.loads(client.read("agentic-vision://limits"))["allowed_dirs"] == [str(tmp_path.resolve())]
