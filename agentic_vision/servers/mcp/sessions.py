@@ -137,6 +137,7 @@ class SessionRegistry:
             managed = self._sessions.pop(key, None)
         if managed is None:
             return False
+        managed.sandbox.interrupt()  # a run in progress ends as "stopped on request"
         managed.sandbox.close()
         return True
 
@@ -156,6 +157,7 @@ class SessionRegistry:
         with self._lock:
             sessions, self._sessions = list(self._sessions.values()), {}
         for managed in sessions:
+            managed.sandbox.interrupt()
             managed.sandbox.close()
 
     def __len__(self) -> int:
