@@ -62,6 +62,9 @@ def test_tools_resources_and_their_schemas(shared):
     limits = json.loads(shared.read("agentic-vision://limits"))
     assert limits["timeout_s"] == 10 and limits["sandbox"] == "local"
     assert limits["sandbox_limits"]["memory_bytes"] > 0 and limits["allowed_dirs"] == [str(shared.allowed.resolve())]
+    libraries = {entry["name"]: entry for entry in json.loads(shared.read("agentic-vision://libraries"))}
+    assert len(libraries) == 37
+    assert libraries["numpy"]["available"] and libraries["opencv-python"]["import"] == "cv2"
 
 
 def test_a_crop_of_a_host_image_comes_back_as_image_content(shared):
