@@ -236,6 +236,29 @@ def test_ask_runs_the_loop_against_the_scripted_gemini_server(tmp_path):
     assert any("inlineData" in part for part in sent["contents"][0]["parts"])  # the model saw the image
 
 
+def test_a_cancelled_ask_stops_the_loop_and_its_sandbox(tmp_path):
+    (tmp_path / "coins.png").write_bytes(sample("coins.png").read_bytes())
+    router = reply.by_question({"Spin?": [reply.call("run_python", {"code": "while True:\n    pass"})],
+                                "Count?": ["24"]})
+
+    async def body(client):
+        server = server_pid_under(os.getpid(), tmp_path)
+        async with anyio.create_task_group() as group:
+            group.start_soon(client.call_tool, "ask", {"question": "Spin?", "images": ["coins.png"]})
+            running = await anyio.to_thread.run_sync(lambda: wait_for(lambda: sandboxes_of(server), 30))
+            await anyio.sleep(1)  # inside the endless loop
+            group.cancel_scope.cancel()
+        gone = await anyio.to_thread.run_sync(lambda: wait_for(lambda: not alive(running), 10))
+        after = await client.call_tool("ask", {"question": "Count?", "images": ["coins.png"]})
+        return running, gone, after
+
+    with ScriptedGemini(router=router) as gemini:
+        running, gone, after = session(tmp_path, "--timeout", "60", body=body,
+                                       env={"GEMINI_API_KEY": "test-key", "GOOGLE_GEMINI_BASE_URL": gemini.url})
+    assert running and gone, "the cancelled ask's sandbox is still running"
+    assert text_of(after) == "24\n"
+
+
 def test_a_cancelled_call_stops_its_run(tmp_path):
     async def body(client):
         await client.call_tool("run_python", {"code": "kept = 1"})

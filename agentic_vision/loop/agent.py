@@ -53,10 +53,12 @@ class Agent:
         *,
         on_event: Event | None = None,
         model_options: dict | None = None,
+        sandbox_options: dict | None = None,
         **settings,
     ) -> None:
         self.model = get_model(model, **(model_options or {})) if isinstance(model, str) else model
         self.sandbox = sandbox
+        self.sandbox_options = dict(sandbox_options or {})  # for open_session, e.g. pool_size
         self.settings = Settings(**settings)
         self.on_event = on_event
 
@@ -118,6 +120,7 @@ class Chat:
             inputs=[(f.name, f.data) for f in inputs],
             timeout=self.settings.timeout,
             guard=self.settings.guard,
+            **self.agent.sandbox_options,
         )
         try:
             self._emit("sandbox", kind=session.kind)
