@@ -22,15 +22,21 @@ def server(tmp_path_factory):
         yield url, proc, root
 
 
-def test_tools_and_a_crop_over_http(server):
+def test_tools_a_crop_a_failure_and_a_timeout_over_http(server):
     url, _, root = server
     pixels = save_astronaut(root / "astronaut.png")
     with sync_client(url) as client:
         assert set(client.tools()) == TOOLS
         result = client.call("run_python", {"code": "from PIL import Image\nImage.open('astronaut.png')"
                                                     ".crop((0, 0, 64, 32)).show()", "files": ["astronaut.png"]})
+        failed = client.call("run_python", {"code": "int('seven')", "session": "errors"})
+        looped = client.call("run_python", {"code": "while True:\n    pass", "timeout": 1, "session": "errors"})
+        client.call("reset_session", {"session": "errors"})
     assert not result.is_error and text_of(result).startswith("OUTCOME_OK\n[image 1: 64x32]\n")
     assert np.array_equal(decode(result.content[1]), pixels[:32, :64])
+    assert failed.is_error and text_of(failed).startswith("OUTCOME_FAILED\nTraceback")
+    assert "ValueError: invalid literal for int()" in text_of(failed)
+    assert looped.is_error and text_of(looped).startswith("OUTCOME_DEADLINE_EXCEEDED\n")
 
 
 def test_stateless_calls_share_nothing_unless_they_name_a_session(server):

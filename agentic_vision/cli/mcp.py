@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -38,9 +39,10 @@ def mcp_command(transport, host, port, sandbox, allow_dirs, timeout, max_session
                 max_image_bytes, model, max_steps, trace_dir, no_guard) -> None:
     """Serve run_python, ask and their friends to MCP clients (stdio by default)."""
     try:
-        from ..servers.mcp import ServerConfig, serve
+        import mcp  # noqa: F401  (the optional SDK)
     except ImportError:
         fail("the MCP server needs the mcp extra: pip install 'agentic-vision[mcp]'", EXIT_USAGE)
+    from ..servers.mcp import ServerConfig, serve
     for d in allow_dirs:
         if not Path(d).is_dir():
             fail(f"--allow-dir {d}: not a directory", EXIT_USAGE)
@@ -51,4 +53,7 @@ def mcp_command(transport, host, port, sandbox, allow_dirs, timeout, max_session
         max_result_image_bytes=max_image_bytes, model=model, max_steps=max_steps,
         trace_dir=Path(trace_dir).resolve() if trace_dir else None, guard=not no_guard,
     )
+    if transport == "stdio" and sys.stdin.isatty():
+        click.echo("agentic-vision mcp: speaking MCP on stdin/stdout; an MCP client starts this command "
+                   "(or use --transport streamable-http)", err=True)
     serve(config, transport, host, port)
