@@ -9,7 +9,7 @@ from mcp_types import CallToolResult, ImageContent, TextContent
 
 from ...images import to_model_image
 from ...loop.result import AgentResult
-from ...values import OUTCOME_OK, Execution, Image
+from ...values import Execution, Image
 
 
 def text_result(text: str, error: bool = False) -> CallToolResult:
@@ -55,7 +55,7 @@ def execution_result(execution: Execution, max_side: int, byte_cap: int, notes: 
     lines.extend(image_notes)
     lines.extend(notes)
     text = TextContent(type="text", text="\n".join(lines) + "\n")
-    return CallToolResult(content=[text, *blocks], is_error=execution.outcome != OUTCOME_OK)
+    return CallToolResult(content=[text, *blocks], is_error=not execution.ok)
 
 
 def ask_result(result: AgentResult, max_side: int, byte_cap: int, trace_path: str | None) -> CallToolResult:

@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 
 import anyio
+import uvicorn
 from mcp.server import MCPServer
 
 from ...errors import InputError
@@ -77,8 +78,6 @@ def serve(config: ServerConfig, transport: str = "stdio", host: str = "127.0.0.1
     if host not in LOOPBACK:
         raise InputError(f"--host {host}: the server runs code for whoever connects, so it listens only on "
                          f"{', '.join(LOOPBACK)}")
-    import uvicorn
-
     sock = _bind(host, port)
     starlette_app = app.streamable_http_app(host=host, session_idle_timeout=config.idle_timeout)
     shown = f"[{host}]" if ":" in host else host

@@ -22,7 +22,9 @@ from pydantic import Field
 
 from ...errors import AgenticVisionError, InputError
 from ...images import prepare_image
+from ...loop.agent import Agent
 from ...sandboxing.session import MAX_INPUT_BYTES, InputFile
+from ...trace import write_trace
 from .access import FileAccess
 from .config import ServerConfig
 from .results import ask_result, execution_result, refusal, text_result
@@ -237,15 +239,11 @@ def register_tools(app: MCPServer, state: ServerState) -> None:
             return refusal(str(exc))
         trace = None
         if cfg.trace_dir is not None:
-            from ...trace import write_trace
-
             stamp = time.strftime("%Y%m%d-%H%M%S")
             trace = str(write_trace(result, cfg.trace_dir / f"ask-{stamp}-{secrets.token_hex(3)}.html"))
         return ask_result(result, cfg.image_max_side, cfg.max_result_image_bytes, trace)
 
     async def _run_ask(question: str, inputs: list[InputFile], model: str, max_steps: int):
-        from ...loop.agent import Agent
-
         holder: dict = {}
 
         def work(cancelled):
