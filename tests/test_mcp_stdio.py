@@ -318,6 +318,11 @@ def test_the_command_without_the_sandbox_or_with_bad_options_is_one_line(tmp_pat
     host = subprocess.run([PYTHON, "-m", "agentic_vision.cli", "mcp", "--transport", "streamable-http",
                            "--host", "0.0.0.0", "--sandbox", "local"], capture_output=True, text=True, timeout=60)
     assert host.returncode == 2 and "listens only on" in host.stderr and "Traceback" not in host.stderr
+    broad = subprocess.run([PYTHON, "-m", "agentic_vision.cli", "mcp", "--sandbox", "local"], cwd="/",
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    assert broad.returncode == 0 and broad.stdout == ""  # no client: it ends at once
+    assert broad.stderr == ("agentic-vision mcp: clients may copy any file under / into the sandbox; "
+                            "narrow it with --allow-dir\n")
 
 
 def test_the_readme_client_configuration_starts_the_server(tmp_path):

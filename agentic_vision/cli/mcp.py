@@ -53,6 +53,10 @@ def mcp_command(transport, host, port, sandbox, allow_dirs, timeout, max_session
         max_result_image_bytes=max_image_bytes, model=model, max_steps=max_steps,
         trace_dir=Path(trace_dir).resolve() if trace_dir else None, guard=not no_guard,
     )
+    broad = [d for d in config.allow_dirs if d in (Path("/"), Path.home())]
+    if broad:  # clients often start servers in / or the home directory
+        click.echo(f"agentic-vision mcp: clients may copy any file under {broad[0]} into the sandbox; "
+                   "narrow it with --allow-dir", err=True)
     if transport == "stdio" and sys.stdin.isatty():
         click.echo("agentic-vision mcp: speaking MCP on stdin/stdout; an MCP client starts this command "
                    "(or use --transport streamable-http)", err=True)
