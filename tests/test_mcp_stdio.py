@@ -311,7 +311,7 @@ def test_a_client_that_disconnects_mid_run_leaves_no_sandbox_behind(tmp_path):
         client.stdout.close()
 
 
-def test_the_command_without_the_sandbox_or_with_bad_options_is_one_line(tmp_path):
+def test_bad_options_are_one_line_and_a_broad_directory_is_warned_about(tmp_path):
     bad = subprocess.run([PYTHON, "-m", "agentic_vision.cli", "mcp", "--allow-dir", str(tmp_path / "nope")],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "not a directory" in bad.stderr
