@@ -77,9 +77,10 @@ class SessionRegistry:
         self.max_sessions = max_sessions
         self.guard = guard
         self._sessions: dict[tuple[str, str], ManagedSession] = {}
-        self._opening: dict[tuple[str, str], threading.Lock] = {}
+        self._opening: set[tuple[str, str]] = set()  # keys whose sandbox is starting
         self._reserved = 0  # slots of sandboxes being opened, one-off runs and asks
         self._lock = threading.Lock()
+        self._opened = threading.Condition(self._lock)
 
     # -- slots --------------------------------------------------------------------------
 
@@ -108,20 +109,27 @@ class SessionRegistry:
 
     def get_or_open(self, key: tuple[str, str]) -> ManagedSession:
         """The session under ``key``, opened if there is none (blocks: call it in a thread)."""
-        with self._lock:
-            opening = self._opening.setdefault(key, threading.Lock())
-        with opening:
-            found = self.get(key)
+        with self._opened:
+            while key in self._opening:  # a concurrent call is starting this very session
+                self._opened.wait()
+            found = self._sessions.get(key)
             if found is not None:
                 return found
+            self._opening.add(key)
+        managed = None
+        try:
             self.reserve()
             try:
                 managed = ManagedSession(key, self.open_sandbox())
-                with self._lock:
-                    self._sessions[key] = managed
             finally:
                 self.release()
             return managed
+        finally:
+            with self._opened:
+                self._opening.discard(key)
+                if managed is not None:
+                    self._sessions[key] = managed
+                self._opened.notify_all()
 
     def one_off(self) -> ManagedSession:
         """A session for one call only; the caller closes it (and releases its slot)."""
