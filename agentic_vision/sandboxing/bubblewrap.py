@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import atexit
 import concurrent.futures
+import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import time
 from functools import lru_cache
 from pathlib import Path
 
@@ -136,6 +139,29 @@ def inside_python(python: Path, mapping: dict[str, str]) -> str:
     return text
 
 
+SEED_NAME = re.compile(r"[0-9a-f]{16}")
+
+
+STRAY_SEED_AGE = 3600.0
+
+
+def sweep_stray_seeds(seeds: Path) -> None:
+    """Removes seed folders not named by a digest (the old hash()-named ones),
+    once they are an hour old: a running older version may still bind its own."""
+    try:
+        entries = list(seeds.iterdir())
+    except OSError:
+        return
+    for entry in entries:
+        if SEED_NAME.fullmatch(entry.name) or entry.is_symlink() or not entry.is_dir():
+            continue
+        try:
+            if time.time() - entry.stat().st_mtime > STRAY_SEED_AGE:
+                shutil.rmtree(entry, ignore_errors=True)
+        except OSError:
+            pass
+
+
 # Joins the session's cgroups before exec, so bubblewrap and all it starts are inside.
 _JOIN_CGROUPS = 'n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 97; shift; n=$((n-1)); done; exec "$@"'
 
@@ -184,8 +210,14 @@ class LocalExecutor(PooledExecutor):
         }
 
     def _matplotlib_seed(self) -> Path | None:
-        """Builds matplotlib's font list once, inside a sandbox, for later sessions to copy."""
-        seed = state_dir() / "matplotlib" / str(abs(hash(str(self.python.resolve()))))
+        """Builds matplotlib's font list once, inside a sandbox, for later sessions to copy.
+
+        The folder is named by a digest of the interpreter's path (stable
+        across processes, unlike hash()); folders of the old per-process
+        naming are removed on the way."""
+        seeds = state_dir() / "matplotlib"
+        sweep_stray_seeds(seeds)
+        seed = seeds / hashlib.sha256(str(self.python.resolve()).encode()).hexdigest()[:16]
         if any(seed.glob("fontlist-*.json")):
             return seed
         seed.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,38 @@
+"""The local (bubblewrap) sandbox's own machinery: the matplotlib seed folder."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from agentic_vision.paths import state_dir
+
+
+def _seed_of_a_new_process(home) -> str:
+    code = (
+        "from agentic_vision.sandboxing.bubblewrap import LocalExecutor\n"
+        "ex = LocalExecutor(pool_size=0)\n"
+        "print(ex._mpl_seed)\n"
+    )
+    env = dict(os.environ, AGENTIC_VISION_HOME=str(home))
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300, check=True)
+    return done.stdout.strip().splitlines()[-1]
+
+
+def test_matplotlib_seed_is_one_folder_across_processes_and_strays_go(tmp_path):
+    home = tmp_path / "home"
+    stray = home / "matplotlib" / "1034159998920359563"  # how hash() used to name them
+    stray.mkdir(parents=True)
+    (stray / "fontlist-v390.json").write_text("{}")
+    os.utime(stray, (0, 0))  # long unused; a fresh one may belong to a running older version
+    recent = home / "matplotlib" / "1387658880562744584"
+    recent.mkdir()
+    first = _seed_of_a_new_process(home)
+    second = _seed_of_a_new_process(home)  # hash randomisation differs per process
+    assert first == second and first != "None"
+    assert list(os.scandir(first)), "the seed folder holds matplotlib's font list"
+    assert not stray.exists()
+    assert recent.exists()
+    assert sorted(p.name for p in (home / "matplotlib").iterdir()) == sorted([os.path.basename(first), recent.name])
+    assert state_dir() != home  # the shared state folder was not touched
