@@ -8,13 +8,19 @@ cd "$(dirname "$0")/.."
 extras="${EXTRAS:-}"
 say() { echo "[setup] $*" >&2; }
 
-if ! command -v bwrap >/dev/null 2>&1; then
-  say "installing bubblewrap"
+# bubblewrap runs the local sandbox; libseccomp compiles its system-call filter
+# (through pyseccomp); setpriv and unshare (util-linux) drop root before it.
+need=()
+command -v bwrap >/dev/null 2>&1 || need+=(bubblewrap)
+{ ldconfig -p 2>/dev/null || /sbin/ldconfig -p 2>/dev/null; } | grep 'libseccomp\.so\.2' >/dev/null || need+=(libseccomp2)
+{ command -v setpriv && command -v unshare; } >/dev/null 2>&1 || need+=(util-linux)
+if [ ${#need[@]} -gt 0 ]; then
+  say "installing ${need[*]}"
   sudo_cmd=""; [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
   if command -v apt-get >/dev/null 2>&1; then
-    $sudo_cmd apt-get update -qq && $sudo_cmd apt-get install -y -qq bubblewrap >/dev/null
+    $sudo_cmd apt-get update -qq && $sudo_cmd apt-get install -y -qq "${need[@]}" >/dev/null
   else
-    say "bubblewrap is missing: install it with your package manager (package 'bubblewrap')"; exit 3
+    say "missing: install ${need[*]} with your package manager"; exit 3
   fi
 fi
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from ..errors import SandboxUnavailable
 from .limits import CgroupFactory, Limits
 from ..paths import sandbox_env_dir, state_dir
+from . import seccomp
 from .pool import PooledExecutor, WorkerPool
 from .runtime_files import RUNTIME_DIR
 from .worker import Worker
@@ -35,6 +36,12 @@ INSIDE_RUNTIME = "/opt/agentic-vision/sandbox"
 INSIDE_MPL_SEED = "/opt/agentic-vision/mpl"
 READY_TIMEOUT = 90.0
 INSTALL_HINT = "bubblewrap is not installed: run 'sudo apt-get install bubblewrap' (or use --sandbox docker)"
+WEAK_SETTING = "AGENTIC_VISION_ALLOW_WEAK_SANDBOX"
+
+
+def weak_sandbox_allowed() -> bool:
+    """The explicit opt-in to a local sandbox without seccomp or without dropping root."""
+    return os.environ.get(WEAK_SETTING) == "1"
 
 # Read-only pieces of /etc that libraries need; nothing else of the host's /etc.
 ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "fonts", "localtime", "alternatives", "mime.types")
@@ -72,6 +79,7 @@ def bwrap_argv(
     *,
     extra_env: dict | None = None,
     extra_binds: list[tuple[str, str, bool]] = (),
+    seccomp_fd: int | None = None,
 ) -> list[str]:
     argv = [
         bwrap,
@@ -99,6 +107,8 @@ def bwrap_argv(
     for source, target, writable in extra_binds:
         argv += ["--bind" if writable else "--ro-bind", source, target]
     argv += ["--remount-ro", "/", "--chdir", "/work"]
+    if seccomp_fd is not None:
+        argv += ["--seccomp", str(seccomp_fd)]
     env = {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "HOME": "/tmp",
@@ -178,6 +188,16 @@ class LocalExecutor(PooledExecutor):
         self.python = Path(python) if python else sandbox_python()
         if not self.python.exists():
             raise SandboxUnavailable(f"the sandbox interpreter {self.python} is missing: run 'agentic-vision sandbox setup'")
+        try:
+            seccomp.bpf_for_bwrap()
+            self.seccomp = True
+        except seccomp.SeccompUnavailable as exc:
+            if not weak_sandbox_allowed():
+                raise SandboxUnavailable(
+                    f"the local sandbox needs a seccomp filter but {exc}: install libseccomp2 and pyseccomp "
+                    f"(scripts/bootstrap.sh), use --sandbox docker, or set {WEAK_SETTING}=1 to run without it"
+                ) from None
+            self.seccomp = False
         self.cgroups = CgroupFactory()
         self.cgroups.sweep()
         self.pool = WorkerPool(self.spawn, pool_size, "sandbox-pool")
@@ -207,6 +227,7 @@ class LocalExecutor(PooledExecutor):
             "file size": "rlimit (RLIMIT_FSIZE)",
             "open files": "rlimit (RLIMIT_NOFILE)",
             "working directory": f"tmpfs of {self.limits.workdir_bytes // 2**20} MiB",
+            "system calls": seccomp.describe() if self.seccomp else f"NOT FILTERED ({WEAK_SETTING}=1)",
         }
 
     def _matplotlib_seed(self) -> Path | None:
@@ -221,12 +242,18 @@ class LocalExecutor(PooledExecutor):
         if any(seed.glob("fontlist-*.json")):
             return seed
         seed.mkdir(parents=True, exist_ok=True)
-        argv = bwrap_argv(self.bwrap, self.python, self.limits, extra_binds=[(str(seed), "/tmp/matplotlib", True)])
+        filter_fd = seccomp.bpf_fd() if self.seccomp else None
+        argv = bwrap_argv(
+            self.bwrap, self.python, self.limits, extra_binds=[(str(seed), "/tmp/matplotlib", True)], seccomp_fd=filter_fd
+        )
         argv = argv[: argv.index("--") + 2] + ["-E", "-s", "-c", "import matplotlib.pyplot"]
         try:
-            subprocess.run(argv, capture_output=True, timeout=180)
+            subprocess.run(argv, capture_output=True, timeout=180, pass_fds=() if filter_fd is None else (filter_fd,))
         except (OSError, subprocess.SubprocessError):
             pass
+        finally:
+            if filter_fd is not None:
+                os.close(filter_fd)
         return seed if any(seed.glob("fontlist-*.json")) else None
 
     def spawn(self) -> Worker:
@@ -246,10 +273,21 @@ class LocalExecutor(PooledExecutor):
         if self._mpl_seed is not None:
             binds.append((str(self._mpl_seed), INSIDE_MPL_SEED, False))
             env["AGENTIC_VISION_MPL_SEED"] = INSIDE_MPL_SEED
-        argv = bwrap_argv(self.bwrap, self.python, self.limits, extra_env=env, extra_binds=binds)
+        filter_fd = seccomp.bpf_fd() if self.seccomp else None
+        argv = bwrap_argv(self.bwrap, self.python, self.limits, extra_env=env, extra_binds=binds, seccomp_fd=filter_fd)
         if cgroup is not None:
             argv = ["/bin/sh", "-c", _JOIN_CGROUPS, "sh", str(len(cgroup.procs_files)), *cgroup.procs_files, *argv]
-        return Worker(argv, env={}, on_kill=cgroup.remove if cgroup else None, describe="local sandbox")
+        try:
+            return Worker(
+                argv,
+                env={},
+                on_kill=cgroup.remove if cgroup else None,
+                describe="local sandbox",
+                pass_fds=() if filter_fd is None else (filter_fd,),
+            )
+        finally:
+            if filter_fd is not None:
+                os.close(filter_fd)
 
     def shutdown(self) -> None:
         for worker in self.pool.close():

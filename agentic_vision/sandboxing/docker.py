@@ -27,6 +27,8 @@ import uuid
 from pathlib import Path
 
 from ..errors import SandboxUnavailable
+from ..paths import state_dir
+from . import seccomp
 from .limits import Limits
 from .pool import PooledExecutor, WorkerPool
 from . import image_source
@@ -265,6 +267,7 @@ class DockerExecutor(PooledExecutor):
             "--tmpfs", f"/work:{tmpfs},mode=0755,size={lim.workdir_bytes}",
             "--tmpfs", f"/tmp:{tmpfs},mode=1777,size={lim.tmp_bytes}",
             "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+            "--security-opt", f"seccomp={seccomp.docker_profile_file(state_dir())}",
             "--user", f"{SANDBOX_UID}:{SANDBOX_UID}",
             "--memory", str(lim.memory_bytes), "--memory-swap", str(lim.memory_bytes),
             "--pids-limit", str(lim.max_processes),

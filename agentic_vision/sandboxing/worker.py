@@ -36,6 +36,7 @@ class Worker:
         preexec_fn: Callable[[], None] | None = None,
         on_kill: Callable[[], None] | None = None,
         describe: str = "sandbox",
+        pass_fds: tuple[int, ...] = (),
     ) -> None:
         self.describe = describe
         self._on_kill = on_kill
@@ -50,6 +51,8 @@ class Worker:
                 preexec_fn=preexec_fn,
                 start_new_session=True,
                 close_fds=True,
+                pass_fds=pass_fds,
+                cwd="/",  # nothing of the host's working directory reaches the sandbox
             )
         except OSError as exc:
             raise SandboxUnavailable(f"cannot start the {describe}: {exc}") from None
