@@ -2,8 +2,10 @@
 
 Each session gets its own bubblewrap sandbox: new user, pid, network, ipc
 and uts namespaces; a read-only view of the system and of the Python it runs;
-its own size-capped tmpfs for the working directory and /tmp; no home, no
-host /tmp, no sockets, no host processes, no environment from the host.
+its own size-capped tmpfs for the working directory, /tmp and /dev/shm; a
+read-only /dev and /proc/sys; no home, no host /tmp, no sockets, no host
+processes, no environment from the host; a seccomp filter (seccomp.py); and,
+when root starts it, an unprivileged host uid (launcher.py).
 Ready sandboxes are kept in a small pool (each one imported numpy, PIL, cv2
 and matplotlib already), so opening a session costs a hand-over, not a
 start; no sandbox ever serves two sessions.
@@ -20,6 +22,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from functools import lru_cache
 from pathlib import Path
@@ -28,6 +31,7 @@ from ..errors import SandboxUnavailable
 from .limits import CgroupFactory, Limits
 from ..paths import sandbox_env_dir, state_dir
 from . import seccomp
+from .launcher import Launcher, drop_problem
 from .pool import PooledExecutor, WorkerPool
 from .runtime_files import RUNTIME_DIR
 from .worker import Worker
@@ -72,6 +76,11 @@ def interpreter_roots(python: str) -> tuple[str, ...]:
     return tuple(sorted(r for r in roots if not any(r == s or r.startswith(s + "/") for s in system)))
 
 
+def bind_sources(python: Path, extra_binds=()) -> list[str]:
+    """The host directories a sandbox binds besides the system ones, in a fixed order."""
+    return [*interpreter_roots(str(python)), str(RUNTIME_DIR), *(source for source, _, _ in extra_binds)]
+
+
 def bwrap_argv(
     bwrap: str,
     python: Path,
@@ -80,7 +89,11 @@ def bwrap_argv(
     extra_env: dict | None = None,
     extra_binds: list[tuple[str, str, bool]] = (),
     seccomp_fd: int | None = None,
+    sources: dict[str, str] | None = None,
 ) -> list[str]:
+    """bubblewrap's command line; ``sources`` maps a host directory to the path
+    bubblewrap reads it from (the launcher's staged copy when root drops)."""
+    source = (sources or {}).get
     argv = [
         bwrap,
         "--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
@@ -88,7 +101,11 @@ def bwrap_argv(
         "--uid", "1000", "--gid", "1000", "--hostname", "sandbox",
         "--die-with-parent", "--new-session", "--clearenv", "--disable-userns",
         "--cap-drop", "ALL",
-        "--proc", "/proc", "--dev", "/dev",
+        # The sandbox's own procfs, with /proc/sys read-only over it (bubblewrap
+        # covers it only when the sandbox could write it).
+        "--proc", "/proc", "--ro-bind", "/proc/sys", "/proc/sys",
+        # /dev read-only but for a size-capped /dev/shm (a tmpfs: counted by the memory cgroup).
+        "--dev", "/dev", "--size", str(limits.shm_bytes), "--tmpfs", "/dev/shm", "--remount-ro", "/dev",
     ]
     for top in ("usr", "bin", "sbin", "lib", "lib64", "lib32", "libx32"):
         path = Path("/") / top
@@ -100,12 +117,12 @@ def bwrap_argv(
         argv += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
     mapping = inside_paths(interpreter_roots(str(python)))
     for root, inside in mapping.items():
-        argv += ["--ro-bind", root, inside]
-    argv += ["--ro-bind", str(RUNTIME_DIR), INSIDE_RUNTIME]
+        argv += ["--ro-bind", source(root, root), inside]
+    argv += ["--ro-bind", source(str(RUNTIME_DIR), str(RUNTIME_DIR)), INSIDE_RUNTIME]
     argv += ["--size", str(limits.tmp_bytes), "--tmpfs", "/tmp"]
     argv += ["--size", str(limits.workdir_bytes), "--perms", "0755", "--tmpfs", "/work"]
-    for source, target, writable in extra_binds:
-        argv += ["--bind" if writable else "--ro-bind", source, target]
+    for host, target, writable in extra_binds:
+        argv += ["--bind" if writable else "--ro-bind", source(host, host), target]
     argv += ["--remount-ro", "/", "--chdir", "/work"]
     if seccomp_fd is not None:
         argv += ["--seccomp", str(seccomp_fd)]
@@ -133,11 +150,14 @@ def bwrap_argv(
 
 def inside_paths(roots) -> dict[str, str]:
     """Host directory -> where it appears inside; the same path unless that is
-    hidden by the sandbox's own /work or /tmp (a project venv under /work)."""
+    hidden by the sandbox's own /work or /tmp (a project venv under /work), or
+    is a virtual environment (relocatable: its pyvenv.cfg names the base
+    interpreter), whose host path would tell where the user keeps their data."""
     mapping = {}
     for i, root in enumerate(roots):
-        hidden = any(root == p or root.startswith(p + "/") for p in ("/work", "/tmp", "/proc", "/dev"))
-        mapping[root] = f"/opt/agentic-vision/python/{i}" if hidden else root
+        hidden = any(root == p or root.startswith(p + "/") for p in ("/work", "/tmp", "/proc", "/dev", "/opt/agentic-vision"))
+        venv = (Path(root) / "pyvenv.cfg").is_file()
+        mapping[root] = f"/opt/agentic-vision/python/{i}" if hidden or venv else root
     return mapping
 
 
@@ -172,10 +192,6 @@ def sweep_stray_seeds(seeds: Path) -> None:
             pass
 
 
-# Joins the session's cgroups before exec, so bubblewrap and all it starts are inside.
-_JOIN_CGROUPS = 'n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 97; shift; n=$((n-1)); done; exec "$@"'
-
-
 class LocalExecutor(PooledExecutor):
     kind = "local"
 
@@ -198,6 +214,7 @@ class LocalExecutor(PooledExecutor):
                     f"(scripts/bootstrap.sh), use --sandbox docker, or set {WEAK_SETTING}=1 to run without it"
                 ) from None
             self.seccomp = False
+        self.launcher = self._launcher()
         self.cgroups = CgroupFactory()
         self.cgroups.sweep()
         self.pool = WorkerPool(self.spawn, pool_size, "sandbox-pool")
@@ -207,6 +224,25 @@ class LocalExecutor(PooledExecutor):
         self._spawner = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox-spawner")
         self._mpl_seed = self._matplotlib_seed()
         atexit.register(self.shutdown)
+
+    def _launcher(self) -> Launcher:
+        """Root drops to an unprivileged uid before bubblewrap, or the sandbox is refused."""
+        if os.geteuid() != 0:
+            return Launcher(self.bwrap, drop=False)
+        try:
+            launcher = Launcher(self.bwrap, drop=True)
+        except (ValueError, KeyError) as exc:
+            raise SandboxUnavailable(f"the local sandbox cannot drop root: {exc}") from None
+        problem = drop_problem(self.bwrap)
+        if problem is None:
+            launcher.prepare()
+            return launcher
+        if weak_sandbox_allowed():
+            return Launcher(self.bwrap, drop=False)
+        raise SandboxUnavailable(
+            f"the local sandbox would run as host root ({problem}): use --sandbox docker, allow unprivileged "
+            f"user namespaces, or set {WEAK_SETTING}=1 to accept the weaker sandbox"
+        )
 
     @property
     def cache_key(self) -> str:
@@ -220,14 +256,26 @@ class LocalExecutor(PooledExecutor):
     def enforcement(self) -> dict:
         """Which mechanism holds each limit, for `sandbox info` and the docs."""
         via = f"cgroup {self.cgroups.mode}" if self.cgroups.available else None
-        root = os.geteuid() == 0
+        as_root = os.geteuid() == 0 and not self.launcher.drop
+        mib = lambda n: f"{n // 2**20} MiB"  # noqa: E731
+        lim = self.limits
+        cpu = (
+            f"cgroup {self.cgroups.mode} ({self.cgroups.cpu_setting(lim)})"
+            if self.cgroups.cpu
+            else "not limited per session: no cpu cgroup here (a run's timeout still ends it)"
+        )
+        tmpfs = f"tmpfs: /work {mib(lim.workdir_bytes)}, /tmp {mib(lim.tmp_bytes)}, /dev/shm {mib(lim.shm_bytes)}"
         return {
+            "host user": self.launcher.describe,
             "memory": via or "rlimit (RLIMIT_DATA, per process)",
-            "processes": via or ("not enforced: rlimits do not bind root" if root else "rlimit (RLIMIT_NPROC)"),
+            "processes": via or ("not enforced: rlimits do not bind root" if as_root else "rlimit (RLIMIT_NPROC)"),
+            "cpu": cpu,
             "file size": "rlimit (RLIMIT_FSIZE)",
             "open files": "rlimit (RLIMIT_NOFILE)",
-            "working directory": f"tmpfs of {self.limits.workdir_bytes // 2**20} MiB",
+            "memory-backed folders": tmpfs + (", counted in the memory cgroup" if via else ", each capped, not in RLIMIT_DATA"),
+            "working directory": f"tmpfs of {mib(lim.workdir_bytes)}",
             "system calls": seccomp.describe() if self.seccomp else f"NOT FILTERED ({WEAK_SETTING}=1)",
+            "/proc/sys, /dev": "read-only",
         }
 
     def _matplotlib_seed(self) -> Path | None:
@@ -241,19 +289,29 @@ class LocalExecutor(PooledExecutor):
         seed = seeds / hashlib.sha256(str(self.python.resolve()).encode()).hexdigest()[:16]
         if any(seed.glob("fontlist-*.json")):
             return seed
-        seed.mkdir(parents=True, exist_ok=True)
-        filter_fd = seccomp.bpf_fd() if self.seccomp else None
-        argv = bwrap_argv(
-            self.bwrap, self.python, self.limits, extra_binds=[(str(seed), "/tmp/matplotlib", True)], seccomp_fd=filter_fd
-        )
-        argv = argv[: argv.index("--") + 2] + ["-E", "-s", "-c", "import matplotlib.pyplot"]
+        # Built in a private folder the sandbox user may write, then handed back
+        # to this user and renamed into place: later sandboxes only read it.
+        seeds.mkdir(parents=True, exist_ok=True)
+        build = Path(tempfile.mkdtemp(prefix=".build-", dir=seeds))
         try:
-            subprocess.run(argv, capture_output=True, timeout=180, pass_fds=() if filter_fd is None else (filter_fd,))
-        except (OSError, subprocess.SubprocessError):
+            build.chmod(0o755)
+            self.launcher.chown_for_sandbox(build)
+            worker = self._start(extra_binds=[(str(build), "/tmp/matplotlib", True)], code="import matplotlib.pyplot")
+            try:
+                worker.proc.wait(timeout=180)
+            except subprocess.TimeoutExpired:
+                pass
+            worker.kill()
+            self.launcher.chown_back(build)
+            if any(build.glob("fontlist-*.json")):
+                try:
+                    os.rename(build, seed)
+                except OSError:  # another process was first: its seed is as good
+                    pass
+        except (OSError, SandboxUnavailable):
             pass
         finally:
-            if filter_fd is not None:
-                os.close(filter_fd)
+            shutil.rmtree(build, ignore_errors=True)
         return seed if any(seed.glob("fontlist-*.json")) else None
 
     def spawn(self) -> Worker:
@@ -268,26 +326,46 @@ class LocalExecutor(PooledExecutor):
 
     def _launch(self) -> Worker:
         cgroup = self.cgroups.create(self.limits)
-        env = {"AGENTIC_VISION_RLIMITS": json.dumps(self.limits.rlimits(with_cgroup_memory=cgroup is not None))}
+        rlimits = self.limits.rlimits(with_cgroup_memory=cgroup is not None)
+        if cgroup is not None:
+            # The pids cgroup holds per session; RLIMIT_NPROC would count every
+            # process of the (shared) sandbox uid on the host.
+            rlimits.pop("RLIMIT_NPROC", None)
+        env = {"AGENTIC_VISION_RLIMITS": json.dumps(rlimits)}
         binds = []
         if self._mpl_seed is not None:
             binds.append((str(self._mpl_seed), INSIDE_MPL_SEED, False))
             env["AGENTIC_VISION_MPL_SEED"] = INSIDE_MPL_SEED
+        try:
+            return self._start(extra_binds=binds, extra_env=env, cgroup=cgroup)
+        except BaseException:
+            if cgroup is not None:
+                cgroup.remove()
+            raise
+
+    def _start(self, *, extra_binds, extra_env=None, cgroup=None, code: str | None = None) -> Worker:
+        """Starts bubblewrap through the launcher: the runtime, or ``python -c code``."""
         filter_fd = seccomp.bpf_fd() if self.seccomp else None
-        argv = bwrap_argv(self.bwrap, self.python, self.limits, extra_env=env, extra_binds=binds, seccomp_fd=filter_fd)
-        if cgroup is not None:
-            argv = ["/bin/sh", "-c", _JOIN_CGROUPS, "sh", str(len(cgroup.procs_files)), *cgroup.procs_files, *argv]
+        sources = bind_sources(self.python, extra_binds)
+        argv = bwrap_argv(
+            self.bwrap, self.python, self.limits, extra_env=extra_env, extra_binds=extra_binds,
+            seccomp_fd=filter_fd, sources=self.launcher.stage(sources),
+        )
+        if code is not None:
+            argv = argv[: argv.index("--") + 2] + ["-E", "-s", "-c", code]
+        launch = self.launcher.launch(
+            argv[1:], cgroup.procs_files if cgroup else [], sources, [] if filter_fd is None else [filter_fd]
+        )
         try:
             return Worker(
-                argv,
+                launch.argv,
                 env={},
                 on_kill=cgroup.remove if cgroup else None,
                 describe="local sandbox",
-                pass_fds=() if filter_fd is None else (filter_fd,),
+                pass_fds=tuple(launch.fds),
             )
         finally:
-            if filter_fd is not None:
-                os.close(filter_fd)
+            launch.close()
 
     def shutdown(self) -> None:
         for worker in self.pool.close():

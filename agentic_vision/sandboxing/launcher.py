@@ -17,9 +17,9 @@ The launcher therefore runs in a private mount namespace (``unshare
 tmpfs at ``STAGE``; bubblewrap binds from there.  The host's mounts are not
 touched.  Started by any other user, bubblewrap runs as that user directly.
 
-bubblewrap's arguments arrive through ``--args FD``, so the sandbox's pid 1
-(bubblewrap's reaper) shows neither host paths in /proc/1/cmdline nor any
-environment in /proc/1/environ.
+bubblewrap's options arrive through ``--args FD``, so the sandbox's pid 1
+(bubblewrap's reaper) shows no host paths in /proc/1/cmdline (only the
+command, in inside paths) and no environment in /proc/1/environ.
 """
 
 from __future__ import annotations
@@ -107,11 +107,14 @@ class Launcher:
 
     def launch(self, bwrap_args: list[str], procs_files: list[str], sources: list[str], fds: list[int]) -> Launch:
         """The full argv; ``sources`` in the order given to ``stage``; ``fds`` go to bubblewrap."""
+        # The options go through the fd; the command (inside paths only) must stay on the command line.
+        split = bwrap_args.index("--")
+        options, command = bwrap_args[:split], bwrap_args[split:]
         args_fd = os.memfd_create("agentic-vision-bwrap-args", os.MFD_CLOEXEC)
-        os.write(args_fd, b"".join(a.encode() + b"\0" for a in bwrap_args))
+        os.write(args_fd, b"".join(a.encode() + b"\0" for a in options))
         os.lseek(args_fd, 0, os.SEEK_SET)
         # env -i: bubblewrap (and so /proc/1/environ inside) gets no environment at all.
-        bwrap = ["/usr/bin/env", "-i", self.bwrap, "--args", str(args_fd)]
+        bwrap = ["/usr/bin/env", "-i", self.bwrap, "--args", str(args_fd), *command]
         if not self.drop:
             argv = ["/bin/sh", "-c", _USER_SCRIPT, "sh", str(len(procs_files)), *procs_files, *bwrap]
             return Launch(argv, [args_fd, *fds])

@@ -3,8 +3,9 @@
 Two layers: rlimits, which the runtime sets on itself (hard and soft) before
 any model code runs, so nothing inside can raise them; and, where this
 process may create cgroups (root, or a delegated cgroup v2 subtree), a
-memory and pids cgroup per session, which also counts tmpfs pages and every
-child process.  Without cgroups the process limit is an rlimit, which Linux
+memory, pids and cpu cgroup per session, which also counts tmpfs pages and
+every child process, and holds CPU spinners to a quota (cpu.max on v2,
+cpu.cfs_quota_us on v1; RLIMIT_CPU would only end a process after the fact).  Without cgroups the process limit is an rlimit, which Linux
 does not apply to processes of the host's root user: ``agentic-vision
 sandbox info`` says which layer is in force.
 """
@@ -29,6 +30,8 @@ class Limits:
     open_files: int = 256
     workdir_bytes: int = 512 * MiB
     tmp_bytes: int = 256 * MiB
+    shm_bytes: int = 64 * MiB
+    cpus: float = 1.0  # CPU time per wall-clock second, for all processes of a session
 
     def rlimits(self, with_cgroup_memory: bool) -> dict:
         """What the runtime applies to itself: name -> value (soft = hard)."""
@@ -63,11 +66,28 @@ def _own_cgroup_paths() -> dict[str, str]:
     return paths
 
 
-class Cgroup:
-    """One session's cgroup(s): memory and pids, on cgroup v2 or v1."""
+CPU_PERIOD_US = 100_000
 
-    def __init__(self, dirs: list[Path]) -> None:
+
+class Cgroup:
+    """One session's cgroup(s): memory, pids and cpu, on cgroup v2 or v1."""
+
+    def __init__(self, dirs: list[Path], usage_file: Path | None = None) -> None:
         self.dirs = dirs
+        self.usage_file = usage_file  # where its CPU time is counted, if anywhere
+
+    def cpu_seconds(self) -> float | None:
+        """CPU time used by everything in the session so far."""
+        if self.usage_file is None:
+            return None
+        try:
+            text = self.usage_file.read_text()
+        except OSError:
+            return None
+        if self.usage_file.name == "cpu.stat":  # v2: usage_usec
+            fields = dict(line.split() for line in text.splitlines() if line.strip())
+            return int(fields["usage_usec"]) / 1e6
+        return int(text) / 1e9  # v1 cpuacct.usage: nanoseconds
 
     @property
     def procs_files(self) -> list[str]:
@@ -115,6 +135,16 @@ class CgroupFactory:
     def available(self) -> bool:
         return self.mode is not None
 
+    @property
+    def cpu(self) -> bool:
+        """Whether sessions get a CPU quota."""
+        return self.mode == "v2" and self._v2_cpu or "cpu" in self.parents
+
+    @staticmethod
+    def cpu_setting(limits: Limits) -> str:
+        quota = max(1000, int(limits.cpus * CPU_PERIOD_US))
+        return f"cpu quota {quota} us per {CPU_PERIOD_US} us = {limits.cpus:g} CPU"
+
     def _probe(self):
         own = _own_cgroup_paths()
         if (CGROUP_ROOT / "cgroup.controllers").exists():  # unified (v2) hierarchy
@@ -124,32 +154,48 @@ class CgroupFactory:
                     return "v2", {"": parent}
             return None, {}
         parents = {}
-        for controller in ("memory", "pids"):
+        # memory and pids are required; cpu (quota) and cpuacct (accounting) are used where present.
+        for controller in ("memory", "pids", "cpu", "cpuacct"):
             root = CGROUP_ROOT / controller
             if not root.is_dir():
-                return None, {}
+                if controller in ("memory", "pids"):
+                    return None, {}
+                continue
             parent = root / own.get(controller, "/").lstrip("/") / "agentic-vision"
             try:
                 parent.mkdir(exist_ok=True)
+                writable = os.access(parent, os.W_OK)
             except OSError:
-                return None, {}
-            if not os.access(parent, os.W_OK):
-                return None, {}
+                writable = False
+            if not writable:
+                if controller in ("memory", "pids"):
+                    return None, {}
+                continue
             parents[controller] = parent
         return "v1", parents
 
-    @staticmethod
-    def _prepare_v2(parent: Path) -> bool:
+    _v2_cpu = False
+
+    def _prepare_v2(self, parent: Path) -> bool:
         try:
             parent.mkdir(exist_ok=True)
             enabled = (parent.parent / "cgroup.subtree_control").read_text().split()
-            for ctl in ("memory", "pids"):
+            for ctl in ("memory", "pids", "cpu"):
                 if ctl not in enabled:
-                    (parent.parent / "cgroup.subtree_control").write_text(f"+{ctl}")
+                    try:
+                        (parent.parent / "cgroup.subtree_control").write_text(f"+{ctl}")
+                    except OSError:
+                        if ctl != "cpu":
+                            raise
             (parent / "cgroup.subtree_control").write_text("+memory +pids")
-            return True
         except OSError:
             return False
+        try:
+            (parent / "cgroup.subtree_control").write_text("+cpu")
+            self._v2_cpu = True
+        except OSError:
+            pass
+        return True
 
     def create(self, limits: Limits) -> Cgroup | None:
         if self.mode is None:
@@ -164,11 +210,14 @@ class CgroupFactory:
                 if (d / "memory.swap.max").exists():
                     (d / "memory.swap.max").write_text("0")
                 (d / "pids.max").write_text(str(limits.max_processes))
-                return Cgroup([d])
-            mem = self.parents["memory"] / name
-            pids = self.parents["pids"] / name
-            mem.mkdir()
-            pids.mkdir()
+                if self._v2_cpu:
+                    (d / "cpu.max").write_text(f"{max(1000, int(limits.cpus * CPU_PERIOD_US))} {CPU_PERIOD_US}")
+                return Cgroup([d], d / "cpu.stat")
+            dirs = {}
+            for controller, parent in self.parents.items():
+                dirs[controller] = parent / name
+                dirs[controller].mkdir()
+            mem, pids = dirs["memory"], dirs["pids"]
             (mem / "memory.limit_in_bytes").write_text(str(limits.memory_bytes))
             memsw = mem / "memory.memsw.limit_in_bytes"
             if memsw.exists():
@@ -177,7 +226,11 @@ class CgroupFactory:
                 except OSError:
                     pass
             (pids / "pids.max").write_text(str(limits.max_processes))
-            return Cgroup([mem, pids])
+            if "cpu" in dirs:
+                (dirs["cpu"] / "cpu.cfs_period_us").write_text(str(CPU_PERIOD_US))
+                (dirs["cpu"] / "cpu.cfs_quota_us").write_text(str(max(1000, int(limits.cpus * CPU_PERIOD_US))))
+            usage = next((d / "cpuacct.usage" for d in dirs.values() if (d / "cpuacct.usage").exists()), None)
+            return Cgroup(list(dirs.values()), usage)
         except OSError:
             return None
 
