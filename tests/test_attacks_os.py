@@ -431,3 +431,25 @@ def test_refusals_are_one_line_naming_the_fix(tmp_path):
         assert "--sandbox docker" in done.stderr or "unprivileged account" in done.stderr
     allowed = subprocess.run(no_seccomp, env={**env, WEAK_SETTING: "1"}, capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert allowed.returncode == 0 and allowed.stdout.strip() == "1", allowed.stderr
+
+
+def test_ordinary_heavy_code_still_runs_under_the_filter(open_sandbox):
+    """TensorFlow, scikit-learn, pandas, multiprocessing and joblib (its /dev/shm and
+    semaphores) need nothing the filter, the read-only /dev or the drop took away."""
+    session = open_sandbox(guard=False, timeout=150)
+    result = session.run(textwrap.dedent("""
+        import numpy as np, pandas as pd, sklearn.cluster, tensorflow as tf
+        from multiprocessing import Pool
+        from joblib import Parallel, delayed
+        x = tf.constant(np.arange(12, dtype=np.float32).reshape(3, 4))
+        print(float(tf.reduce_sum(tf.matmul(x, tf.transpose(x)))))
+        print(sklearn.cluster.KMeans(2, n_init=2).fit(np.random.rand(50, 2)).labels_.shape)
+        print(pd.DataFrame({"a": [1, 2]}).describe().shape)
+        with Pool(2) as pool:
+            print(pool.map(abs, [-1, -2]))
+        print(Parallel(n_jobs=2)(delayed(abs)(i) for i in (-3, -4)))
+    """))
+    assert result.outcome == "OUTCOME_OK", result.output
+    # (TensorFlow may log a line of its own, e.g. about CUDA in the Docker image.)
+    printed = [line for line in result.output.splitlines() if not line.startswith(("E0000", "W0000", "I0000"))]
+    assert printed == ["1134.0", "(50,)", "(8, 1)", "[1, 2]", "[3, 4]"], result.output

@@ -272,7 +272,7 @@ class LocalExecutor(PooledExecutor):
             "cpu": cpu,
             "file size": "rlimit (RLIMIT_FSIZE)",
             "open files": "rlimit (RLIMIT_NOFILE)",
-            "memory-backed folders": tmpfs + (", counted in the memory cgroup" if via else ", each capped, not in RLIMIT_DATA"),
+            "memory folders": tmpfs + (", counted in the memory cgroup" if via else ", each capped, not in RLIMIT_DATA"),
             "working directory": f"tmpfs of {mib(lim.workdir_bytes)}",
             "system calls": seccomp.describe() if self.seccomp else f"NOT FILTERED ({WEAK_SETTING}=1)",
             "/proc/sys, /dev": "read-only",
