@@ -270,8 +270,7 @@ def cpu_usage_file(pid: int) -> Path | None:
     for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
         _, controllers, path = line.split(":", 2)
         if "cpuacct" in controllers.split(","):
-            root = Path("/sys/fs/cgroup") / controllers.replace("cpu,cpuacct", "cpu,cpuacct")
-            for base in (root, Path("/sys/fs/cgroup/cpuacct"), Path("/sys/fs/cgroup/cpu,cpuacct")):
+            for base in (Path("/sys/fs/cgroup") / controllers, Path("/sys/fs/cgroup/cpuacct")):
                 f = base / path.lstrip("/") / "cpuacct.usage"
                 if f.exists():
                     return f

@@ -1,4 +1,4 @@
-"""The local (bubblewrap) sandbox's own machinery: the matplotlib seed folder."""
+"""The local sandbox's own machinery: the matplotlib seed folder, the seccomp filter's two renderings."""
 
 from __future__ import annotations
 
@@ -36,3 +36,22 @@ def test_matplotlib_seed_is_one_folder_across_processes_and_strays_go(tmp_path):
     assert recent.exists()
     assert sorted(p.name for p in (home / "matplotlib").iterdir()) == sorted([os.path.basename(first), recent.name])
     assert state_dir() != home  # the shared state folder was not touched
+
+
+def test_one_rule_list_renders_both_filters():
+    import json
+
+    from agentic_vision.sandboxing import seccomp
+
+    profile = json.loads(seccomp.docker_profile())
+    assert (profile["defaultAction"], profile["defaultErrnoRet"]) == ("SCMP_ACT_ERRNO", 1)
+    assert all(not arch["subArchitectures"] for arch in profile["archMap"])  # no i386/x32 entry points
+    allowed = {name for rule in profile["syscalls"] if rule["action"] == "SCMP_ACT_ALLOW" for name in rule["names"]}
+    assert not allowed & set(seccomp.FORBIDDEN)
+    assert {"socket", "clone", "personality", "read", "mmap"} <= allowed
+    conditional = {rule["names"][0]: rule["args"] for rule in profile["syscalls"] if rule.get("args")}
+    sockets = [rule["args"][0]["value"] for rule in profile["syscalls"] if rule["names"] == ["socket"]]
+    assert sorted(sockets) == [1, 2, 10]  # AF_UNIX, AF_INET, AF_INET6
+    assert conditional["clone"] == [{"index": 0, "op": "SCMP_CMP_MASKED_EQ", "value": 0x7E020000, "valueTwo": 0}]
+    program = seccomp.bpf_for_bwrap()
+    assert len(program) % 8 == 0 and len(program) > 8 * 100  # sock_filter entries, compiled by libseccomp

@@ -171,6 +171,8 @@ class CgroupFactory:
                 if controller in ("memory", "pids"):
                     return None, {}
                 continue
+            if any(parent.resolve() == p.resolve() for p in parents.values()):
+                continue  # co-mounted (cpu,cpuacct): one folder serves both
             parents[controller] = parent
         return "v1", parents
 

@@ -132,6 +132,7 @@ def rules() -> list[Rule]:
 _DOCKER_OPS = {"eq": "SCMP_CMP_EQ", "masked_eq": "SCMP_CMP_MASKED_EQ"}
 
 
+@lru_cache(maxsize=1)
 def docker_profile() -> str:
     """The filter as a Docker seccomp profile (JSON text)."""
     syscalls = []
