@@ -252,11 +252,10 @@ def children_of(root: int) -> list[int]:
 
 
 def session_root_pid(session) -> int:
-    worker = session._worker
     if session.kind == "docker":
-        out = subprocess.run(["docker", "inspect", "-f", "{{.State.Pid}}", worker.container], capture_output=True, text=True)
+        out = subprocess.run(["docker", "inspect", "-f", "{{.State.Pid}}", session.container], capture_output=True, text=True)
         return int(out.stdout.strip())
-    return worker.proc.pid
+    return session.worker_pid
 
 
 def host_uids(pid: int) -> list[int]:

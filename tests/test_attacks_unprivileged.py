@@ -68,7 +68,7 @@ def uids(pid):
 executor = LocalExecutor(pool_size=0, python=sys.argv[2])
 with Session(executor, [], 60, guard=False) as session:
     result = session.run(sys.stdin.read())
-    pids = tree(session._worker.proc.pid)
+    pids = tree(session.worker_pid)
     print(json.dumps({"outcome": result.outcome, "output": result.output, "me": os.getuid(),
                       "uids": {p: uids(p) for p in pids}, "enforcement": executor.enforcement}))
 """
