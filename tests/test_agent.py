@@ -1,4 +1,8 @@
-"""The loop on Gemini: the real google-genai SDK over HTTP against a scripted server."""
+"""The loop on Gemini: the real google-genai SDK over HTTP against a scripted server.
+
+What goes on the wire (parts, signatures, image placement, pruning notes, errors, retries);
+the loop's own rules are in test_loop.py, with the in-memory scripted model.
+"""
 
 from __future__ import annotations
 
@@ -112,67 +116,20 @@ def test_images_as_parts_when_asked_for_from_the_start():
     assert [r.status for r in server.requests] == [200, 200]
 
 
-def test_an_error_then_a_fix():
-    script = [
-        reply.call("run_python", code("img = Image.open('coins.png')")),
-        lambda request: reply.call("run_python", code("from PIL import Image\nprint(Image.open('coins.png').mode)"))
-        if "NameError" in last_response(request)["output"] else reply.text("unexpected"),
-        reply.text("The image is greyscale."),
-    ]
-    with ScriptedGemini(script) as server:
-        result = agent_for(server).run("Is it greyscale?", images=[sample("coins.png")])
-    assert [s.outcome for s in result.steps] == ["OUTCOME_FAILED", "OUTCOME_OK"]
-    assert "NameError" in result.steps[0].output
-    assert result.steps[1].output == "L\n"
-    assert result.answer == "The image is greyscale."
-
-
-def test_a_timeout_is_reported_to_the_model():
-    script = [
-        reply.call("run_python", code("import time\nprint('working', flush=True)\ntime.sleep(60)")),
-        lambda request: reply.text(last_response(request)["outcome"]),
-    ]
-    with ScriptedGemini(script) as server:
-        result = agent_for(server, timeout=1.5).run("Wait for it.", images=[sample("coins.png")])
-    assert result.steps[0].outcome == "OUTCOME_DEADLINE_EXCEEDED"
-    assert result.steps[0].output.startswith("working\n")
-    assert result.answer == "OUTCOME_DEADLINE_EXCEEDED"
-
-
-def test_failures_up_to_the_retry_cap_then_an_answer_without_code():
-    failing = reply.call("run_python", code("1 / 0"))
+def test_a_forced_answer_is_asked_with_function_calling_off():
     seen = {}
 
     def final(request):
         seen["text"] = request.contents[-1]["parts"][-1].get("text", "")
         seen["tool_config"] = request.body.get("toolConfig")
-        return reply.text("I could not compute it.")
+        return reply.text("Nothing computed.")
 
-    script = [failing] * 3 + [final]
+    script = [reply.call("run_python", code("1 / 0"))] * 2 + [final]
     with ScriptedGemini(script) as server:
-        result = agent_for(server, max_retries=2).run("Compute.", images=[sample("coins.png")])
-    assert result.stop_reason == "retries_exhausted"
-    assert len(result.steps) == 3 and all(s.outcome == "OUTCOME_FAILED" for s in result.steps)
-    assert result.answer == "I could not compute it."
+        result = agent_for(server, max_retries=1).run("Compute.", images=[sample("coins.png")])
+    assert result.stop_reason == "retries_exhausted" and result.answer == "Nothing computed."
     assert "No more code will run" in seen["text"]
     assert seen["tool_config"]["functionCallingConfig"]["mode"] == "NONE"
-
-
-def test_a_success_resets_the_failure_count():
-    script = [reply.call("run_python", code("1 / 0")), reply.call("run_python", code("print(1)")),
-              reply.call("run_python", code("1 / 0")), reply.text("done")]
-    with ScriptedGemini(script) as server:
-        result = agent_for(server, max_retries=1).run("Go.", images=[sample("coins.png")])
-    assert result.stop_reason == "answered" and len(result.steps) == 3
-
-
-def test_max_steps():
-    script = [reply.call("run_python", code(f"print({i})")) for i in range(2)] + [reply.text("partial answer")]
-    with ScriptedGemini(script) as server:
-        result = agent_for(server, max_steps=2).run("Go.", images=[sample("coins.png")])
-    assert result.stop_reason == "max_steps"
-    assert [s.output for s in result.steps] == ["0\n", "1\n"]
-    assert result.answer == "partial answer"
 
 
 def test_429_is_retried_then_succeeds():
@@ -227,15 +184,6 @@ def test_observation_images_beyond_the_budget_become_notes():
     assert len(in_responses) == 1  # only the newest crop is still an image
     assert str(last.body).count("was removed to save context") == 2
     assert len(last.images()) == 2  # plus the input, which is never pruned
-
-
-def test_blind_mode_withholds_the_images():
-    script = [reply.call("run_python", code(CROP)), reply.text("ok")]
-    with ScriptedGemini(script) as server:
-        result = agent_for(server, show_images=False).run("Look.", images=[sample("coins.png")])
-    assert len(result.steps[0].images) == 1  # the run made it, the trace keeps it
-    assert len(server.requests[-1].images()) == 1  # only the input went to the model
-    assert "not shown" in last_response(server.requests[-1])["output"]
 
 
 def test_files_are_in_the_working_directory():
