@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Callable, Sequence, Union
 
-from ..models.base import ModelImage, ModelTurn, Observation, ToolCall, ToolSpec
+from ..models.base import Model, ModelImage, ModelTurn, Observation, ToolCall, ToolSpec
 
 Reply = Union[ModelTurn, str, BaseException]
 Step = Union[Reply, Callable[["ScriptedConversation"], Reply]]
@@ -65,7 +65,7 @@ class Prune:
 Record = Union[UserMessage, Generate, Observed, Prune]
 
 
-class ScriptedModel:
+class ScriptedModel(Model):
     """A ``Model`` whose turns come from ``script``; one script across all its conversations."""
 
     def __init__(self, script: Sequence[Step] | Callable[["ScriptedConversation"], Reply], name: str = "scripted") -> None:
@@ -74,9 +74,6 @@ class ScriptedModel:
         self._steps = [] if callable(script) else list(script)
         self.used = 0  # steps played so far
         self.conversations: list[ScriptedConversation] = []
-
-    def check_ready(self) -> None:
-        """Nothing to check: no key, no server."""
 
     def start(self, system: str, tool: ToolSpec) -> "ScriptedConversation":
         conversation = ScriptedConversation(self, system, tool)
