@@ -9,7 +9,7 @@ the loop: only the user's own mistakes (bad input, no key) raise.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -18,7 +18,7 @@ from ..values import Outcome, StopReason
 from ..images import PreparedImage, prepare_image, to_model_image
 from ..sandboxing.libraries import available_libraries
 from ..models import get_model
-from ..models.base import Model, ModelImage, Observation, ToolSpec
+from ..models.base import Model, ModelImage, ModelTurn, Observation, ToolSpec
 from .prompt import NO_MORE_CODE, SYSTEM, TOOL_NAME, tool_description
 from .result import AgentResult, Step, Timings, Turn
 from ..sandboxing.session import InputFile, Session, load_inputs, open_session
@@ -37,6 +37,25 @@ class Settings:
 
 
 Event = Callable[[str, dict], None]
+
+
+@dataclass
+class PastUser:
+    """A user turn of a conversation kept by the caller (a chat client resending it all)."""
+
+    text: str
+    images: list = field(default_factory=list)  # as for ``Chat.send(images=...)``
+
+
+@dataclass
+class PastObservations:
+    """The results the calls of the model turn before it got."""
+
+    observations: list[Observation]
+
+
+# A conversation the caller kept itself, oldest first: PastUser, ModelTurn, PastObservations.
+History = list
 
 
 class Agent:
@@ -138,20 +157,28 @@ class Chat:
 
     # -- the loop -----------------------------------------------------------------
 
-    def send(self, question: str, images: Iterable = (), files: Iterable = ()) -> AgentResult:
+    def send(self, question: str, images: Iterable = (), files: Iterable = (), history: History = ()) -> AgentResult:
+        """``history``: earlier turns to replay first (only to start a chat); the images of
+        its user turns go into the sandbox too."""
         if not question or not question.strip():
             raise InputError("the question is empty")
+        history = list(history)
+        if history and self.session is not None:
+            raise InputError("a history can only start a chat")
         self.agent.model.check_ready()  # no API key: fail before a sandbox starts
-        prepared, extra = self._prepare(images, files)
+        past = [source for entry in history if isinstance(entry, PastUser) for source in entry.images]
+        prepared, extra = self._prepare([*past, *images], files)
         inputs = [InputFile(p.name, p.sandbox_data) for p in prepared] + extra
+        prepared_past, prepared = prepared[: len(past)], prepared[len(past):]
         started = time.perf_counter()
         timings = Timings()
         text = question
         if self.session is None:
             t = time.perf_counter()
             self.session = self._open(inputs)
-            self._start_conversation(inputs, prepared)
+            self._start_conversation(inputs, prepared_past + prepared)
             timings.sandbox_s += time.perf_counter() - t
+            self._replay(history, iter(prepared_past))
         elif inputs:
             self.session.add_inputs([(f.name, f.data) for f in inputs])
             text = f"{question}\n\n(New files in the working directory: {', '.join(f.name for f in inputs)}.)"
@@ -169,6 +196,17 @@ class Chat:
         self._emit("done", result=result)
         return result
 
+    def _replay(self, history: History, images) -> None:
+        for entry in history:
+            if isinstance(entry, PastUser):
+                self.conversation.add_user(entry.text, [next(images).model for _ in entry.images])
+            elif isinstance(entry, ModelTurn):
+                self.conversation.add_model(entry)
+            elif isinstance(entry, PastObservations):
+                self.conversation.add_observations(entry.observations)
+            else:
+                raise TypeError(f"not a history entry: {entry!r}")
+
     def _loop(self, result: AgentResult) -> None:
         s = self.settings
         failures = 0
@@ -183,13 +221,13 @@ class Chat:
             except ModelError as exc:
                 result.timings.model_s += time.perf_counter() - t
                 result.stop_reason, result.error = StopReason.MODEL_ERROR, str(exc)
-                self._emit("model_error", message=str(exc))
+                self._emit("model_error", message=str(exc), exception=exc)
                 return
             result.timings.model_s += time.perf_counter() - t
             result.usage = result.usage + turn.usage
             record = Turn(thoughts=turn.thoughts, text=turn.text)
             result.turns.append(record)
-            self._emit("model", thoughts=turn.thoughts, text=turn.text, calls=len(turn.calls))
+            self._emit("model", thoughts=turn.thoughts, text=turn.text, calls=len(turn.calls), turn=turn)
             if not turn.calls or forced is not None:
                 if turn.calls:  # keep the history well-formed for a next chat turn
                     self.conversation.add_observations(
@@ -217,12 +255,12 @@ class Chat:
     def _execute(self, call, number: int) -> tuple[Step, Observation]:
         if call.error:
             step = Step(code=call.code, outcome=Outcome.FAILED, output=call.error)
-            self._emit("step", number=number, step=step)
+            self._emit("step", number=number, step=step, call=call)
             return step, Observation(call, Outcome.FAILED, call.error)
-        self._emit("code", number=number, code=call.code)
+        self._emit("code", number=number, code=call.code, call=call)
         execution = self.session.run(call.code)
         step = Step(call.code, execution.outcome, execution.output, execution.images, execution.duration_s)
-        self._emit("step", number=number, step=step)
+        self._emit("step", number=number, step=step, call=call)
         output = execution.output
         images: list[ModelImage] = []
         if self.settings.show_images:

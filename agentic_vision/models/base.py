@@ -62,6 +62,7 @@ class ToolCall:
     code: str
     error: str | None = None
     name: str | None = None  # the tool name the model used, when not ours
+    signature: bytes | None = None  # Gemini's thought signature on the call, kept for replays
 
 
 @dataclass
@@ -70,6 +71,7 @@ class ModelTurn:
     thoughts: str = ""
     calls: list[ToolCall] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
+    signature: bytes | None = None  # Gemini's thought signature on the text, kept for replays
 
 
 @dataclass
@@ -98,6 +100,10 @@ class ToolSpec:
 
 class Conversation(Protocol):
     def add_user(self, text: str, images: list[ModelImage]) -> None: ...
+
+    def add_model(self, turn: ModelTurn) -> None:
+        """A model turn from earlier (a client resending the whole chat), as if the model had
+        just given it; its calls are answered by the next ``add_observations``."""
 
     def generate(self, *, allow_tools: bool = True) -> ModelTurn:
         """The model's next turn; raises ModelError when the API refuses for good."""

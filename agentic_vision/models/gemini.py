@@ -24,6 +24,9 @@ from ..values import Outcome
 from .base import Model, ModelImage, ModelTurn, Observation, ToolCall, ToolSpec, Usage, elided_note, refusal_message
 
 IMAGE_DELIVERY = ("auto", "function_response", "parts")
+# Google's documented placeholder for a function call whose real signature is gone
+# (a history rebuilt from other parts); Gemini 3 accepts it where one is required.
+DUMMY_SIGNATURE = b"skip_thought_signature_validator"
 
 
 def usage_of(response: types.GenerateContentResponse) -> Usage:
@@ -80,7 +83,12 @@ class GeminiModel(Model):
         temperature: float | None = None,
         retries: int = 5,
         retry_delay: float = 1.0,
+        config: types.GenerateContentConfig | None = None,
+        tools: list[types.Tool] | None = None,
     ) -> None:
+        """``config``: generation settings laid over the loop's own (the gateway passes a
+        client's generationConfig and safetySettings this way); ``tools``: Gemini's own
+        tools (Google Search, URL context) offered beside the loop's."""
         if image_delivery not in IMAGE_DELIVERY:
             raise InputError(f"image_delivery must be one of {', '.join(IMAGE_DELIVERY)}")
         self.name = name
@@ -91,6 +99,8 @@ class GeminiModel(Model):
         self.image_delivery = image_delivery
         self.media_resolution = media_resolution
         self.temperature = temperature
+        self.overrides = config
+        self.extra_tools = list(tools or [])
 
     @property
     def client(self) -> genai.Client:
@@ -123,6 +133,9 @@ class GeminiModel(Model):
         )
         if self.media_resolution:
             config.media_resolution = f"MEDIA_RESOLUTION_{self.media_resolution.upper()}"
+        if self.overrides is not None:
+            for name in self.overrides.model_fields_set - {"tools", "tool_config", "automatic_function_calling"}:
+                setattr(config, name, getattr(self.overrides, name))
         if tools and not allow_tools:
             config.tool_config = types.ToolConfig(
                 function_calling_config=types.FunctionCallingConfig(mode=types.FunctionCallingConfigMode.NONE)
@@ -267,7 +280,7 @@ class GeminiConversation:
                     )
                 ]
             )
-        ]
+        ] + model.extra_tools
         self.contents: list[types.Content] = []
         self.delivery = model.default_delivery()
         self.fallback_tried = self.model.image_delivery != "auto"
@@ -315,16 +328,31 @@ class GeminiConversation:
         for part in content.parts:
             if part.function_call is not None:
                 call = part.function_call
+                signature = part.thought_signature
                 if call.name != self.tool.name:
                     error = f"there is no tool named {call.name!r}; use {self.tool.name}"
-                    turn.calls.append(ToolCall(call.id, "", error=error, name=call.name))
+                    turn.calls.append(ToolCall(call.id, "", error=error, name=call.name, signature=signature))
                     continue
                 code = (call.args or {}).get("code")
                 if not isinstance(code, str):
-                    turn.calls.append(ToolCall(call.id, "", error="the call had no 'code' string argument"))
+                    turn.calls.append(ToolCall(call.id, "", error="the call had no 'code' string argument",
+                                               signature=signature))
                 else:
-                    turn.calls.append(ToolCall(call.id, code))
+                    turn.calls.append(ToolCall(call.id, code, signature=signature))
+            elif part.thought_signature and not part.thought:
+                turn.signature = part.thought_signature
         return turn
+
+    def add_model(self, turn: ModelTurn) -> None:
+        parts = []
+        if turn.text or (turn.signature and not turn.calls):
+            parts.append(types.Part(text=turn.text, thought_signature=turn.signature))
+        for n, call in enumerate(turn.calls):
+            signature = call.signature or (DUMMY_SIGNATURE if n == 0 else None)
+            fc = types.FunctionCall(name=call.name or self.tool.name, args={"code": call.code}, id=call.id)
+            parts.append(types.Part(function_call=fc, thought_signature=signature))
+        self.contents.append(types.Content(role="model", parts=parts or [types.Part(text="")]))
+        self._last_observations = None
 
     def add_observations(self, observations: list[Observation], note: str | None = None) -> None:
         self._last_observations = observations

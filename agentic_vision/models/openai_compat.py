@@ -345,6 +345,15 @@ class OpenAIConversation:
     def add_user(self, text: str, images: list[ModelImage]) -> None:
         self.history.append(_Entry("user", text=text, images=[self._sent(im) for im in images]))
 
+    def add_model(self, turn: ModelTurn) -> None:
+        entry = _Entry("assistant", text=turn.text, protocol=self.protocol)
+        for call in turn.calls:
+            self._calls += 1
+            if not call.id:  # set on the call itself, so the observation answering it matches
+                call.id = f"call_av_{self._calls}"
+            entry.calls.append(_Call(call.id, call.name or self.tool.name, json.dumps({"code": call.code}), call))
+        self.history.append(entry)
+
     def add_observations(self, observations: list[Observation], note: str | None = None) -> None:
         entry = _Entry("observations", text=note or "")
         for obs in observations:
