@@ -24,6 +24,7 @@ from .docker import build_command, check_command
 from .exits import EXIT_FAILED, EXIT_USAGE, exit_status, fail, file_error
 from .mcp import mcp_command
 from .progress import Progress
+from .serve import serve_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -188,6 +189,7 @@ def sandbox_info(as_json) -> None:
 
 cli.add_command(bench_command)
 cli.add_command(mcp_command)
+cli.add_command(serve_command)
 sandbox.add_command(build_command, "build")
 sandbox.add_command(check_command, "check")
 

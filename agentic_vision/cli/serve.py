@@ -1,0 +1,48 @@
+"""`agentic-vision serve`: the Gemini-API gateway on uvicorn."""
+
+from __future__ import annotations
+
+import click
+
+from ..errors import InputError
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; anything but loopback needs --auth-key.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
+@click.option("--sandbox", type=click.Choice(["auto", "local", "docker"]), default="auto", show_default=True,
+              envvar="AGENTIC_VISION_SANDBOX", help="Where the code of each request runs.")
+@click.option("--route", "routes", multiple=True, metavar="NAME=MODEL[@BASE_URL]",
+              help="Run requests for model NAME on another backend, e.g. "
+                   "gemini-3-flash-preview=ollama:qwen2.5vl (repeatable).")
+@click.option("--auth-key", envvar="AGENTIC_VISION_AUTH_KEY", default=None,
+              help="The key clients must send (x-goog-api-key or ?key=); required off loopback.")
+@click.option("--max-concurrent", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Code-execution requests at once; more get 429.")
+@click.option("--max-body-mb", type=click.FloatRange(min=0.1), default=20.0, show_default=True,
+              help="Largest request body; larger ones get 413 (upload big files with the Files API).")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
+              help="Seconds per code run.")
+@click.option("--max-steps", type=click.IntRange(min=1), default=12, show_default=True)
+@click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+              default="info", show_default=True)
+def serve_command(host, port, sandbox, routes, auth_key, max_concurrent, max_body_mb, timeout, max_steps,
+                  log_level) -> None:
+    """Serve the Gemini API: codeExecution requests run the local loop, others go upstream.
+
+    Point existing code at it with GOOGLE_GEMINI_BASE_URL=http://HOST:PORT (Python)
+    or httpOptions.baseUrl (JavaScript). Gemini is reached with GEMINI_API_KEY and
+    GOOGLE_GEMINI_BASE_URL of this process, or the client's own key when there is none.
+    """
+    try:
+        from ..servers.gateway import GatewayConfig, serve
+    except ImportError as exc:
+        raise InputError(f"the gateway needs the serve extra ({exc.name} is missing): "
+                         "pip install 'agentic-vision[serve]'") from None
+    config = GatewayConfig(sandbox=sandbox, routes=list(routes), auth_key=auth_key, max_concurrent=max_concurrent,
+                           max_body_bytes=int(max_body_mb * 2**20), timeout=timeout, max_steps=max_steps)
+    if not config.upstream_key and auth_key:
+        click.echo("agentic-vision: no GEMINI_API_KEY: Gemini models will not be served "
+                   "(with --auth-key, clients' keys are not forwarded)", err=True)
+    serve(config, host=host, port=port, log_level=log_level)

@@ -1,0 +1,279 @@
+"""The ASGI app: routing, auth, body limits, concurrency, and the handlers.
+
+Paths are matched at their end, so a prefix in the client's base URL (or a
+mount point in a bigger app) needs no setting: ``.../v1beta/models/m:generateContent``
+and ``.../v1/...`` both work, as do ``.../upload/v1beta/files`` for uploads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import secrets
+
+import anyio
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from .backends import Backends
+from .config import GatewayConfig
+from .errors import GatewayError, bad_request
+from .exchange import Exchange
+from .files import FileStore, StoredFile
+from .history import read_contents
+from .streaming import ExchangeResponse
+from .upstream import Upstream, encode, inline_local_files
+from .wire import parse_json
+
+_VERSION = r"(?P<version>v1|v1beta|v1alpha)"
+_UPLOAD = re.compile(rf"^(?P<prefix>.*?)/upload/{_VERSION}/files/?$")
+_API = re.compile(rf"^(?P<prefix>.*?)/{_VERSION}/(?P<rest>(?:models|files|tunedModels).*)$")
+_MODEL_METHOD = re.compile(r"^models/(?P<model>[^/:]+):(?P<method>[A-Za-z]+)$")
+_FORWARDED_METHODS = {"embedContent", "batchEmbedContents"}  # served by the upstream as they are
+
+
+class Gateway:
+    def __init__(self, config: GatewayConfig) -> None:
+        self.config = config
+        self.backends = Backends(config)
+        self.files = FileStore(config.max_file_bytes, config.max_stored_bytes)
+        self.upstream = Upstream(config.upstream_url, self.backends.gemini_key)
+        self.limiter = anyio.CapacityLimiter(config.max_concurrent)
+        self.active = 0
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def client_key(self, request: Request) -> str | None:
+        return request.headers.get("x-goog-api-key") or request.query_params.get("key") or None
+
+    def authorise(self, request: Request) -> None:
+        if self.config.auth_key is None:
+            return
+        key = self.client_key(request)
+        if not key:
+            raise GatewayError(401, "this gateway needs an API key: send the gateway's key as x-goog-api-key "
+                               "(the SDKs' api_key) or ?key=.")
+        if not secrets.compare_digest(key.encode(), self.config.auth_key.encode()):
+            raise GatewayError(403, "API key not valid for this gateway. Please pass a valid API key.")
+
+    async def body(self, request: Request, limit: int) -> bytes:
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            await self._discard(request, int(declared))
+            raise self._too_large(limit)
+        data = bytearray()
+        async for chunk in request.stream():
+            data += chunk
+            if len(data) > limit:
+                await self._discard(request, 4 * limit)
+                raise self._too_large(limit)
+        return bytes(data)
+
+    @staticmethod
+    def _too_large(limit: int) -> GatewayError:
+        return GatewayError(413, f"Request payload size exceeds the limit: {limit} bytes. Upload large files "
+                            "with the Files API and reference them as fileData.")
+
+    @staticmethod
+    async def _discard(request: Request, up_to: int) -> None:
+        # Read what the client is still sending (within reason), so it gets to read the answer.
+        seen = 0
+        try:
+            async for chunk in request.stream():
+                seen += len(chunk)
+                if seen > up_to:
+                    break
+        except Exception:
+            pass
+
+    def public_base(self, request: Request, prefix: str) -> str:
+        return f"{request.url.scheme}://{request.headers.get('host') or request.url.netloc}{prefix}"
+
+    # -- dispatch -------------------------------------------------------------------------
+
+    async def handle(self, request: Request) -> Response:
+        try:
+            return await self.dispatch(request)
+        except GatewayError as exc:
+            return exc.response()
+
+    async def dispatch(self, request: Request) -> Response:
+        path, method = request.url.path, request.method
+        upload = _UPLOAD.match(path)
+        if upload:
+            token = request.query_params.get("upload_id")
+            if token:  # the URL is the credential (the Python SDK sends no key here)
+                return await self.upload_chunk(request, token)
+            self.authorise(request)
+            return await self.upload_start(request, upload["prefix"], upload["version"])
+        api = _API.match(path)
+        if not api:
+            raise GatewayError(404, f"Method not found: {method} {path}")
+        self.authorise(request)
+        version, rest = api["version"], api["rest"].rstrip("/")
+        if rest == "models" and method == "GET":
+            return await self.list_models(request, version)
+        if rest.startswith("files"):
+            return self.file_request(request, api["prefix"], rest)
+        call = _MODEL_METHOD.match(rest)
+        if call and method == "POST":
+            model, what = call["model"], call["method"]
+            if what in ("generateContent", "streamGenerateContent"):
+                return await self.generate(request, version, rest, model, stream=what == "streamGenerateContent")
+            if what == "countTokens":
+                return await self.count_tokens(request, version, rest, model)
+            if what in _FORWARDED_METHODS and model not in self.config.routes:
+                return await self.forward(request, version, rest, await self.body(request, self.config.max_body_bytes))
+        if rest.startswith("models/") and "/" not in rest[7:] and ":" not in rest and method == "GET":
+            return await self.get_model(request, version, rest[7:])
+        raise GatewayError(404, f"Method not found: {method} {path}")
+
+    # -- generateContent ------------------------------------------------------------------
+
+    async def generate(self, request: Request, version: str, rest: str, model: str, stream: bool) -> Response:
+        raw = await self.body(request, self.config.max_body_bytes)
+        body = parse_json(raw)
+        tools = body.get("tools") or []
+        if not isinstance(tools, list):
+            raise bad_request("Invalid value at 'tools': expected a list.")
+        if not any(isinstance(t, dict) and "codeExecution" in t for t in tools):
+            if model in self.config.routes:
+                raise bad_request(f"model {model!r} is routed to {self.config.routes[model].model}, which this "
+                                  "gateway serves for codeExecution requests only; add the codeExecution tool.")
+            if inline_local_files(body, self.files.lookup):
+                raw = encode(body)
+            return await self.forward(request, version, rest, raw)
+        if self.active >= self.config.max_concurrent:
+            raise GatewayError(429, f"the gateway runs {self.config.max_concurrent} code-execution requests at "
+                               "once and is full; retry shortly.")
+        exchange = await anyio.to_thread.run_sync(self.exchange_for, body, model, self.client_key(request))
+        self.active += 1
+        return _Raw(ExchangeResponse(exchange, stream=stream, model_version=model, limiter=self.limiter,
+                                     done=self._release))
+
+    def _release(self) -> None:
+        self.active -= 1
+
+    def exchange_for(self, body: dict, model: str, client_key: str | None) -> Exchange:
+        """The request checked and read (images decoded: off the event loop)."""
+        parsed = read_contents(body.get("contents"), self.files.lookup, self.config.max_image_side)
+        system = body.get("systemInstruction") or {}
+        texts = []
+        for j, part in enumerate(system.get("parts") or [] if isinstance(system, dict) else []):
+            if not isinstance(part, dict) or not isinstance(part.get("text"), str):
+                raise bad_request(f"systemInstruction.parts[{j}]: only text parts are taken here.")
+            texts.append(part["text"])
+        thinking = (body.get("generationConfig") or {}).get("thinkingConfig") or {}
+        backend = self.backends.model(model, body, client_key)
+        c = self.config
+        settings = dict(timeout=c.timeout, max_steps=c.max_steps, max_retries=c.max_retries,
+                        max_image_side=c.max_image_side, guard=c.guard)
+        return Exchange(backend, parsed, sandbox=c.sandbox, settings=settings, system="\n".join(texts),
+                        include_thoughts=bool(thinking.get("includeThoughts")))
+
+    async def forward(self, request: Request, version: str, rest: str, raw: bytes | None) -> Response:
+        query = [(k, v) for k, v in request.query_params.multi_items() if k != "key"]
+        return await self.upstream.forward(request.method, f"{version}/{rest}", query, raw, self.client_key(request))
+
+    async def count_tokens(self, request: Request, version: str, rest: str, model: str) -> Response:
+        raw = await self.body(request, self.config.max_body_bytes)
+        if model in self.config.routes:
+            raise bad_request(f"countTokens is not available for {model!r}, which is routed to "
+                              f"{self.config.routes[model].model}.")
+        body = parse_json(raw)
+        if inline_local_files(body, self.files.lookup):
+            raw = encode(body)
+        return await self.forward(request, version, rest, raw)
+
+    # -- models ---------------------------------------------------------------------------
+
+    def route_model(self, name: str) -> dict:
+        route = self.config.routes[name]
+        return {"name": f"models/{name}", "baseModelId": name, "version": "local",
+                "displayName": f"{name} (agentic-vision route to {route.model})",
+                "description": f"Code-execution requests for {name} run the local loop on {route.model}.",
+                "supportedGenerationMethods": ["generateContent", "streamGenerateContent"]}
+
+    async def list_models(self, request: Request, version: str) -> Response:
+        routed = [self.route_model(name) for name in self.config.routes]
+        query = [(k, v) for k, v in request.query_params.multi_items() if k != "key"]
+        try:
+            status, listing = await self.upstream.get_json(f"{version}/models", query, self.client_key(request))
+        except GatewayError:
+            if not routed:
+                raise
+            status, listing = 200, {}
+        if status != 200:
+            if not routed:
+                return JSONResponse(listing, status_code=status)
+            listing = {}
+        names = {m["name"] for m in routed}
+        models = routed + [m for m in listing.get("models") or [] if m.get("name") not in names]
+        return JSONResponse({**listing, "models": models})
+
+    async def get_model(self, request: Request, version: str, name: str) -> Response:
+        if name in self.config.routes:
+            return JSONResponse(self.route_model(name))
+        return await self.forward(request, version, f"models/{name}", None)
+
+    # -- files ----------------------------------------------------------------------------
+
+    async def upload_start(self, request: Request, prefix: str, version: str) -> Response:
+        if request.method != "POST":
+            raise GatewayError(404, f"Method not found: {request.method} {request.url.path}")
+        body = parse_json(await self.body(request, self.config.max_body_bytes))
+        token = self.files.start(request.headers, body)
+        url = f"{self.public_base(request, prefix)}/upload/{version}/files?upload_id={token}&upload_protocol=resumable"
+        return JSONResponse({}, headers={"x-goog-upload-url": url, "x-goog-upload-status": "active"})
+
+    async def upload_chunk(self, request: Request, token: str) -> Response:
+        data = await self.body(request, self.config.max_file_bytes)
+        outcome = self.files.chunk(token, request.headers, data)
+        if isinstance(outcome, StoredFile):
+            base = self.public_base(request, _UPLOAD.match(request.url.path)["prefix"])
+            return JSONResponse({"file": outcome.metadata(base)}, headers={"x-goog-upload-status": "final"})
+        return Response(b"", headers={"x-goog-upload-status": "active",
+                                      "x-goog-upload-size-received": str(outcome)})
+
+    def file_request(self, request: Request, prefix: str, rest: str) -> Response:
+        base = self.public_base(request, prefix)
+        if rest == "files" and request.method == "GET":
+            return JSONResponse({"files": [f.metadata(base) for f in self.files.list()]})
+        match = re.fullmatch(r"files/([a-z0-9-]{1,40})", rest)
+        if match and request.method == "GET":
+            return JSONResponse(self.files.get(match.group(1)).metadata(base))
+        if match and request.method == "DELETE":
+            self.files.delete(match.group(1))
+            return JSONResponse({})
+        raise GatewayError(404, f"Method not found: {request.method} {request.url.path}")
+
+
+class _Raw(Response):
+    """Hands the ASGI call to an ExchangeResponse (which sends its own start)."""
+
+    def __init__(self, inner: ExchangeResponse) -> None:
+        self.inner = inner
+        self.background = None
+
+    async def __call__(self, scope, receive, send) -> None:
+        await self.inner(scope, receive, send)
+
+
+def create_app(config: GatewayConfig | None = None, **settings) -> Starlette:
+    """The gateway as an ASGI app (mount it anywhere; paths match at their end).
+
+    >>> app = create_app(sandbox="local", routes=["vlm=ollama:qwen2.5vl"])
+    """
+    gateway = Gateway(config or GatewayConfig(**settings))
+    methods = ["GET", "POST", "DELETE", "PUT", "PATCH"]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        yield
+        await gateway.upstream.close()
+
+    app = Starlette(routes=[Route("/{path:path}", gateway.handle, methods=methods)], lifespan=lifespan)
+    app.state.gateway = gateway
+    return app

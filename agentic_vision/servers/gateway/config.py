@@ -1,0 +1,67 @@
+"""The gateway's settings and its ``--route NAME=MODEL[@BASE_URL]`` table."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+
+from ...errors import InputError
+
+GEMINI_URL = "https://generativelanguage.googleapis.com"
+_ROUTE = re.compile(r"^(?P<name>[^=\s]+)=(?P<model>[^\s]+?)(?:@(?P<url>[a-zA-Z][a-zA-Z0-9+.-]*://\S+))?$")
+
+
+@dataclass(frozen=True)
+class Route:
+    """Requests for model ``name`` run the loop on ``model`` (``ollama:...``, ``openai:...``
+    or a Gemini name), at ``base_url`` when given."""
+
+    name: str
+    model: str
+    base_url: str | None = None
+
+
+def parse_route(text: str) -> Route:
+    match = _ROUTE.match(text.strip())
+    if not match:
+        raise InputError(f"bad route {text!r}: use NAME=MODEL or NAME=MODEL@BASE_URL, "
+                         "e.g. gemini-3-flash-preview=ollama:qwen2.5vl")
+    name = match["name"].removeprefix("models/")
+    return Route(name, match["model"], match["url"])
+
+
+def _env_key() -> str | None:
+    return os.environ.get("GEMINI_API_KEY") or os.environ.get("GOOGLE_API_KEY") or None
+
+
+@dataclass
+class GatewayConfig:
+    """Everything a gateway needs; ``create_app(GatewayConfig(...))`` makes the ASGI app.
+
+    ``upstream_key`` (default: GEMINI_API_KEY / GOOGLE_API_KEY) is the key the gateway
+    uses for Gemini; without one, the key each client sent is forwarded, unless
+    ``auth_key`` is set (then the client's key is the gateway's own and stays here).
+    """
+
+    sandbox: str = "auto"
+    routes: dict[str, Route] = field(default_factory=dict)
+    auth_key: str | None = None
+    upstream_url: str = field(default_factory=lambda: os.environ.get("GOOGLE_GEMINI_BASE_URL") or GEMINI_URL)
+    upstream_key: str | None = field(default_factory=_env_key)
+    max_body_bytes: int = 20 * 2**20  # the Gemini API's own cap on an inline request
+    max_file_bytes: int = 100 * 2**20  # one file through the Files API
+    max_stored_bytes: int = 512 * 2**20  # all uploaded files together, held in memory
+    max_concurrent: int = 4  # code-execution requests at once; more get 429
+    timeout: float = 30.0  # seconds per code run, as hosted
+    max_steps: int = 12
+    max_retries: int = 5
+    max_image_side: int = 1536
+    guard: bool = True
+
+    def __post_init__(self) -> None:
+        if isinstance(self.routes, (list, tuple)):
+            self.routes = {r.name: r for r in (parse_route(r) if isinstance(r, str) else r for r in self.routes)}
+        if self.max_concurrent < 1:
+            raise InputError("max_concurrent must be at least 1")
+        self.upstream_url = self.upstream_url.rstrip("/")

@@ -1,0 +1,75 @@
+"""Running the gateway on uvicorn: in the foreground (the CLI) or in a background thread."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import threading
+import time
+
+import uvicorn
+
+from ...errors import InputError
+from .app import create_app
+from .config import GatewayConfig
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(host: str, config: GatewayConfig) -> None:
+    """Anything but loopback is reachable by others: only with --auth-key."""
+    if not is_loopback(host) and not config.auth_key:
+        raise InputError(f"refusing to listen on {host} without --auth-key: anyone who can reach it could run "
+                         "code in your sandboxes and spend your API key (use --auth-key KEY, or 127.0.0.1)")
+
+
+def _uvicorn_config(config: GatewayConfig, host: str, port: int, log_level: str) -> uvicorn.Config:
+    # One worker process: the sandboxes' warm pools and uploaded files live in it.
+    return uvicorn.Config(create_app(config), host=host, port=port, log_level=log_level, access_log=False,
+                          timeout_graceful_shutdown=5, proxy_headers=False, lifespan="on")
+
+
+def serve(config: GatewayConfig, host: str = "127.0.0.1", port: int = 8080, log_level: str = "info") -> None:
+    check_bind(host, config)
+    uvicorn.Server(_uvicorn_config(config, host, port, log_level)).run()
+
+
+class BackgroundGateway:
+    """The gateway on a free local port in a thread: ``with BackgroundGateway(config) as gw: gw.url``."""
+
+    def __init__(self, config: GatewayConfig, host: str = "127.0.0.1", port: int = 0) -> None:
+        check_bind(host, config)
+        if port == 0:
+            with socket.socket() as probe:
+                probe.bind((host, 0))
+                port = probe.getsockname()[1]
+        self.host, self.port = host, port
+        self.server = uvicorn.Server(_uvicorn_config(config, host, port, "warning"))
+        self.app = self.server.config.app
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def __enter__(self) -> "BackgroundGateway":
+        self._thread = threading.Thread(target=self.server.run, name="gateway", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the gateway did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=15)
