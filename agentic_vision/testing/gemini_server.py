@@ -23,7 +23,9 @@ reply, on the last part otherwise.  Function calls get ids ``call_<n>_<part>``.
 
 Endpoints: ``POST /{v1,v1beta,v1alpha}/models/{model}:generateContent`` and
 ``:streamGenerateContent`` (``?alt=sse`` gives server-sent events, otherwise a
-JSON array).  An API key (``x-goog-api-key`` header or ``?key=``) is required.
+JSON array); ``:countTokens`` (the prompt's deterministic count, no step used);
+``GET models`` and ``models/{model}`` (``models=``: the names listed, default
+one).  An API key (``x-goog-api-key`` header or ``?key=``) is required.
 
 **The script** is a list of *steps*, one consumed per accepted request:
 
@@ -76,7 +78,8 @@ __all__ = ["ScriptedGemini", "RecordedRequest", "Reply", "reply", "Image", "AUTO
 _STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
            404: "NOT_FOUND", 408: "DEADLINE_EXCEEDED", 429: "RESOURCE_EXHAUSTED",
            500: "INTERNAL", 502: "UNAVAILABLE", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
-_PATH = re.compile(r"^/(v1|v1beta|v1alpha)/models/([^/:]+):(generateContent|streamGenerateContent)$")
+_PATH = re.compile(r"^/(v1|v1beta|v1alpha)/models/([^/:]+):(generateContent|streamGenerateContent|countTokens)$")
+_MODELS = re.compile(r"^/(v1|v1beta|v1alpha)/models(?:/([^/:]+))?$")
 _DATA_FIELDS = ("text", "inlineData", "fileData", "functionCall", "functionResponse",
                 "executableCode", "codeExecutionResult")
 _OPAQUE = {"args", "response", "parameters", "parametersJsonSchema", "responseSchema",
@@ -281,8 +284,10 @@ class ScriptedGemini(ScriptedServer):
     def __init__(self, script: list | tuple = (), *, router: Callable[[RecordedRequest], Any] | None = None,
                  api_key: str | None = None, multimodal_function_responses: bool = True,
                  check_thought_signatures: bool = True, strict_function_response_ids: bool = False,
-                 model_version: str | None = None, host: str = "127.0.0.1", port: int = 0):
+                 model_version: str | None = None, models: tuple | list = ("gemini-3-flash-preview",),
+                 host: str = "127.0.0.1", port: int = 0):
         super().__init__(script, router=router, host=host, port=port)
+        self.models = list(models)
         self.api_key, self.model_version = api_key, model_version
         self.multimodal_function_responses = multimodal_function_responses
         self.check_thought_signatures = check_thought_signatures
@@ -299,10 +304,15 @@ class ScriptedGemini(ScriptedServer):
         return RecordedRequest(path=urlsplit(h.path).path)
 
     def _serve(self, h: BaseHTTPRequestHandler, rec: RecordedRequest, raw: bytes) -> None:
-        match = _PATH.match(rec.path)
-        if h.command != "POST" or not match:
+        match = _PATH.match(rec.path) if h.command == "POST" else None
+        listing = _MODELS.match(rec.path) if h.command == "GET" else None
+        if not match and not listing:
             raise _ApiError(404, f"Method not found: {h.command} {rec.path}")
-        rec.api_version, rec.model, rec.method = match.groups()
+        if match:
+            rec.api_version, rec.model, rec.method = match.groups()
+        else:
+            rec.api_version, rec.model = listing.groups()
+            rec.method = "get" if rec.model else "list"
         query = parse_qs(urlsplit(h.path).query)
         rec.api_key = h.headers.get("x-goog-api-key") or query.get("key", [None])[0]
         if not rec.api_key:
@@ -310,9 +320,17 @@ class ScriptedGemini(ScriptedServer):
                             "identity). Please use API Key or other form of API consumer identity to call this API.")
         if self.api_key is not None and rec.api_key != self.api_key:
             _bad("API key not valid. Please pass a valid API key.")
+        if listing:
+            rec.status, rec.response = 200, self._models(rec.model)
+            return
         raw_body = self._read_json(rec, raw, "Invalid JSON payload received.",
                                    "Invalid JSON payload received. Expected an object.")
         rec.body = normalise(raw_body)
+        if rec.method == "countTokens":
+            request = rec.body.get("generateContentRequest") or rec.body
+            self._validate(request)
+            rec.status, rec.response = 200, {"totalTokens": self._usage(request, [], None)["promptTokenCount"]}
+            return
         self._validate(rec.body)
         rec.status, rec.response = 200, self._answer(rec)
 
@@ -338,6 +356,17 @@ class ScriptedGemini(ScriptedServer):
                 chunk_candidate["finishReason"] = candidate["finishReason"]
             chunks.append({**response, "candidates": [chunk_candidate]})
         return chunks
+
+    def _models(self, name: str | None) -> dict:
+        def model(n: str) -> dict:
+            return {"name": f"models/{n}", "baseModelId": n, "version": "scripted", "displayName": n,
+                    "inputTokenLimit": 1048576, "outputTokenLimit": 65536,
+                    "supportedGenerationMethods": ["generateContent", "countTokens"]}
+        if name is None:
+            return {"models": [model(n) for n in self.models]}
+        if name not in self.models:
+            raise _ApiError(404, f"models/{name} is not found for API version v1beta.")
+        return model(name)
 
     # -- the script ----------------------------------------------------------------
     def _answer(self, rec: RecordedRequest) -> dict:
