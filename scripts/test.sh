@@ -9,4 +9,9 @@ if [ "${AGENTIC_VISION_TEST_DOCKER:-auto}" != 0 ] && [ -x scripts/build-sandbox-
   # unless AGENTIC_VISION_TEST_DOCKER=1 (CI) makes that a failure.
   scripts/build-sandbox-image.sh || [ "${AGENTIC_VISION_TEST_DOCKER:-auto}" != 1 ]
 fi
+if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
+  # The gateway is also tested with the @google/genai JavaScript SDK, pinned by tests/js/package-lock.json.
+  (cd tests/js && npm ci --no-audit --no-fund --loglevel=error)
+  export AGENTIC_VISION_TEST_JS=1
+fi
 exec .venv/bin/python -m pytest "$@"
