@@ -123,12 +123,15 @@ def test_stream_sends_the_code_before_it_runs_and_the_result_after(docs_env):
             for part in chunk.candidates[0].content.parts:
                 seen.append((time.monotonic(), part, chunk))
     kinds = [("code" if p.executable_code else "result" if p.code_execution_result else "text") for _, p, _ in seen]
-    assert kinds == ["code", "result", "text"]
-    (t_code, code, _), (t_result, result, _), (_, text, last) = seen
+    assert kinds == ["code", "result", "text", "text"]
+    (t_code, code, _), (t_result, result, _), (_, text, _), (_, end, last) = seen
     assert t_result - t_code >= 1.2  # the code part was out while the sandbox was still running it
     assert result.code_execution_result.output == "slept\n" and result.code_execution_result.id == code.executable_code.id
-    assert text.text == "It slept." and last.candidates[0].finish_reason == types.FinishReason.STOP
-    assert [c.candidates[0].finish_reason for _, _, c in seen[:-1]] == [None, None]
+    assert text.text == "It slept."  # as upstream streamed it; then the end, carrying the answer's signature
+    assert end.text == "" and end.thought_signature in upstream.issued_signatures
+    assert last.candidates[0].finish_reason == types.FinishReason.STOP
+    assert [c.candidates[0].finish_reason for _, _, c in seen[:-1]] == [None, None, None]
+    assert upstream.requests[1].method == "streamGenerateContent"
     assert len({c.response_id for _, _, c in seen}) == 1
     assert seen[0][2].usage_metadata.prompt_token_count == upstream.requests[0].response["usageMetadata"]["promptTokenCount"]
 
@@ -154,7 +157,22 @@ def test_sse_wire_format_is_exactly_data_lines():
     assert "displayName" not in text
     parts = [p for c in chunks for p in c["candidates"][0]["content"]["parts"]]
     assert [next(iter(k for k in p if k != "thoughtSignature")) for p in parts] == [
-        "executableCode", "codeExecutionResult", "inlineData", "text"]
+        "executableCode", "codeExecutionResult", "inlineData", "text", "text"]
+
+
+def test_stream_relays_text_as_upstream_streams_it(docs_env):
+    words = reply.parts({"text": "Let me look. ", "thought": True}, {"text": "There is "}, {"text": "coffee "},
+                        {"text": "in the cup.", "thoughtSignature": __import__("base64").b64encode(b"sig").decode()})
+    with ScriptedGemini([words]) as upstream, gateway(upstream) as gw:
+        docs_env(gw)
+        client = genai.Client()
+        chunks = list(client.models.generate_content_stream(
+            model=MODEL, contents=[types.Part.from_bytes(data=image_bytes(), mime_type="image/png"), "What is in it?"],
+            config=types.GenerateContentConfig(tools=[types.Tool(code_execution=types.ToolCodeExecution)],
+                                               thinking_config=types.ThinkingConfig(include_thoughts=True))))
+    texts = [(p.text, bool(p.thought)) for c in chunks for p in c.candidates[0].content.parts]
+    assert texts == [("Let me look. ", True), ("There is ", False), ("coffee ", False), ("in the cup.", False), ("", False)]
+    assert chunks[-1].candidates[0].content.parts[0].thought_signature == b"sig"
 
 
 def test_chat_sends_history_back_and_the_gateway_replays_it(docs_env):

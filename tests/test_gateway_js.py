@@ -76,7 +76,9 @@ def test_js_stream(image):
     with ScriptedGemini(crop_script()) as upstream, gateway(upstream) as gw:
         chunks = run_js(gw, "stream", image)
     kinds = [p["kind"] for c in chunks for p in c["parts"]]
-    assert kinds == ["code", "result", "image", "text"]
+    assert kinds == ["code", "result", "image", "text", "text"]  # the last: empty, signed, with finishReason
+    assert chunks[-1]["parts"] == [{"kind": "text", "text": "", "signed": True}]
+    assert "".join(c["text"] or "" for c in chunks) == "A cup of coffee. ((600, 400))"
     assert [c["finishReason"] for c in chunks] == [None] * (len(chunks) - 1) + ["STOP"]
     assert len({c["responseId"] for c in chunks}) == 1 and {c["role"] for c in chunks} == {"model"}
 

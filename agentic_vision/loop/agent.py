@@ -34,6 +34,7 @@ class Settings:
     show_images: bool = True  # False: the "blind" ablation, text output only
     guard: bool = True
     system: str = SYSTEM
+    stream: bool = False  # pass the model's words on as they arrive ("text" events), where the backend can
 
 
 Event = Callable[[str, dict], None]
@@ -217,7 +218,8 @@ class Chat:
                 self.conversation.prune_images(s.max_context_images)
             t = time.perf_counter()
             try:
-                turn = self.conversation.generate(allow_tools=forced is None)
+                streaming = {"on_text": self._on_text} if s.stream else {}
+                turn = self.conversation.generate(allow_tools=forced is None, **streaming)
             except ModelError as exc:
                 result.timings.model_s += time.perf_counter() - t
                 result.stop_reason, result.error = StopReason.MODEL_ERROR, str(exc)
@@ -251,6 +253,9 @@ class Chat:
                 forced = StopReason.MAX_STEPS
                 record.note = NO_MORE_CODE.format(why=f"the limit of {s.max_steps} steps is reached")
             self.conversation.add_observations(observations, note=record.note or None)
+
+    def _on_text(self, text: str, thought: bool) -> None:
+        self._emit("text", text=text, thought=thought)
 
     def _execute(self, call, number: int) -> tuple[Step, Observation]:
         if call.error:

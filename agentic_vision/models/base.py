@@ -9,7 +9,7 @@ rejects a function call whose thought signature was dropped; OpenAI wants a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Callable, Protocol
 
 from ..values import Outcome
 
@@ -105,8 +105,9 @@ class Conversation(Protocol):
         """A model turn from earlier (a client resending the whole chat), as if the model had
         just given it; its calls are answered by the next ``add_observations``."""
 
-    def generate(self, *, allow_tools: bool = True) -> ModelTurn:
-        """The model's next turn; raises ModelError when the API refuses for good."""
+    def generate(self, *, allow_tools: bool = True, on_text: Callable[[str, bool], None] | None = None) -> ModelTurn:
+        """The model's next turn; raises ModelError when the API refuses for good.
+        ``on_text(words, is_thought)`` gets the text as it arrives, where the backend streams."""
 
     def add_observations(self, observations: list[Observation], note: str | None = None) -> None:
         """The results of the calls of the last turn, then ``note`` (text from the loop) if any."""

@@ -142,13 +142,35 @@ class GeminiModel(Model):
             )
         return config
 
-    def generate(self, contents, config) -> types.GenerateContentResponse:
+    def generate(self, contents, config, on_text=None) -> types.GenerateContentResponse:
+        """One response; with ``on_text``, streamed, and the text passed on as it comes."""
         try:
-            return self.client.models.generate_content(model=self.name, contents=contents, config=config)
+            if on_text is None:
+                return self.client.models.generate_content(model=self.name, contents=contents, config=config)
+            return self._stream(contents, config, on_text)
         except errors.APIError as exc:
             raise ModelError(describe_api_error(exc, self.name, self._client_args["retries"])) from exc
         except (OSError, ValueError) as exc:  # connection refused, timeouts, bad responses
             raise ModelError(f"cannot reach the model API: {exc}") from exc
+
+    def _stream(self, contents, config, on_text) -> types.GenerateContentResponse:
+        parts, last = [], None
+        for chunk in self.client.models.generate_content_stream(model=self.name, contents=contents, config=config):
+            last = chunk
+            candidate = chunk.candidates[0] if chunk.candidates else None
+            for part in (candidate.content.parts if candidate and candidate.content else None) or []:
+                parts.append(part)  # kept as they came: signatures stay on their own parts
+                if part.text and part.function_call is None:
+                    on_text(part.text, bool(part.thought))
+        if last is None:
+            raise ValueError("the stream ended before any chunk")
+        # One response as if unstreamed: every part, the last chunk's (cumulative) usage.
+        finish = last.candidates[0].finish_reason if last.candidates else None
+        return types.GenerateContentResponse(
+            candidates=[types.Candidate(content=types.Content(role="model", parts=parts) if parts else None,
+                                        finish_reason=finish)],
+            usage_metadata=last.usage_metadata, prompt_feedback=last.prompt_feedback,
+            model_version=last.model_version, response_id=last.response_id)
 
     def start(self, system: str, tool: ToolSpec) -> "GeminiConversation":
         return GeminiConversation(self, system, tool)
@@ -294,10 +316,10 @@ class GeminiConversation:
         self.contents.append(user_content(text, images))
         self._last_observations = None
 
-    def generate(self, *, allow_tools: bool = True) -> ModelTurn:
+    def generate(self, *, allow_tools: bool = True, on_text=None) -> ModelTurn:
         config = self.model.config(self.system, self.tools, allow_tools)
         try:
-            response = self.model.generate(self.contents, config)
+            response = self.model.generate(self.contents, config, on_text)
         except ModelError as exc:
             cause = exc.__cause__
             if (
@@ -314,7 +336,7 @@ class GeminiConversation:
                 dropped = self.contents.pop()
                 self._observation_images = [e for e in self._observation_images if e[0] is not dropped]
                 self.add_observations(self._last_observations, self._last_note)
-                return self.generate(allow_tools=allow_tools)
+                return self.generate(allow_tools=allow_tools, on_text=on_text)
             raise
         return self._read(response)
 

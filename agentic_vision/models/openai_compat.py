@@ -373,7 +373,8 @@ class OpenAIConversation:
             sent.elided = True
         return excess
 
-    def generate(self, *, allow_tools: bool = True) -> ModelTurn:
+    def generate(self, *, allow_tools: bool = True, on_text=None) -> ModelTurn:
+        # on_text is not called: the answer arrives whole (the model's turn is parsed for code blocks).
         native = self.protocol == "native"
         tools = [self._tool_schema()] if native and allow_tools else None
         try:
@@ -382,7 +383,7 @@ class OpenAIConversation:
             if tools and self.model.tool_protocol == "auto" and tools_refused(exc.__cause__):
                 # The server or model does not do tool calling: the text protocol, for good.
                 self.protocol = self.model.learned_protocol = "text"
-                return self.generate(allow_tools=allow_tools)
+                return self.generate(allow_tools=allow_tools, on_text=on_text)
             raise
         return self._read(response, allow_tools)
 

@@ -148,7 +148,7 @@ class Gateway:
         if self.active >= self.config.max_concurrent:
             raise GatewayError(429, f"the gateway runs {self.config.max_concurrent} code-execution requests at "
                                "once and is full; retry shortly.")
-        exchange = await anyio.to_thread.run_sync(self.exchange_for, body, model, self.client_key(request))
+        exchange = await anyio.to_thread.run_sync(self.exchange_for, body, model, self.client_key(request), stream)
         self.active += 1
         return _Raw(ExchangeResponse(exchange, stream=stream, model_version=model, limiter=self.limiter,
                                      done=self._release))
@@ -156,7 +156,7 @@ class Gateway:
     def _release(self) -> None:
         self.active -= 1
 
-    def exchange_for(self, body: dict, model: str, client_key: str | None) -> Exchange:
+    def exchange_for(self, body: dict, model: str, client_key: str | None, stream: bool) -> Exchange:
         """The request checked and read (images decoded: off the event loop)."""
         parsed = read_contents(body.get("contents"), self.files.lookup, self.config.max_image_side)
         system = body.get("systemInstruction") or {}
@@ -171,7 +171,7 @@ class Gateway:
         settings = dict(timeout=c.timeout, max_steps=c.max_steps, max_retries=c.max_retries,
                         max_image_side=c.max_image_side, guard=c.guard)
         return Exchange(backend, parsed, sandbox=c.sandbox, settings=settings, system="\n".join(texts),
-                        include_thoughts=bool(thinking.get("includeThoughts")))
+                        include_thoughts=bool(thinking.get("includeThoughts")), stream=stream)
 
     async def forward(self, request: Request, version: str, rest: str, raw: bytes | None) -> Response:
         query = [(k, v) for k, v in request.query_params.multi_items() if k != "key"]

@@ -1,10 +1,12 @@
 """One code-execution request: the loop in a worker thread, its events as hosted parts.
 
 The loop is synchronous; its event callback turns each event into response
-parts as they happen (thoughts and text when a model turn arrives, the code
-before it runs, its result and images after) and hands them to ``on_parts``,
-which the streaming response sends on.  The final answer is kept back for
-the last chunk, which must carry content together with ``finishReason``.
+parts as they happen (text as upstream streams it, the code before it runs,
+its result and images after) and hands them to ``on_parts``, which the
+streaming response sends on.  Without streaming, a model turn's thoughts and
+text come when the turn does, and the answer is kept back for the end; the
+last chunk must carry content together with ``finishReason`` (when the words
+were streamed, an empty text part with the answer's signature).
 ``cancel()`` (the client went away) stops the sandbox at once and the loop
 at its next event.
 """
@@ -40,12 +42,12 @@ def upstream_error(exc: BaseException | None, message: str) -> GatewayError:
 
 class Exchange:
     def __init__(self, model: Model, request: Request, *, sandbox: str, settings: dict, system: str = "",
-                 include_thoughts: bool = False,
+                 include_thoughts: bool = False, stream: bool = False,
                  on_parts: Callable[[list[dict], dict], None] | None = None) -> None:
         self.model = model
         self.request = request
         self.sandbox = sandbox
-        self.settings = dict(settings, system=f"{SYSTEM}\n\n{system}" if system.strip() else SYSTEM)
+        self.settings = dict(settings, system=f"{SYSTEM}\n\n{system}" if system.strip() else SYSTEM, stream=stream)
         self.include_thoughts = include_thoughts
         self.on_parts = on_parts
         self.response_id = secrets.token_urlsafe(12)
@@ -56,6 +58,7 @@ class Exchange:
         self._ids: dict[int, str] = {}
         self._cancelled = threading.Event()
         self._chat = None
+        self._streamed = False  # the current model turn's words went out as they came
 
     # -- in the worker thread -------------------------------------------------------------
 
@@ -81,6 +84,7 @@ class Exchange:
             self.error = GatewayError(500, f"internal error in the gateway: {type(exc).__name__}: {exc}")
         finally:
             self._chat = None
+        self._streamed = False  # the current model turn's words went out as they came
 
     def _send(self, parts: list[dict]) -> None:
         self.parts += parts
@@ -101,15 +105,22 @@ class Exchange:
     def _event(self, event: str, data: dict) -> None:
         if self._cancelled.is_set():
             raise Cancelled()
-        if event == "model":
+        if event == "text":
+            if self.include_thoughts or not data["thought"]:
+                self._streamed = True
+                self._send([text_part(data["text"], thought=data["thought"])])
+        elif event == "model":
             turn = data["turn"]
             self.usage.add(turn.usage)
-            parts = [text_part(turn.thoughts, thought=True)] if turn.thoughts and self.include_thoughts else []
-            if turn.calls:
-                if turn.text:
-                    parts.append(text_part(turn.text, turn.signature))
-            else:  # the answer: it goes out with finishReason in the last chunk
-                self.final = [text_part(turn.text, turn.signature)]
+            streamed, self._streamed = self._streamed, False
+            text = "" if streamed else turn.text
+            parts = []
+            if turn.thoughts and self.include_thoughts and not streamed:
+                parts.append(text_part(turn.thoughts, thought=True))
+            if not turn.calls:  # the answer: it goes out with finishReason in the last chunk
+                self.final = [text_part(text, turn.signature)]
+            elif text or (streamed and turn.signature):
+                parts.append(text_part(text, turn.signature))
             self._send(parts)
         elif event == "code":
             call = data["call"]
