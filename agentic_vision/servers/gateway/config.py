@@ -53,6 +53,7 @@ class GatewayConfig:
     max_file_bytes: int = 100 * 2**20  # one file through the Files API
     max_stored_bytes: int = 512 * 2**20  # all uploaded files together, held in memory
     max_concurrent: int = 4  # code-execution requests at once; more get 429
+    warm_sandboxes: int = 2  # sandboxes kept started, so a request does not wait for one
     timeout: float = 30.0  # seconds per code run, as hosted
     max_steps: int = 12
     max_retries: int = 5

@@ -42,14 +42,19 @@ def upstream_error(exc: BaseException | None, message: str) -> GatewayError:
 
 class Exchange:
     def __init__(self, model: Model, request: Request, *, sandbox: str, settings: dict, system: str = "",
+                 sandbox_options: dict | None = None,
                  include_thoughts: bool = False, stream: bool = False,
                  on_parts: Callable[[list[dict], dict], None] | None = None) -> None:
+        """``on_parts(parts, usage)``: parts as they come (streaming); ``on_finished()``: the
+        answer is complete, called before the sandbox is closed (which takes a moment)."""
         self.model = model
         self.request = request
         self.sandbox = sandbox
+        self.sandbox_options = dict(sandbox_options or {})
         self.settings = dict(settings, system=f"{SYSTEM}\n\n{system}" if system.strip() else SYSTEM, stream=stream)
         self.include_thoughts = include_thoughts
         self.on_parts = on_parts
+        self.on_finished: Callable[[], None] | None = None
         self.response_id = secrets.token_urlsafe(12)
         self.parts: list[dict] = []  # everything sent so far, in order
         self.final: list[dict] = []  # the answer, for the last chunk
@@ -64,12 +69,13 @@ class Exchange:
 
     def run(self) -> None:
         """Runs the loop to its end; failures are kept in ``self.error``, never raised."""
+        chat = None
         try:
-            agent = Agent(self.model, self.sandbox, on_event=self._event, **self.settings)
-            with agent.chat() as chat:
-                self._chat = chat
-                result = chat.send(self.request.question, images=self.request.images, files=self.request.files,
-                                   history=self.request.history)
+            agent = Agent(self.model, self.sandbox, on_event=self._event, sandbox_options=self.sandbox_options,
+                          **self.settings)
+            chat = self._chat = agent.chat()
+            result = chat.send(self.request.question, images=self.request.images, files=self.request.files,
+                               history=self.request.history)
             if result.stop_reason == "model_error" and self.error is None:
                 self.error = GatewayError(502, result.error or "the model API failed")
             elif not self.final:
@@ -83,6 +89,17 @@ class Exchange:
         except Exception as exc:  # a bug: answer it, keep serving
             self.error = GatewayError(500, f"internal error in the gateway: {type(exc).__name__}: {exc}")
         finally:
+            self._finish(chat)
+
+    def _finish(self, chat) -> None:
+        try:
+            if self.on_finished is not None:
+                self.on_finished()  # the response can go out now
+        except Exception:
+            pass  # the response is gone (cancelled): nothing to tell
+        finally:
+            if chat is not None:
+                chat.close()
             self._chat = None
         self._streamed = False  # the current model turn's words went out as they came
 

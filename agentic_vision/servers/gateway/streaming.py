@@ -6,7 +6,9 @@ anything happened (a refused key, an unknown model) still gets its error
 status; a failure later in a stream is a last ``data: {"error": ...}`` event,
 which both SDKs raise.  The final chunk carries the answer and
 ``finishReason``, as real streams do (a last chunk without content would make
-the SDKs' chats drop the whole turn).
+the SDKs' chats drop the whole turn).  The answer goes out as soon as the loop
+has it; the sandbox is closed after that, still inside the request's
+concurrency slot.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from .wire import response_body, sse_event
 SSE_HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache"),
                (b"x-accel-buffering", b"no")]
 JSON_HEADERS = [(b"content-type", b"application/json; charset=UTF-8")]
+_FINISHED = object()
 
 
 class ExchangeResponse:
@@ -38,6 +41,7 @@ class ExchangeResponse:
         self.model_version = model_version
         self.limiter = limiter
         self.done = done
+        self.started = False
 
     def body(self, parts: list[dict], usage: dict, finish_reason: str | None = None) -> dict:
         return response_body(parts, response_id=self.exchange.response_id, model_version=self.model_version,
@@ -51,56 +55,62 @@ class ExchangeResponse:
 
     async def _serve(self, receive, send) -> None:
         exchange = self.exchange
-        chunks_in, chunks = anyio.create_memory_object_stream(math.inf)
+        items_in, items = anyio.create_memory_object_stream(math.inf)
         if self.stream:
             exchange.on_parts = lambda parts, usage: anyio.from_thread.run_sync(
-                chunks_in.send_nowait, self.body(parts, usage))
-        started = False
+                items_in.send_nowait, self.body(parts, usage))
+        exchange.on_finished = lambda: anyio.from_thread.run_sync(items_in.send_nowait, _FINISHED)
+        watching = anyio.CancelScope()
 
         async def work() -> None:
-            with chunks_in:
+            with items_in:
                 await anyio.to_thread.run_sync(exchange.run, limiter=self.limiter, abandon_on_cancel=True)
 
-        async def watch(scope) -> None:
-            while (await receive())["type"] != "http.disconnect":
-                pass
-            exchange.cancel()  # the client went away: stop the sandbox and the loop
-            scope.cancel()
-
-        async def start(status: int, headers: list) -> None:
-            nonlocal started
-            started = True
-            await send({"type": "http.response.start", "status": status, "headers": headers})
+        async def watch(group_scope) -> None:
+            with watching:
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+                exchange.cancel()  # the client went away: stop the sandbox and the loop
+                group_scope.cancel()
 
         try:
             async with anyio.create_task_group() as group:
                 group.start_soon(work)
                 group.start_soon(watch, group.cancel_scope)
-                async with chunks:
-                    async for chunk in chunks:
-                        if not started:
-                            await start(200, SSE_HEADERS)
-                        await send({"type": "http.response.body", "body": sse_event(chunk), "more_body": True})
-                group.cancel_scope.cancel()  # the loop ended: stop watching
+                async with items:
+                    async for item in items:
+                        if item is _FINISHED:
+                            break
+                        await self._start(send, 200, SSE_HEADERS)
+                        await send({"type": "http.response.body", "body": sse_event(item), "more_body": True})
+                    await self._answer(send)
+                watching.cancel()  # answered: a disconnect now changes nothing; the sandbox closes
         except BaseException:
             exchange.cancel()  # e.g. the connection broke while sending
             raise
+
+    async def _start(self, send, status: int, headers: list) -> None:
+        if not self.started:
+            self.started = True
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+
+    async def _answer(self, send) -> None:
+        exchange = self.exchange
         if exchange.cancelled:
             return
-        usage = exchange.usage.metadata()
         if exchange.error is not None:
-            if started:
+            if self.started:
                 await send({"type": "http.response.body", "body": sse_event(exchange.error.payload())})
             else:
-                await start(exchange.error.code, JSON_HEADERS)
+                await self._start(send, exchange.error.code, JSON_HEADERS)
                 await send({"type": "http.response.body", "body": json.dumps(exchange.error.payload()).encode()})
             return
+        usage = exchange.usage.metadata()
         if self.stream:
+            await self._start(send, 200, SSE_HEADERS)
             last = self.body(exchange.final or [{"text": ""}], usage, "STOP")
-            if not started:
-                await start(200, SSE_HEADERS)
             await send({"type": "http.response.body", "body": sse_event(last)})
         else:
             whole = self.body(exchange.parts + exchange.final, usage, "STOP")
-            await start(200, JSON_HEADERS)
+            await self._start(send, 200, JSON_HEADERS)
             await send({"type": "http.response.body", "body": json.dumps(whole).encode()})
