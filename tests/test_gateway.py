@@ -275,3 +275,67 @@ def test_system_instruction_and_generation_config_reach_the_model(docs_env):
     assert sent["systemInstruction"]["parts"][0]["text"].endswith("Answer in French.")
     assert sent["generationConfig"]["temperature"] == 0.2 and sent["generationConfig"]["maxOutputTokens"] == 500
     assert sent["safetySettings"] == [{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_NONE"}]
+
+
+@pytest.mark.parametrize("version", ["v1", "v1beta"])
+def test_api_versions_and_a_path_prefix_in_the_base_url(version, tmp_path):
+    path = tmp_path / "cup.png"
+    path.write_bytes(image_bytes())
+    with ScriptedGemini(crop_script()) as upstream, gateway(upstream) as gw:
+        client = genai.Client(api_key="k", http_options=types.HttpOptions(
+            base_url=f"{gw.url}/gemini/proxy", api_version=version))
+        uploaded = client.files.upload(file=path)
+        response = client.models.generate_content(
+            model=MODEL, contents=[uploaded, "Zoom in."],
+            config=types.GenerateContentConfig(tools=[types.Tool(code_execution=types.ToolCodeExecution)]))
+    assert uploaded.uri.startswith(f"{gw.url}/gemini/proxy/")
+    assert response.candidates[0].content.parts[1].code_execution_result.output == "(600, 400)\n"
+
+
+def test_the_app_mounts_inside_another_starlette_app(tmp_path):
+    import threading
+
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    from agentic_vision.servers.gateway import GatewayConfig, create_app
+
+    path = tmp_path / "cup.png"
+    path.write_bytes(image_bytes())
+    with ScriptedGemini(crop_script()) as upstream:
+        outer = Starlette(routes=[Mount("/tools/gemini", app=create_app(GatewayConfig(
+            sandbox="local", upstream_url=upstream.url, upstream_key=None)))])
+        server = uvicorn.Server(uvicorn.Config(outer, host="127.0.0.1", port=0, log_level="warning"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        while not server.started:
+            time.sleep(0.02)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        try:
+            client = genai.Client(api_key="k", http_options=types.HttpOptions(base_url=f"http://127.0.0.1:{port}/tools/gemini"))
+            uploaded = client.files.upload(file=path)
+            response = client.models.generate_content(
+                model=MODEL, contents=[uploaded, "Zoom in."],
+                config=types.GenerateContentConfig(tools=[types.Tool(code_execution=types.ToolCodeExecution)]))
+        finally:
+            server.should_exit = True
+            thread.join(timeout=15)
+    assert uploaded.uri.startswith(f"http://127.0.0.1:{port}/tools/gemini/")
+    assert response.candidates[0].content.parts[1].code_execution_result.output == "(600, 400)\n"
+
+
+def test_an_upstream_failure_mid_stream_is_raised_by_the_sdk(docs_env):
+    # The gateway retries an upstream 5xx twice itself, as the loop would; then it gives up.
+    script = [reply.call("run_python", {"code": "print('ran')"})] + [reply.error(503, "UNAVAILABLE", "Overloaded.")] * 3
+    with ScriptedGemini(script) as upstream, gateway(upstream) as gw:
+        docs_env(gw)
+        client = genai.Client(http_options=types.HttpOptions(retry_options=types.HttpRetryOptions(attempts=1)))
+        seen = []
+        with pytest.raises(genai.errors.APIError) as failed:
+            for chunk in client.models.generate_content_stream(
+                    model=MODEL, contents=[types.Part.from_bytes(data=image_bytes(), mime_type="image/png"), "Go."],
+                    config=types.GenerateContentConfig(tools=[types.Tool(code_execution=types.ToolCodeExecution)])):
+                seen += chunk.candidates[0].content.parts
+    assert [p.code_execution_result.output for p in seen if p.code_execution_result] == ["ran\n"]
+    assert failed.value.code == 503 and "Overloaded" in failed.value.message

@@ -169,6 +169,8 @@ def test_auth_key_is_required_and_not_forwarded(tmp_path):
         assert (status, error_of(payload)["status"]) == (403, "PERMISSION_DENIED")
         status, _, _ = raw_request(gw.url, "GET", "/v1beta/files?key=wrong")
         assert status == 403
+        status, _, _ = raw_request(gw.url, "GET", "/v1beta/files?key=gateway-secret")
+        assert status == 200
         client = client_for(gw, "gateway-secret")
         uploaded = client.files.upload(file=path)  # the upload URL itself is the credential
         response = client.models.generate_content(
