@@ -339,3 +339,20 @@ def test_an_upstream_failure_mid_stream_is_raised_by_the_sdk(docs_env):
                 seen += chunk.candidates[0].content.parts
     assert [p.code_execution_result.output for p in seen if p.code_execution_result] == ["ran\n"]
     assert failed.value.code == 503 and "Overloaded" in failed.value.message
+
+
+def test_readme_gateway_example(tmp_path, monkeypatch, capsys):
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    [block] = [b for b in re.findall(r"```python\n(.*?)```", readme, flags=re.S) if "ToolCodeExecution" in b]
+    (tmp_path / "photo.png").write_bytes(image_bytes())
+    monkeypatch.chdir(tmp_path)
+    with ScriptedGemini(crop_script("Three pedals.")) as upstream, gateway(upstream) as gw:
+        monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", gw.url)
+        monkeypatch.setenv("GEMINI_API_KEY", "readme-key")
+        exec(compile(block, "README.md", "exec"), {})
+    out = capsys.readouterr().out
+    assert out == CROP + "\n(600, 400)\n\n" + "Three pedals. (the code printed (600, 400))\n"
+    assert Image.open(tmp_path / "step.png").size == (300, 200)
