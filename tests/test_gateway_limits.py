@@ -58,6 +58,24 @@ def test_bad_requests_get_google_errors_and_the_gateway_keeps_serving():
             "unknown path": ("/v1beta/nothing/here", {}, 404, "NOT_FOUND", "Method not found"),
             "40 MB of garbage": (GENERATE, os.urandom(40 * 2**20), 413, "INVALID_ARGUMENT", "exceeds the limit"),
         }
+        odd = request_body(image_bytes())
+        weird = {
+            "generationConfig not an object": {**odd, "generationConfig": "hot"},
+            "parts not a list": {**odd, "contents": [{"role": "user", "parts": "x"}]},
+            "inlineData not an object": {**odd, "contents": [{"role": "user", "parts": [{"inlineData": "x"}, {"text": "q"}]}]},
+            "fileData not uploaded here": {**odd, "contents": [{"role": "user", "parts": [
+                {"fileData": {"fileUri": 12}}, {"text": "q"}]}]},
+            "code in a user turn": {**odd, "contents": [{"role": "user", "parts": [
+                {"executableCode": {"code": "print(1)"}}, {"text": "q"}]}]},
+            "the model speaks last": {**odd, "contents": odd["contents"] + [{"role": "model", "parts": [{"text": "Hi"}]}]},
+            "a result with no code": {**odd, "contents": [{"role": "user", "parts": [{"text": "a"}]}, {"role": "model", "parts": [
+                {"codeExecutionResult": {"outcome": "OUTCOME_OK"}}]}, *odd["contents"]]},
+            "function declarations too": {**odd, "tools": [{"codeExecution": {}}, {"functionDeclarations": [{"name": "f"}]}]},
+            "several candidates": {**odd, "generationConfig": {"candidateCount": 2}},
+            "unknown setting": {**odd, "generationConfig": {"temperatureX": 1}},
+        }
+        for what, body in weird.items():
+            cases[what] = (GENERATE, body, 400, "INVALID_ARGUMENT", "")
         for what, (path, body, code, status, words) in cases.items():
             got, _, payload = raw_request(gw.url, "POST", path, body, KEY)
             error = error_of(payload)

@@ -8,6 +8,7 @@ and ``.../v1/...`` both work, as do ``.../upload/v1beta/files`` for uploads.
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import secrets
 
@@ -17,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ...errors import InputError
 from .backends import Backends
 from .config import GatewayConfig
 from .errors import GatewayError, bad_request
@@ -29,9 +31,10 @@ from .wire import parse_json
 
 _VERSION = r"(?P<version>v1|v1beta|v1alpha)"
 _UPLOAD = re.compile(rf"^(?P<prefix>.*?)/upload/{_VERSION}/files/?$")
-_API = re.compile(rf"^(?P<prefix>.*?)/{_VERSION}/(?P<rest>(?:models|files|tunedModels).*)$")
+_API = re.compile(rf"^(?P<prefix>.*?)/{_VERSION}/(?P<rest>(?:models|files).*)$")
 _MODEL_METHOD = re.compile(r"^models/(?P<model>[^/:]+):(?P<method>[A-Za-z]+)$")
 _FORWARDED_METHODS = {"embedContent", "batchEmbedContents"}  # served by the upstream as they are
+log = logging.getLogger("agentic_vision.gateway")
 
 
 class Gateway:
@@ -93,11 +96,16 @@ class Gateway:
 
     # -- dispatch -------------------------------------------------------------------------
 
-    async def handle(self, request: Request) -> Response:
+    async def handle(self, request: Request) -> Response | ExchangeResponse:
         try:
             return await self.dispatch(request)
         except GatewayError as exc:
             return exc.response()
+        except InputError as exc:  # e.g. a setting the backend refused
+            return bad_request(str(exc)).response()
+        except Exception as exc:  # a bug: answer it in Google's shape and keep serving
+            log.exception("error serving %s %s", request.method, request.url.path)
+            return GatewayError(500, f"internal error in the gateway: {type(exc).__name__}").response()
 
     async def dispatch(self, request: Request) -> Response:
         path, method = request.url.path, request.method
@@ -148,10 +156,14 @@ class Gateway:
         if self.active >= self.config.max_concurrent:
             raise GatewayError(429, f"the gateway runs {self.config.max_concurrent} code-execution requests at "
                                "once and is full; retry shortly.")
-        exchange = await anyio.to_thread.run_sync(self.exchange_for, body, model, self.client_key(request), stream)
-        self.active += 1
-        return _Raw(ExchangeResponse(exchange, stream=stream, model_version=model, limiter=self.limiter,
-                                     done=self._release))
+        self.active += 1  # taken now, so requests still being read count too
+        try:
+            exchange = await anyio.to_thread.run_sync(self.exchange_for, body, model, self.client_key(request), stream)
+        except BaseException:
+            self._release()
+            raise
+        return ExchangeResponse(exchange, stream=stream, model_version=model, limiter=self.limiter,
+                                done=self._release)
 
     def _release(self) -> None:
         self.active -= 1
@@ -159,6 +171,11 @@ class Gateway:
     def exchange_for(self, body: dict, model: str, client_key: str | None, stream: bool) -> Exchange:
         """The request checked and read (images decoded: off the event loop)."""
         parsed = read_contents(body.get("contents"), self.files.lookup, self.config.max_image_side)
+        for key in ("generationConfig", "systemInstruction", "toolConfig"):
+            if not isinstance(body.get(key) or {}, dict):
+                raise bad_request(f"Invalid value at '{key}': expected a JSON object.")
+        if not isinstance(body.get("safetySettings") or [], list):
+            raise bad_request("Invalid value at 'safetySettings': expected a list.")
         system = body.get("systemInstruction") or {}
         texts = []
         for j, part in enumerate(system.get("parts") or [] if isinstance(system, dict) else []):
@@ -249,17 +266,6 @@ class Gateway:
             self.files.delete(match.group(1))
             return JSONResponse({})
         raise GatewayError(404, f"Method not found: {request.method} {request.url.path}")
-
-
-class _Raw(Response):
-    """Hands the ASGI call to an ExchangeResponse (which sends its own start)."""
-
-    def __init__(self, inner: ExchangeResponse) -> None:
-        self.inner = inner
-        self.background = None
-
-    async def __call__(self, scope, receive, send) -> None:
-        await self.inner(scope, receive, send)
 
 
 def create_app(config: GatewayConfig | None = None, **settings) -> Starlette:

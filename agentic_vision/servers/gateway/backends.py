@@ -30,7 +30,7 @@ _TOLERATED = {"thinkingConfig", "mediaResolution"}  # requests for more care, wh
 class Backends:
     def __init__(self, config: GatewayConfig) -> None:
         self.config = config
-        self._clients: OrderedDict[str, genai.Client] = OrderedDict()
+        self._clients: OrderedDict[tuple[str, str], genai.Client] = OrderedDict()
         self._lock = threading.Lock()
 
     def gemini_key(self, client_key: str | None) -> str:
@@ -103,7 +103,7 @@ def built_in_tools(body: dict) -> dict[str, dict]:
 
 def gemini_config(body: dict) -> types.GenerateContentConfig | None:
     settings = dict(body.get("generationConfig") or {})
-    if int(settings.get("candidateCount") or 1) != 1:
+    if settings.get("candidateCount") not in (None, 1):
         raise bad_request("generationConfig.candidateCount must be 1 with codeExecution.")
     if body.get("safetySettings"):
         settings["safetySettings"] = body["safetySettings"]

@@ -86,7 +86,7 @@ class _Reader:
             if not data:
                 raise bad_request(f"{where}.inlineData.data: inline data must not be empty.")
             return mime.lower(), data
-        uri = part["fileData"].get("fileUri") or ""
+        uri = str(part["fileData"].get("fileUri") or "")
         found = self.lookup(uri)
         if found is None:
             raise bad_request(f"{where}.fileData: {uri!r} is not a file uploaded to this gateway "

@@ -51,7 +51,8 @@ class Upstream:
             raise GatewayError(502, f"cannot reach the upstream Gemini API at {self.base_url}: "
                                f"{type(exc).__name__}") from None
         kept = {k: v for k, v in response.headers.items() if k.lower() in _KEEP_HEADERS}
-        return StreamingResponse(response.aiter_raw(), status_code=response.status_code, headers=kept,
+        # Decoded bytes: content-encoding is not passed on (uvicorn and the client negotiate their own).
+        return StreamingResponse(response.aiter_bytes(), status_code=response.status_code, headers=kept,
                                  background=BackgroundTask(response.aclose))
 
     async def get_json(self, path: str, query: list[tuple[str, str]], client_key: str | None) -> tuple[int, dict]:
