@@ -356,3 +356,47 @@ def test_readme_gateway_example(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert out == CROP + "\n(600, 400)\n\n" + "Three pedals. (the code printed (600, 400))\n"
     assert Image.open(tmp_path / "step.png").size == (300, 200)
+
+
+def _snake(value):
+    import re as _re
+    if isinstance(value, list):
+        return [_snake(v) for v in value]
+    if isinstance(value, dict):
+        return {_re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), k): _snake(v) for k, v in value.items()}
+    return value
+
+
+def _url_safe(value):
+    """Every base64 field re-encoded URL-safe, as the Python SDK sends bytes back."""
+    import base64 as b64
+    if isinstance(value, list):
+        return [_url_safe(v) for v in value]
+    if isinstance(value, dict):
+        return {k: (b64.urlsafe_b64encode(b64.b64decode(v)).decode() if k in ("data", "thoughtSignature") else _url_safe(v))
+                for k, v in value.items()}
+    return value
+
+
+def test_history_in_snake_case_url_safe_base64_and_split_turns_is_understood():
+    import base64 as b64
+
+    follow = [reply.call("run_python", {"code": "print('again')"}), "Again."]
+    image = {"inlineData": {"mimeType": "image/png", "data": b64.b64encode(image_bytes()).decode()}}
+    first = {"contents": [{"role": "user", "parts": [image, {"text": "Zoom in."}]}], "tools": [{"codeExecution": {}}]}
+    with ScriptedGemini(crop_script() + follow) as upstream, gateway(upstream) as gw:
+        status, _, payload = raw_request(gw.url, "POST", f"/v1beta/models/{MODEL}:generateContent", first, {"x-goog-api-key": "k"})
+        assert status == 200
+        parts = json.loads(payload)["candidates"][0]["content"]["parts"]
+        assert "/" in parts[0]["thoughtSignature"] or "+" in parts[0]["thoughtSignature"]  # URL-safe differs
+        # Sent back as a streamed turn would be: one model content per part, snake_case, URL-safe.
+        history = [_snake(_url_safe({"role": "model", "parts": [p]})) for p in parts]
+        second = {"contents": [_snake(_url_safe(first["contents"][0])), *history,
+                               {"role": "user", "parts": [{"text": "Once more."}]}], "tools": [{"code_execution": {}}]}
+        status, _, payload = raw_request(gw.url, "POST", f"/v1beta/models/{MODEL}:generateContent", second, {"x-goog-api-key": "k"})
+    assert status == 200, payload
+    replay = upstream.requests[2]
+    assert replay.status == 200, replay.error  # the original signature came back intact
+    call = next(p for c in replay.contents for p in c["parts"] if "functionCall" in p)
+    assert b64.b64decode(call["thoughtSignature"].replace("-", "+").replace("_", "/") + "==") in upstream.issued_signatures
+    assert len(replay.images()) == 2  # the photo and the crop the first run showed
