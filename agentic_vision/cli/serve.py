@@ -45,4 +45,10 @@ def serve_command(host, port, sandbox, routes, auth_key, max_concurrent, max_bod
     if not config.upstream_key and auth_key:
         click.echo("agentic-vision: no GEMINI_API_KEY: Gemini models will not be served "
                    "(with --auth-key, clients' keys are not forwarded)", err=True)
+    keys = "its own key" if config.upstream_key else "each client's key" if not auth_key else "no key"
+    click.echo(f"agentic-vision gateway on http://{host}:{port} (sandbox {sandbox}; Gemini at "
+               f"{config.upstream_url} with {keys})", err=True)
+    for route in config.routes.values():
+        click.echo(f"  route {route.name} -> {route.model}" + (f" at {route.base_url}" if route.base_url else ""),
+                   err=True)
     serve(config, host=host, port=port, log_level=log_level)
