@@ -39,7 +39,7 @@ def serve_command(host, port, sandbox, routes, auth_key, max_concurrent, max_bod
         from ..servers.gateway import GatewayConfig, serve
     except ImportError as exc:
         raise InputError(f"the gateway needs the serve extra ({exc.name} is missing): "
-                         "pip install 'agentic-vision[serve]'") from None
+                         "pip install 'agentic-vision[serve]' (in a checkout: EXTRAS=serve ./av serve)") from None
     config = GatewayConfig(sandbox=sandbox, routes=list(routes), auth_key=auth_key, max_concurrent=max_concurrent,
                            max_body_bytes=int(max_body_mb * 2**20), timeout=timeout, max_steps=max_steps)
     if not config.upstream_key and auth_key:
