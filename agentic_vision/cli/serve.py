@@ -37,11 +37,13 @@ def serve_command(host, port, sandbox, routes, auth_key, max_concurrent, max_bod
     """
     try:
         from ..servers.gateway import GatewayConfig, serve
+        from ..servers.gateway.serve import check_bind
     except ImportError as exc:
         raise InputError(f"the gateway needs the serve extra ({exc.name} is missing): "
                          "pip install 'agentic-vision[serve]' (in a checkout: EXTRAS=serve ./av serve)") from None
     config = GatewayConfig(sandbox=sandbox, routes=list(routes), auth_key=auth_key, max_concurrent=max_concurrent,
                            max_body_bytes=int(max_body_mb * 2**20), timeout=timeout, max_steps=max_steps)
+    check_bind(host, config)
     if not config.upstream_key and auth_key:
         click.echo("agentic-vision: no GEMINI_API_KEY: Gemini models will not be served "
                    "(with --auth-key, clients' keys are not forwarded)", err=True)
