@@ -400,3 +400,24 @@ def test_history_in_snake_case_url_safe_base64_and_split_turns_is_understood():
     call = next(p for c in replay.contents for p in c["parts"] if "functionCall" in p)
     assert b64.b64decode(call["thoughtSignature"].replace("-", "+").replace("_", "/") + "==") in upstream.issued_signatures
     assert len(replay.images()) == 2  # the photo and the crop the first run showed
+
+
+def test_history_code_without_its_signature_gets_the_documented_placeholder():
+    import base64 as b64
+
+    image = {"inlineData": {"mimeType": "image/png", "data": b64.b64encode(image_bytes()).decode()}}
+    body = {"contents": [
+        {"role": "user", "parts": [image, {"text": "Zoom in."}]},
+        {"role": "model", "parts": [{"executableCode": {"language": "PYTHON", "code": "print(1)"}},
+                                    {"codeExecutionResult": {"outcome": "OUTCOME_OK", "output": "1\n"}},
+                                    {"text": "One."}]},
+        {"role": "user", "parts": [{"text": "And again?"}]}], "tools": [{"codeExecution": {}}]}
+    with ScriptedGemini(["Again one."]) as upstream, gateway(upstream) as gw:
+        status, _, payload = raw_request(gw.url, "POST", f"/v1beta/models/{MODEL}:generateContent", body,
+                                         {"x-goog-api-key": "k"})
+    assert status == 200, payload
+    call = next(p for c in upstream.requests[0].contents for p in c["parts"] if "functionCall" in p)
+    assert b64.b64decode(call["thoughtSignature"]) == b"skip_thought_signature_validator"
+    assert call["functionCall"]["args"] == {"code": "print(1)"}
+    response = upstream.requests[0].function_responses()[0]
+    assert response["id"] == call["functionCall"]["id"] and response["response"]["output"] == "1\n"
