@@ -182,8 +182,9 @@ class Gateway:
             if not isinstance(part, dict) or not isinstance(part.get("text"), str):
                 raise bad_request(f"systemInstruction.parts[{j}]: only text parts are taken here.")
             texts.append(part["text"])
-        thinking = (body.get("generationConfig") or {}).get("thinkingConfig") or {}
-        backend = self.backends.model(model, body, client_key)
+        backend = self.backends.model(model, body, client_key)  # checks the settings for its backend
+        thinking = (body.get("generationConfig") or {}).get("thinkingConfig")
+        thinking = thinking if isinstance(thinking, dict) else {}
         c = self.config
         settings = dict(timeout=c.timeout, max_steps=c.max_steps, max_retries=c.max_retries,
                         max_image_side=c.max_image_side, guard=c.guard)
