@@ -421,3 +421,18 @@ def test_history_code_without_its_signature_gets_the_documented_placeholder():
     assert call["functionCall"]["args"] == {"code": "print(1)"}
     response = upstream.requests[0].function_responses()[0]
     assert response["id"] == call["functionCall"]["id"] and response["response"]["output"] == "1\n"
+
+
+def test_the_gateway_reads_its_upstream_and_key_from_the_environment(monkeypatch):
+    from agentic_vision.servers.gateway import BackgroundGateway, GatewayConfig
+
+    with ScriptedGemini(crop_script()) as upstream:
+        monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", upstream.url)
+        monkeypatch.setenv("GEMINI_API_KEY", "the-gateways-own-key")
+        with BackgroundGateway(GatewayConfig(sandbox="local")) as gw:
+            client = genai.Client(api_key="a-client-key", http_options=types.HttpOptions(base_url=gw.url))
+            response = client.models.generate_content(
+                model=MODEL, contents=[types.Part.from_bytes(data=image_bytes(), mime_type="image/png"), "Zoom."],
+                config=types.GenerateContentConfig(tools=[types.Tool(code_execution=types.ToolCodeExecution)]))
+    assert response.candidates[0].content.parts[1].code_execution_result.output == "(600, 400)\n"
+    assert {r.api_key for r in upstream.requests} == {"the-gateways-own-key"}
