@@ -436,3 +436,18 @@ def test_the_gateway_reads_its_upstream_and_key_from_the_environment(monkeypatch
                 config=types.GenerateContentConfig(tools=[types.Tool(code_execution=types.ToolCodeExecution)]))
     assert response.candidates[0].content.parts[1].code_execution_result.output == "(600, 400)\n"
     assert {r.api_key for r in upstream.requests} == {"the-gateways-own-key"}
+
+
+def test_past_the_step_limit_the_forced_answer_appears_once(docs_env):
+    script = [reply.call("run_python", {"code": "print(1)"}),
+              reply.call("run_python", {"code": "print(2)"}, text="I would run more code.")]
+    with ScriptedGemini(script) as upstream, gateway(upstream, max_steps=1) as gw:
+        docs_env(gw)
+        client = genai.Client()
+        response = client.models.generate_content(
+            model=MODEL, contents=[types.Part.from_bytes(data=image_bytes(), mime_type="image/png"), "Count."],
+            config=types.GenerateContentConfig(tools=[types.Tool(code_execution=types.ToolCodeExecution)]))
+    parts = response.candidates[0].content.parts
+    assert [p.executable_code.code for p in parts if p.executable_code] == ["print(1)"]  # the second never ran
+    assert [p.text for p in parts if p.text] == ["I would run more code."]
+    assert upstream.requests[1]["toolConfig"]["functionCallingConfig"]["mode"] == "NONE"

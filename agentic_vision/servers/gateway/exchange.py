@@ -42,18 +42,16 @@ def upstream_error(exc: BaseException | None, message: str) -> GatewayError:
 
 class Exchange:
     def __init__(self, model: Model, request: Request, *, sandbox: str, settings: dict, system: str = "",
-                 sandbox_options: dict | None = None,
-                 include_thoughts: bool = False, stream: bool = False,
-                 on_parts: Callable[[list[dict], dict], None] | None = None) -> None:
-        """``on_parts(parts, usage)``: parts as they come (streaming); ``on_finished()``: the
-        answer is complete, called before the sandbox is closed (which takes a moment)."""
+                 sandbox_options: dict | None = None, include_thoughts: bool = False, stream: bool = False) -> None:
         self.model = model
         self.request = request
         self.sandbox = sandbox
         self.sandbox_options = dict(sandbox_options or {})
         self.settings = dict(settings, system=f"{SYSTEM}\n\n{system}" if system.strip() else SYSTEM, stream=stream)
         self.include_thoughts = include_thoughts
-        self.on_parts = on_parts
+        # Set by the response: on_parts(parts, usage) as parts come (streaming); on_finished() once
+        # the answer is complete, before the sandbox is closed (which takes a moment).
+        self.on_parts: Callable[[list[dict], dict], None] | None = None
         self.on_finished: Callable[[], None] | None = None
         self.response_id = secrets.token_urlsafe(12)
         self.parts: list[dict] = []  # everything sent so far, in order
@@ -78,8 +76,8 @@ class Exchange:
                                history=self.request.history)
             if result.stop_reason == "model_error" and self.error is None:
                 self.error = GatewayError(502, result.error or "the model API failed")
-            elif not self.final:
-                self.final = [text_part(result.answer or "")]
+            elif not self.final:  # the last turn asked for code that was not run: its words went out
+                self.final = [text_part("")]
         except Cancelled:
             self.error = GatewayError(499, "the client went away; the run was stopped.")
         except InputError as exc:
