@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from .errors import GatewayError, bad_request
 
 LIFETIME_S = 48 * 3600  # as the Gemini Files API keeps files
+MAX_PENDING_UPLOADS = 256  # started and not finished; each holds its bytes so far
 _NAME = re.compile(r"(?:^|/)files/([a-z0-9-]{1,40})$")
 
 
@@ -98,6 +99,8 @@ class FileStore:
             file_id = match.group(1)
         token = secrets.token_urlsafe(24)
         with self._lock:
+            if len(self.uploads) >= MAX_PENDING_UPLOADS:
+                raise GatewayError(429, f"{MAX_PENDING_UPLOADS} uploads are under way: finish or cancel some first.")
             if file_id and file_id in self.files:
                 raise GatewayError(409, f"a file named files/{file_id} already exists.")
             self.uploads[token] = Upload(size, mime, meta.get("displayName"), file_id)

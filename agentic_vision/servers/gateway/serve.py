@@ -32,8 +32,8 @@ def check_bind(host: str, config: GatewayConfig) -> None:
 
 def _uvicorn_config(config: GatewayConfig, host: str, port: int, log_level: str) -> uvicorn.Config:
     # One worker process: the sandboxes' warm pools and uploaded files live in it.
-    return uvicorn.Config(create_app(config), host=host, port=port, log_level=log_level, access_log=False,
-                          timeout_graceful_shutdown=5, lifespan="on")
+    return uvicorn.Config(create_app(config), host=host, port=port, log_level=log_level,
+                          access_log=log_level in ("info", "debug"), timeout_graceful_shutdown=5, lifespan="on")
 
 
 def serve(config: GatewayConfig, host: str = "127.0.0.1", port: int = 8080, log_level: str = "info") -> None:
