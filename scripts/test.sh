@@ -9,6 +9,12 @@ if [ "${AGENTIC_VISION_TEST_DOCKER:-auto}" != 0 ] && [ -x scripts/build-sandbox-
   # unless AGENTIC_VISION_TEST_DOCKER=1 (CI) makes that a failure.
   scripts/build-sandbox-image.sh || [ "${AGENTIC_VISION_TEST_DOCKER:-auto}" != 1 ]
 fi
+if ! command -v npm >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  echo "[setup] installing Node.js for the JavaScript SDK tests" >&2
+  sudo_cmd=""; [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
+  { $sudo_cmd apt-get update -qq && $sudo_cmd apt-get install -y -qq nodejs npm >/dev/null; } ||
+    echo "[setup] could not install Node.js: the JavaScript SDK tests will be skipped" >&2
+fi
 if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
   # The gateway is also tested with the @google/genai JavaScript SDK, pinned by tests/js/package-lock.json.
   (cd tests/js && npm ci --no-audit --no-fund --loglevel=error)
