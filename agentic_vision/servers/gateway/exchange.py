@@ -21,6 +21,7 @@ from ...errors import AgenticVisionError, InputError
 from ...loop.agent import Agent
 from ...loop.prompt import SYSTEM
 from ...models.base import Model
+from ...values import StopReason
 from .errors import GatewayError, bad_request
 from .history import Request
 from .wire import UsageTotals, code_part, image_part, result_part, text_part
@@ -74,7 +75,7 @@ class Exchange:
             chat = self._chat = agent.chat()
             result = chat.send(self.request.question, images=self.request.images, files=self.request.files,
                                history=self.request.history)
-            if result.stop_reason == "model_error" and self.error is None:
+            if result.stop_reason == StopReason.MODEL_ERROR and self.error is None:
                 self.error = GatewayError(502, result.error or "the model API failed")
             elif not self.final:  # the last turn asked for code that was not run: its words went out
                 self.final = [text_part("")]

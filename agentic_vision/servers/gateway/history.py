@@ -20,7 +20,7 @@ from typing import Callable
 from ...images import check_output_image, sniff_image, to_model_image
 from ...loop.agent import PastObservations, PastUser
 from ...models.base import ModelTurn, Observation, ToolCall
-from ...values import OUTCOME_FAILED, OUTCOMES
+from ...values import Outcome
 from .errors import bad_request
 from .wire import b64decode, one_data_field, signature_of
 
@@ -144,7 +144,7 @@ class _Reader:
         def close_step() -> None:
             # Every call gets an answer, so the history stays paired for the backend.
             answered = {id(o.call) for o in results}
-            missing = [Observation(c, OUTCOME_FAILED, "(not run)") for c in turn.calls if id(c) not in answered]
+            missing = [Observation(c, Outcome.FAILED, "(not run)") for c in turn.calls if id(c) not in answered]
             history.append(PastObservations(results + missing))
 
         def new_step() -> None:
@@ -190,8 +190,8 @@ class _Reader:
 
     @staticmethod
     def result(result: dict, where: str, turn: ModelTurn, results: list[Observation]) -> None:
-        outcome = result.get("outcome") or OUTCOME_FAILED
-        if outcome not in OUTCOMES:
+        outcome = result.get("outcome") or Outcome.FAILED
+        if outcome not in tuple(Outcome):
             raise bad_request(f"{where}.codeExecutionResult.outcome: unknown outcome {outcome!r}.")
         answered = {id(o.call) for o in results}
         call = next((c for c in turn.calls if result.get("id") and c.id == str(result["id"])), None)
