@@ -141,7 +141,7 @@ def measure(args, clients: list[int], upstream, gw, config: GatewayConfig) -> di
     def code_in_process():
         # The gateway's sandbox settings, so both share one warm pool; timed up to the answer,
         # as the gateway answers before it closes the sandbox.
-        chat = Agent(model, "local", warm_sandboxes=config.warm_sandboxes).chat()
+        chat = Agent(model, "local", sandbox_options={"pool_size": config.warm_sandboxes}).chat()
         open_chats.append(chat)
         result = chat.send("What is six times seven?", images=[png])
         assert result.steps[0].output == "42\n", result.steps

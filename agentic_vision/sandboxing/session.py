@@ -145,13 +145,6 @@ class Session:
         if worker is not None:
             worker.close()
 
-    def kill(self) -> None:
-        """Stops the sandbox now, from any thread (its client went away): a run in
-        progress ends as failed, and a later run would start a fresh worker."""
-        worker = self._worker
-        if worker is not None:
-            worker.kill()
-
     def __enter__(self) -> "Session":
         return self
 

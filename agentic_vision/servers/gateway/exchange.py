@@ -157,7 +157,7 @@ class Exchange:
         self._cancelled.set()
         chat = self._chat
         if chat is not None and chat.session is not None:
-            chat.session.kill()
+            chat.session.interrupt()
 
     @property
     def cancelled(self) -> bool:
