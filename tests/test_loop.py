@@ -125,7 +125,9 @@ def test_a_model_error_ends_the_run_with_its_message():
     assert result.stop_reason == "model_error" and result.answer is None
     assert result.error == "the API key was refused"
     assert [s.output for s in result.steps] == ["1\n"]
-    assert ("model_error", {"message": "the API key was refused"}) in events
+    [error] = [data for event, data in events if event == "model_error"]
+    assert error["message"] == "the API key was refused"
+    assert isinstance(error["exception"], ModelError)  # the cause stays reachable (the gateway maps its status)
 
 
 def test_observation_images_beyond_the_budget_become_notes():
