@@ -2,14 +2,15 @@
 
 What sessions do (and the attacks they withstand) is tested on every sandbox
 kind in test_session.py and test_containment.py; this file is what only the
-Docker executor has: an image, `docker run` flags, containers to clean up.
+Docker executor has: an image, a container configuration, containers to clean
+up.  Engines reached other ways (TCP, contexts, no CLI) are in
+test_docker_engines.py.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -54,9 +55,20 @@ def session_on(executor, **kwargs):
     return Session(executor, kwargs.get("inputs", []), kwargs.get("timeout", 20), kwargs.get("guard", False))
 
 
-def container_exists(name: str) -> bool:
-    out = subprocess.run(["docker", "ps", "-aq", "--filter", f"name=^{name}$"], capture_output=True, text=True)
-    return bool(out.stdout.strip())
+def engine_api():
+    import docker
+
+    return docker.from_env().api
+
+
+def container_exists(cid: str) -> bool:
+    import docker
+
+    try:
+        engine_api().inspect_container(cid)
+    except docker.errors.NotFound:
+        return False
+    return True
 
 
 def cli(*args, env=None):
@@ -86,7 +98,7 @@ def test_all_37_libraries_import_in_the_image(engine):
 
 
 def test_source_hash_matches_the_build_script():
-    from agentic_vision.sandboxing.docker import source_hash
+    from agentic_vision.sandboxing.docker_engine import source_hash
 
     script = subprocess.run([str(ROOT / "scripts" / "build-sandbox-image.sh"), "--print-hash"],
                             capture_output=True, text=True, check=True)
@@ -97,39 +109,63 @@ def test_source_hash_matches_the_build_script():
 
 
 def test_the_container_is_hardened(executor):
+    """Every hardening setting, read back from the engine's inspect output, and seen from inside."""
     with session_on(executor) as session:
-        name = session.container
-        info = json.loads(subprocess.run(["docker", "inspect", name], capture_output=True, text=True, check=True).stdout)[0]
+        info = engine_api().inspect_container(session.container)
         inside = session.run(textwrap.dedent("""
             import os, resource
             status = dict(line.split(':\\t', 1) for line in open('/proc/self/status').read().splitlines() if ':\\t' in line)
+            try:
+                open('/etc/probe', 'w')
+                root = 'writable'
+            except OSError:
+                root = 'read-only'
+            work = os.statvfs('/work')
             print(os.getuid(), os.getgid(), status['CapEff'].strip(), status['NoNewPrivs'].strip(),
-                  resource.getrlimit(resource.RLIMIT_NOFILE)[0], resource.getrlimit(resource.RLIMIT_FSIZE)[0])
+                  resource.getrlimit(resource.RLIMIT_NOFILE)[0], resource.getrlimit(resource.RLIMIT_FSIZE)[0],
+                  ','.join(sorted(os.listdir('/sys/class/net'))), root, work.f_blocks * work.f_frsize)
         """)).output
-    host = info["HostConfig"]
+    host, config = info["HostConfig"], info["Config"]
     limits = executor.limits
+    # no network
+    assert host["NetworkMode"] == "none" and config["NetworkDisabled"] is True
+    assert list(info["NetworkSettings"]["Networks"]) in ([], ["none"])
+    # read-only root, tmpfs caps, nothing of the host mounted
     assert host["ReadonlyRootfs"] is True
-    assert host["CapDrop"] == ["ALL"] and not host.get("CapAdd")
-    assert host["Privileged"] is False
-    assert host["NetworkMode"] == "none"
-    assert not host.get("Binds") and not host.get("Mounts") and info["Mounts"] == []
-    assert not host.get("Devices")
-    assert info["Config"]["User"] == "10001:10001"
-    assert host["PidsLimit"] == limits.max_processes
-    assert host["Memory"] == host["MemorySwap"] == limits.memory_bytes
-    assert "no-new-privileges" in host["SecurityOpt"]
-    assert host["NanoCpus"] == int(executor.cpus * 1e9)
-    assert host["Init"] is True and host["AutoRemove"] is True
-    assert host["LogConfig"]["Type"] == "none"  # the protocol is not copied to a log file
     assert f"size={limits.workdir_bytes}" in host["Tmpfs"]["/work"]
     assert f"size={limits.tmp_bytes}" in host["Tmpfs"]["/tmp"]
+    assert not host.get("Binds") and not host.get("Mounts") and info["Mounts"] == []
+    assert not host.get("Devices") and not host.get("VolumesFrom")
+    # no capabilities, no-new-privileges (the seccomp profile joins SecurityOpt)
+    assert host["CapDrop"] == ["ALL"] and not host.get("CapAdd")
+    assert host["Privileged"] is False
+    assert "no-new-privileges" in host["SecurityOpt"]
+    assert host["SecurityOpt"] == executor.security_opt()
+    # pids, memory (no swap), CPU
+    assert host["PidsLimit"] == limits.max_processes
+    assert host["Memory"] == host["MemorySwap"] == limits.memory_bytes
+    assert host["NanoCpus"] == int(executor.cpus * 1e9)
     assert {u["Name"]: u["Hard"] for u in host["Ulimits"]} == {
         "nofile": limits.open_files, "fsize": limits.file_size_bytes, "core": 0,
     }
-    labels = info["Config"]["Labels"]
+    # non-root user, private namespaces, no log copy of the protocol
+    assert config["User"] == "10001:10001"
+    assert host["IpcMode"] == "private" and host["CgroupnsMode"] == "private"
+    assert host["PidMode"] == "" and host["UTSMode"] == "" and host["UsernsMode"] == ""
+    assert host["Init"] is True
+    assert host["LogConfig"]["Type"] == "none"
+    # the channel: stdin attached without a TTY, closed when the host detaches
+    assert (config["OpenStdin"], config["StdinOnce"], config["Tty"]) == (True, True, False)
+    assert config["Image"] == executor.image_id
+    assert not any(e.split("=")[0].lower().endswith("_proxy") for e in config["Env"])
+    labels = config["Labels"]
     assert labels["org.agentic-vision.session"] == "1"
-    assert labels["org.agentic-vision.owner"] == str(os.getpid())
-    assert inside.split() == ["10001", "10001", "0000000000000000", "1", str(limits.open_files), str(limits.file_size_bytes)]
+    assert labels["org.agentic-vision.owner"] == executor.owner
+    assert float(labels["org.agentic-vision.lease"]) == executor.lease
+    assert inside.split() == [
+        "10001", "10001", "0000000000000000", "1", str(limits.open_files), str(limits.file_size_bytes),
+        "lo", "read-only", str(limits.workdir_bytes),
+    ]
 
 
 # -- lifetime -----------------------------------------------------------------------------
@@ -170,36 +206,70 @@ def test_shutdown_removes_pooled_and_busy_containers(engine):
     session.close()  # after shutdown: harmless
 
 
-def test_an_orphan_of_a_killed_process_is_removed_at_the_next_start(engine, tmp_path):
+OWNER_SCRIPT = """
+from agentic_vision.sandboxing.session import open_session
+session = open_session("docker", guard=False, pool_size=1, timeout=600)
+import threading
+threading.Thread(target=session.run, args=("import time\\ntime.sleep(600)",), daemon=True).start()  # busy: it will not notice its owner die
+session.executor.warm()  # and one waiting in the pool
+print(session.container, session.executor.idle_workers()[0].container, flush=True)
+import time
+time.sleep(600)
+"""
+
+
+def start_owner(lease: float):
+    env = dict(os.environ, AGENTIC_VISION_DOCKER_LEASE=str(lease))
+    owner = subprocess.Popen([sys.executable, "-c", OWNER_SCRIPT], stdout=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+    line = owner.stdout.readline().split()
+    assert len(line) == 2, "the owner process did not start its containers"
+    return owner, line
+
+
+def test_two_owners_share_an_engine_and_a_dead_ones_containers_go_when_its_lease_ends(engine):
+    """Owner A killed with -9: B (alive, renewing) keeps its containers; A's go once A's lease ran out."""
     from agentic_vision.sandboxing.docker import DockerExecutor
 
-    script = tmp_path / "owner.py"
-    script.write_text(textwrap.dedent("""
-        from agentic_vision.sandboxing.session import open_session
-        session = open_session("docker", guard=False, pool_size=0, timeout=600)
-        print(session.container, flush=True)
-        session.run("import time\\ntime.sleep(600)")   # busy: it will not notice its owner die
-    """))
-    owner = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    lease = 4.0
+    a, a_containers = start_owner(lease)
+    b, b_containers = start_owner(lease)
     try:
-        name = owner.stdout.readline().strip()
-        assert name.startswith("agentic-vision-")
-        time.sleep(1.0)  # the run has started
+        a.send_signal(signal.SIGKILL)
+        a.wait()
+        killed_at = time.monotonic()
+        # At once, a new executor's start-up sweep keeps both: A's lease is still running.
+        DockerExecutor(pool_size=0, lease=lease).shutdown()
+        assert all(container_exists(c) for c in a_containers + b_containers)
+        # B outlives several of its leases (it renews them); A's sweep-able after one.
+        time.sleep(max(0.0, killed_at + 2.5 * lease - time.monotonic()))
+        DockerExecutor(pool_size=0, lease=lease).shutdown()  # its start-up sweep
+        assert all(not container_exists(c) for c in a_containers), "the dead owner's containers are still there"
+        assert all(container_exists(c) for c in b_containers), "the live owner's containers were removed"
+        names = [engine_api().inspect_container(c)["Name"] for c in b_containers]
+        assert all("-until-" in n for n in names)
     finally:
-        owner.send_signal(signal.SIGKILL)
-        owner.wait()
-    assert container_exists(name), "the killed owner's container should be an orphan now"
-    DockerExecutor(pool_size=0).shutdown()  # starting an executor sweeps orphans, synchronously
-    assert not container_exists(name)
+        for owner in (a, b):
+            owner.kill()
+            owner.wait()
+    for c in b_containers:  # B was killed too: its lease ends like A's did
+        try:
+            engine_api().remove_container(c, force=True)
+        except Exception:
+            pass
 
 
-def test_a_live_sessions_container_survives_the_sweep(executor):
-    from agentic_vision.sandboxing.docker import sweep_orphans
+def test_a_live_sessions_container_survives_the_sweep(executor, engine):
+    from agentic_vision.sandboxing.docker import DockerExecutor
 
-    with session_on(executor) as session:
-        name = session.container
-        assert name not in sweep_orphans()
-        assert session.run("print(1)").output == "1\n"
+    other = DockerExecutor(pool_size=0, lease=1.0)  # another owner on the same engine
+    try:
+        with session_on(executor) as session:
+            cid = session.container
+            time.sleep(1.5)
+            assert cid not in other.sweep()  # executor's lease is renewed, not expired
+            assert session.run("print(1)").output == "1\n"
+    finally:
+        other.shutdown()
 
 
 def test_ctrl_c_in_the_cli_removes_the_running_container(engine):
@@ -211,9 +281,8 @@ def test_ctrl_c_in_the_cli_removes_the_running_container(engine):
     )
 
     def containers():
-        out = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=org.agentic-vision.owner={proc.pid}"],
-                             capture_output=True, text=True)
-        return out.stdout.split()
+        found = engine_api().containers(all=True, filters={"label": f"org.agentic-vision.owner-pid={proc.pid}"})
+        return [c["Id"] for c in found]
 
     try:
         deadline = time.monotonic() + 60
@@ -240,51 +309,21 @@ def one_line_error(result) -> str:
     return result.stderr.strip()
 
 
-@pytest.mark.skipif(shutil.which("docker") is None, reason="needs the docker CLI (not an engine)")
-def test_engine_not_running():
-    env = dict(os.environ, DOCKER_HOST="unix:///tmp/nonexistent.sock")
-    message = one_line_error(cli("exec", "--sandbox", "docker", "print(1)", env=env))
-    assert message == (
-        "agentic-vision: the Docker engine is not running: start it "
-        "(e.g. 'sudo systemctl start docker' or scripts/start-docker.sh)"
-    )
-
-
 def test_image_not_built(engine):
     env = dict(os.environ, AGENTIC_VISION_DOCKER_IMAGE="agentic-vision/none:missing")
     message = one_line_error(cli("exec", "--sandbox", "docker", "print(1)", env=env))
     assert message == (
-        "agentic-vision: the sandbox image agentic-vision/none:missing is not built: "
-        "run 'agentic-vision sandbox build'"
+        "agentic-vision: the sandbox image agentic-vision/none:missing is not built on the engine at "
+        "unix:///var/run/docker.sock: run 'agentic-vision sandbox build'"
     )
-
-
-def test_docker_cli_missing(tmp_path):
-    env = dict(os.environ, PATH=str(tmp_path))
-    message = one_line_error(cli("exec", "--sandbox", "docker", "print(1)", env=env))
-    assert message.startswith("agentic-vision: the docker command is not installed")
-
-
-def test_permission_denied_on_the_socket(tmp_path):
-    # Root cannot be denied the socket, so a stand-in docker says what the real one says.
-    fake = tmp_path / "docker"
-    fake.write_text(
-        "#!/bin/sh\necho 'permission denied while trying to connect to the Docker daemon socket at "
-        "unix:///var/run/docker.sock: Get \"http://%2Fvar%2Frun%2Fdocker.sock/v1.50/images/json\": "
-        "dial unix /var/run/docker.sock: connect: permission denied' >&2\nexit 1\n"
-    )
-    fake.chmod(0o755)
-    env = dict(os.environ, PATH=f"{tmp_path}:{os.environ['PATH']}")
-    message = one_line_error(cli("exec", "--sandbox", "docker", "print(1)", env=env))
-    assert "permission denied on the Docker socket" in message
-    assert "docker group" in message and "sudo" in message
 
 
 def test_image_out_of_date(engine, monkeypatch):
     from agentic_vision.sandboxing import docker as docker_sandbox
+    from agentic_vision.sandboxing import docker_engine
     from agentic_vision.errors import SandboxUnavailable
 
-    monkeypatch.setattr(docker_sandbox, "source_hash", lambda root=None: "0" * 64)
+    monkeypatch.setattr(docker_engine, "source_hash", lambda root=None: "0" * 64)
     with pytest.raises(SandboxUnavailable) as caught:
         docker_sandbox.DockerExecutor(pool_size=0)
     assert str(caught.value) == (
@@ -320,12 +359,12 @@ def test_build_does_nothing_when_the_image_is_current(engine):
     from click.testing import CliRunner
 
     from agentic_vision.cli.docker import build_command
-    from agentic_vision.sandboxing.docker import image_name, inspect_image
+    from agentic_vision.sandboxing.docker_engine import connect, image_name, inspect_image
 
-    before = inspect_image(image_name())["Id"]
+    before = inspect_image(connect(), image_name())["Id"]
     result = CliRunner().invoke(build_command, [])
     assert result.exit_code == 0, result.exception
-    assert inspect_image(image_name())["Id"] == before
+    assert inspect_image(connect(), image_name())["Id"] == before
 
 
 def test_build_outside_a_checkout_says_what_to_do(monkeypatch, tmp_path):
@@ -333,8 +372,9 @@ def test_build_outside_a_checkout_says_what_to_do(monkeypatch, tmp_path):
 
     from agentic_vision.cli import docker as docker_commands
     from agentic_vision.errors import SandboxUnavailable
+    from agentic_vision.sandboxing import docker_build
 
-    monkeypatch.setattr(docker_commands, "BUILD_SCRIPT", tmp_path / "missing.sh")
+    monkeypatch.setattr(docker_build, "CHECKOUT", tmp_path)  # an installed package: no Dockerfile, no sandbox/
     result = CliRunner().invoke(docker_commands.build_command, [])
     assert isinstance(result.exception, SandboxUnavailable)
     assert "\n" not in str(result.exception) and "source checkout" in str(result.exception)

@@ -1,68 +1,83 @@
 """`agentic-vision sandbox build` and `sandbox check`: the Docker sandbox's image.
 
-The build itself is scripts/build-sandbox-image.sh (it starts the engine if
-needed, picks the base image, skips a current image and prints its progress);
-these commands run it from the checkout and check what the image holds.
+Both talk to the engine through the Engine API (``--docker-host``,
+``DOCKER_HOST``, a Docker context, or the local socket); neither needs the
+``docker`` CLI.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
 import click
 
-from ..sandboxing.docker import docker_cli, image_name
-from ..sandboxing.executors import get_executor
-from ..sandboxing.session import Session
-from ..sandboxing.runtime_files import CHECKOUT
 from ..errors import SandboxUnavailable
+from ..sandboxing.docker_build import build_image, checkout_hash
+from ..sandboxing.docker_engine import DEFAULT_ADDRESS, connect, image_name, settings
+from ..sandboxing.executors import get_executor
+from ..sandboxing.runtime_files import CHECKOUT
+from ..sandboxing.session import Session
 
-BUILD_SCRIPT = CHECKOUT / "scripts" / "build-sandbox-image.sh"
+START_SCRIPT = CHECKOUT / "scripts" / "start-docker.sh"
+
+docker_host_option = click.option(
+    "--docker-host", default=None, metavar="URL",
+    help="Docker engine for the Docker sandbox, e.g. tcp://host:2376 or ssh://user@host "
+         "(default: DOCKER_HOST, the current Docker context, else the local socket).",
+)
+
+
+def connect_or_start(docker_host: str | None, echo):
+    """The engine; a local default engine that is down is started from the checkout's script first."""
+    try:
+        return connect(docker_host)
+    except SandboxUnavailable:
+        _, address, _ = settings(docker_host)
+        if address != DEFAULT_ADDRESS or not START_SCRIPT.is_file():
+            raise
+    echo(f"no engine answers at {DEFAULT_ADDRESS}: starting one with {START_SCRIPT.name}")
+    if subprocess.run(["bash", str(START_SCRIPT)], stdin=subprocess.DEVNULL).returncode != 0:
+        raise SandboxUnavailable(f"the Docker engine did not start (see the output of {START_SCRIPT.name} above)")
+    return connect(docker_host)
 
 
 @click.command("build")
 @click.option("--force", is_flag=True, help="Build even if the image is current.")
 @click.option("--base-image", default=None, metavar="IMG",
               help="Base image (default python:3.11-slim, else a local Debian image).")
-def build_command(force, base_image) -> None:
-    """Build the Docker sandbox image (agentic-vision/sandbox:latest)."""
-    if not BUILD_SCRIPT.is_file():
-        raise SandboxUnavailable(
-            "building the sandbox image needs a source checkout: clone the agentic-vision repository "
-            "and run 'agentic-vision sandbox build' (or scripts/build-sandbox-image.sh) there"
-        )
-    env = dict(os.environ)
-    env.setdefault("AGENTIC_VISION_IMAGE", image_name())  # the tag the Docker sandbox will use
-    if base_image:
-        env["AGENTIC_VISION_BASE_IMAGE"] = base_image
-    argv = ["bash", str(BUILD_SCRIPT)] + (["--force"] if force else [])
-    code = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL).returncode
-    if code != 0:
-        raise SandboxUnavailable(f"the sandbox image was not built (the build script exited with {code}; see above)")
+@docker_host_option
+def build_command(force, base_image, docker_host) -> None:
+    """Build the Docker sandbox image (agentic-vision/sandbox:latest) on the engine."""
+    checkout_hash()  # before anything else: outside a checkout there is nothing to build
+    echo = lambda line: click.echo(f"[sandbox build] {line}", err=True)  # noqa: E731
+    engine = connect_or_start(docker_host, echo)
+    build_image(engine, image_name(), base=base_image, force=force, echo=echo)
 
 
 @click.command("check")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def check_command(as_json) -> None:
+@docker_host_option
+def check_command(as_json, docker_host) -> None:
     """Import every library inside the Docker sandbox image and report it."""
-    executor = get_executor("docker", pool_size=0)
+    executor = get_executor("docker", pool_size=0, docker_host=docker_host)
     with Session(executor, [], 300, guard=False) as session:
         libraries = session.libraries
-    size = int(docker_cli("image", "inspect", "-f", "{{.Size}}", executor.image).stdout.strip() or 0)
+    size = int(executor.api.inspect_image(executor.image_id).get("Size") or 0)
     missing = sorted(name for name, status in libraries.items() if not status.get("available"))
     if as_json:
         click.echo(json.dumps({
             "image": executor.image,
             "image_id": executor.image_id,
             "size_bytes": size,
+            "engine": executor.engine.describe(),
             "libraries": libraries,
             "missing": missing,
         }, indent=2))
     else:
         click.echo(f"image: {executor.image} ({executor.image_id[7:19]}, {size / 1e6:.0f} MB)")
+        click.echo(f"engine: {engine_line(executor.engine.describe())}")
         width = max(len(name) for name in libraries)
         click.echo(f"{'name':<{width}}  {'version':<14}  ok")
         for name, status in libraries.items():
@@ -71,3 +86,8 @@ def check_command(as_json) -> None:
         click.echo(f"{len(libraries) - len(missing)} of {len(libraries)} libraries import")
     if missing:
         sys.exit(1)
+
+
+def engine_line(d: dict) -> str:
+    where = "local" if d["local"] else "remote"
+    return f"{d['address']} ({where}, from {d['from']}): Docker {d['version']}, API {d['api_version']}, {d['os']}"

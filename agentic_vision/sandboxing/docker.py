@@ -1,17 +1,23 @@
 """The Docker sandbox: the runtime as the main process of a hardened container.
 
-Each session gets its own container of the sandbox image, started with
-``docker run -i``: the runtime's stdin/stdout are attached to the docker CLI
-child process, so ``Worker`` speaks the protocol through it exactly as it does
-with bubblewrap (inputs go in and images come out over that channel; nothing
-of the host is mounted).  The container has no network, a read-only root,
-size-capped tmpfs for /work and /tmp, no capabilities, a non-root user and
-cgroup limits on memory (no swap), processes and CPU.  Ready containers wait
-in a small pool; none ever serves two sessions.
+Everything goes through the Engine API (the `docker` SDK), so the engine may
+be local or remote (``DOCKER_HOST``, a Docker context, ``docker_host=``) and
+no ``docker`` CLI is needed.  Each session gets its own container of the
+sandbox image; the host attaches to its stdin/stdout before starting it, and
+``Worker`` speaks the protocol over that attach socket exactly as it does
+over bubblewrap's pipes (inputs go in and images come out over it; nothing of
+the host is mounted).  The container has no network, a read-only root,
+size-capped tmpfs for /work and /tmp, no capabilities, no-new-privileges, a
+non-root user and cgroup limits on memory (no swap), processes and CPU.
+Ready containers wait in a small pool; none ever serves two sessions.
 
-Killing the docker CLI does not stop its container, so every kill ends in a
-``docker rm -f`` by name; containers carry their owner's pid in a label, and
-the next executor start removes those whose owner died without cleaning up.
+Clean-up cannot rely on local pids (the engine may serve several machines):
+every container carries its executor's owner id and a lease whose deadline,
+in the engine's clock, is part of its name (names are the one thing of a
+container that can change after it is created; labels cannot).  The owner
+renews the lease from a background thread; any executor that starts on the
+engine, and every renewal round, removes other owners' containers whose lease
+has run out.
 """
 
 from __future__ import annotations
@@ -19,193 +25,71 @@ from __future__ import annotations
 import atexit
 import json
 import os
-import shutil
-import subprocess
+import re
+import signal
+import socket
 import threading
 import time
 import uuid
-from pathlib import Path
+from datetime import datetime
+
+import docker
 
 from ..errors import SandboxUnavailable
-from ..paths import state_dir
+from .docker_engine import Engine, connect, explain, image_name, inspect_image
 from . import seccomp
 from .limits import Limits
 from .pool import PooledExecutor, WorkerPool
-from . import image_source
-from .runtime_files import CHECKOUT
-from .worker import Worker
+from .worker import SocketChannel, Worker
 
-DEFAULT_IMAGE = "agentic-vision/sandbox:latest"
 INSIDE_PYTHON = "/opt/venv/bin/python"  # the image's interpreter (for benchmarks)
 SANDBOX_UID = 10001  # the image's user `sandbox`
 READY_TIMEOUT = 90.0
-CLI_TIMEOUT = 60.0
-BUILD_HINT = "run 'agentic-vision sandbox build'"
 LABEL = "org.agentic-vision"
-HASH_LABEL = "org.agentic-vision.sandbox.hash"
+DEFAULT_LEASE = 60.0
+_LEASED = re.compile(r"-until-(\d+)$")
+_RFC3339 = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)$")
 
 
-def image_name() -> str:
-    return os.environ.get("AGENTIC_VISION_DOCKER_IMAGE") or DEFAULT_IMAGE
+def lease_seconds() -> float:
+    return float(os.environ.get("AGENTIC_VISION_DOCKER_LEASE") or DEFAULT_LEASE)
 
 
-# -- talking to the engine --------------------------------------------------------------
+# -- whether Docker can be used (for "auto" and the tests) ------------------------------------------------
 
-
-def docker_cli(*args: str, check: bool = True, timeout: float = CLI_TIMEOUT) -> subprocess.CompletedProcess:
-    """Runs the docker CLI; a missing CLI or engine is a one-line SandboxUnavailable."""
-    docker = shutil.which("docker")
-    if docker is None:
-        raise SandboxUnavailable(
-            "the docker command is not installed: install Docker (https://docs.docker.com/engine/install/) "
-            "or use --sandbox local"
-        )
-    try:
-        done = subprocess.run([docker, *args], capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise SandboxUnavailable(f"the Docker engine did not answer 'docker {args[0]}' within {timeout:.0f} s") from None
-    if done.returncode != 0:
-        _raise_engine_problem(done.stderr)
-        if check:
-            raise SandboxUnavailable(f"'docker {args[0]}' failed: {_last_line(done.stderr)}")
-    return done
-
-
-def _raise_engine_problem(stderr: str) -> None:
-    """Turns what the CLI says about an unreachable engine into advice; returns otherwise."""
-    text = stderr.lower()
-    if "permission denied" in text and "docker daemon socket" in text:
-        raise SandboxUnavailable(
-            "permission denied on the Docker socket: add yourself to the docker group "
-            "('sudo usermod -aG docker $USER', then log in again) or use sudo"
-        )
-    if "cannot connect to the docker daemon" in text or "is the docker daemon running" in text:
-        raise SandboxUnavailable(
-            "the Docker engine is not running: start it (e.g. 'sudo systemctl start docker' or scripts/start-docker.sh)"
-        )
-
-
-def _last_line(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1].strip() if lines else "no message"
-
-
-def source_hash(root: Path = CHECKOUT) -> str | None:
-    """The hash scripts/build-sandbox-image.sh puts in the image's label; None outside a checkout."""
-    return image_source.source_hash(root)
-
-
-def inspect_image(image: str) -> dict:
-    """The image's metadata; SandboxUnavailable when the engine or a current image is missing."""
-    done = docker_cli("image", "inspect", image, check=False)
-    if done.returncode != 0:
-        if "no such image" in done.stderr.lower():
-            raise SandboxUnavailable(f"the sandbox image {image} is not built: {BUILD_HINT}")
-        raise SandboxUnavailable(f"docker cannot inspect the image {image}: {_last_line(done.stderr)}")
-    try:
-        info = json.loads(done.stdout)[0]
-    except (ValueError, IndexError):
-        raise SandboxUnavailable(f"docker answered 'image inspect {image}' with no image data: {BUILD_HINT}") from None
-    # Only images built by our script carry a real hash; a hand-built ("unknown")
-    # or foreign image is taken as it is.
-    have = ((info.get("Config") or {}).get("Labels") or {}).get(HASH_LABEL, "unknown")
-    want = source_hash()
-    if want and have not in ("", "unknown") and have != want:
-        raise SandboxUnavailable(f"the sandbox image {image} is out of date with this checkout's sandbox/ files: {BUILD_HINT}")
-    return info
-
-
-_problems: dict[str, tuple[float, str | None]] = {}
+_problems: dict[tuple, tuple[float, str | None]] = {}
 PROBLEM_TTL = 10.0
 
 
-def docker_problem(image: str | None = None) -> str | None:
+def docker_problem(image: str | None = None, docker_host: str | None = None) -> str | None:
     """Why the Docker sandbox cannot start (one line), or None; cached for a few seconds."""
-    image = image or image_name()
+    key = (image or image_name(), docker_host, os.environ.get("DOCKER_HOST"), os.environ.get("DOCKER_CONTEXT"))
     now = time.monotonic()
-    cached = _problems.get(image)
+    cached = _problems.get(key)
     if cached and now - cached[0] < PROBLEM_TTL:
         return cached[1]
     try:
-        inspect_image(image)
+        engine = connect(docker_host)
+        try:
+            inspect_image(engine, key[0])
+        finally:
+            engine.client.close()
         problem = None
     except SandboxUnavailable as exc:
         problem = str(exc)
-    except (OSError, subprocess.SubprocessError, ValueError, IndexError) as exc:
-        problem = f"docker does not answer: {exc}"
-    _problems[image] = (now, problem)
+    _problems[key] = (now, problem)
     return problem
 
 
-def docker_ready() -> bool:
-    return docker_problem() is None
+def docker_ready(docker_host: str | None = None) -> bool:
+    return docker_problem(docker_host=docker_host) is None
 
 
-# -- orphans ----------------------------------------------------------------------------
-
-
-def _start_time(pid: int) -> str | None:
-    """A process's start time (clock ticks since boot): tells a live owner from a reused pid."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[1].split()[19]
-
-
-def _pid_namespace() -> str:
-    # Pids mean nothing across pid namespaces (two dev containers sharing one engine).
-    try:
-        return os.readlink("/proc/self/ns/pid")
-    except OSError:
-        return ""
-
-
-def owner_labels() -> dict[str, str]:
-    pid = os.getpid()
-    return {
-        f"{LABEL}.session": "1",
-        f"{LABEL}.owner": str(pid),
-        f"{LABEL}.owner-start": _start_time(pid) or "",
-        f"{LABEL}.owner-ns": _pid_namespace(),
-    }
-
-
-def remove_containers(names) -> None:
-    """docker rm -f; the container is gone (killed and removed) when this returns."""
-    names = sorted(names)
-    if not names:
-        return
-    try:
-        docker_cli("rm", "-f", *names, check=False)  # "No such container" is fine: gone already
-    except SandboxUnavailable:
-        pass  # the engine is gone: nothing runs there; a later start sweeps what is left
-
-
-def sweep_orphans() -> list[str]:
-    """Removes session containers whose owner process died without removing them."""
-    fmt = "\t".join(
-        ["{{.Names}}"] + [f'{{{{.Label "{LABEL}.{key}"}}}}' for key in ("owner", "owner-start", "owner-ns")]
-    )
-    out = docker_cli("ps", "-a", "--no-trunc", "--filter", f"label={LABEL}.session=1", "--format", fmt).stdout
-    ns = _pid_namespace()
-    orphans = []
-    for line in out.splitlines():
-        name, owner, started, owner_ns = (line.split("\t") + ["", "", ""])[:4]
-        if owner_ns != ns or not owner.isdigit():
-            continue  # another pid namespace's: its owner cannot be checked from here
-        now = _start_time(int(owner))
-        if now is None or (started and now != started):  # dead, or its pid reused since
-            orphans.append(name)
-    remove_containers(orphans)
-    return orphans
-
-
-# -- the executor -----------------------------------------------------------------------
+# -- the executor ---------------------------------------------------------------------------------------
 
 
 class DockerWorker(Worker):
-    """A Worker whose process is `docker run -i`; ``container`` is the container's name."""
+    """A Worker over a container's attach socket; ``container`` is the container's id."""
 
     def close(self, grace: float = 0.0) -> None:
         # The runtime keeps nothing to flush, so removing the container is the
@@ -222,18 +106,28 @@ class DockerExecutor(PooledExecutor):
         image: str | None = None,
         limits: Limits | None = None,
         cpus: float | None = None,
+        docker_host: str | None = None,
+        lease: float | None = None,
     ) -> None:
         self.image = image or image_name()
         self.limits = limits or Limits()
         self.pool_size = pool_size
         self.cpus = cpus if cpus is not None else float(os.environ.get("AGENTIC_VISION_DOCKER_CPUS", "1"))
-        self.image_id = inspect_image(self.image)["Id"]  # raises the one-line start-up errors
-        self.id = uuid.uuid4().hex[:12]
-        self._live: dict[str, DockerWorker] = {}  # every container started and not yet removed
+        self.lease = lease if lease is not None else lease_seconds()
+        if self.lease <= 0:
+            raise SandboxUnavailable("the Docker lease must be a positive number of seconds")
+        self.engine: Engine = connect(docker_host)  # raises the one-line start-up errors
+        self.api = self.engine.api
+        self.image_id = inspect_image(self.engine, self.image)["Id"]
+        self.owner = uuid.uuid4().hex
+        self._clock_offset = self._engine_time() - time.time()
+        self._live: dict[str, DockerWorker | None] = {}  # every container created and not yet removed
         self._lock = threading.Lock()
-        self._started = False
+        self._started = False  # whether shutdown has anything to look for
+        self._stop = threading.Event()
         self.pool = WorkerPool(self.spawn, pool_size, "docker-pool")
-        sweep_orphans()
+        self.sweep()
+        threading.Thread(target=self._renew_forever, name="docker-lease", daemon=True).start()
         atexit.register(self.shutdown)
 
     @property
@@ -245,65 +139,120 @@ class DockerExecutor(PooledExecutor):
     def enforcement(self) -> dict:
         mib = lambda n: f"{n // 2**20} MiB"  # noqa: E731
         return {
-            "memory": f"cgroup (--memory {mib(self.limits.memory_bytes)}, no swap)",
-            "processes": f"cgroup (--pids-limit {self.limits.max_processes})",
+            "memory": f"cgroup (Memory {mib(self.limits.memory_bytes)}, no swap)",
+            "processes": f"cgroup (PidsLimit {self.limits.max_processes})",
             "file size": "rlimit (RLIMIT_FSIZE)",
             "open files": "rlimit (RLIMIT_NOFILE)",
             "working directory": f"tmpfs of {mib(self.limits.workdir_bytes)}",
-            "cpu": f"cgroup (--cpus {self.cpus:g})",
+            "cpu": f"cgroup (NanoCpus for {self.cpus:g} CPUs)",
             "network": "none",
         }
 
-    def run_argv(self, name: str) -> list[str]:
+    # -- the container ------------------------------------------------------------------
+
+    def security_opt(self) -> list[str]:
+        # The API takes the seccomp profile itself (the CLI read it from a file).
+        return ["no-new-privileges", f"seccomp={seccomp.docker_profile()}"]
+
+    def container_config(self, name: str) -> dict:
+        """create_container keywords: the same hardening the `docker run` flags used to give."""
         lim = self.limits
         tmpfs = f"rw,uid={SANDBOX_UID},gid={SANDBOX_UID}"  # Docker adds noexec,nosuid,nodev
         # RLIMIT_NPROC counts every process of uid 10001 on the host, across all
         # containers: the pids cgroup is the per-session limit.  RLIMIT_DATA is
         # not needed either: the memory cgroup holds.
         rlimits = {k: v for k, v in lim.rlimits(with_cgroup_memory=True).items() if k != "RLIMIT_NPROC"}
-        argv = [
-            "docker", "run", "-i", "--rm", "--pull", "never", "--name", name,
-            "--network", "none", "--read-only",
-            "--tmpfs", f"/work:{tmpfs},mode=0755,size={lim.workdir_bytes}",
-            "--tmpfs", f"/tmp:{tmpfs},mode=1777,size={lim.tmp_bytes}",
-            "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
-            "--security-opt", f"seccomp={seccomp.docker_profile_file(state_dir())}",
-            "--user", f"{SANDBOX_UID}:{SANDBOX_UID}",
-            "--memory", str(lim.memory_bytes), "--memory-swap", str(lim.memory_bytes),
-            "--pids-limit", str(lim.max_processes),
-            "--cpus", f"{self.cpus:g}",
-            "--ulimit", f"nofile={lim.open_files}:{lim.open_files}",
-            "--ulimit", f"fsize={lim.file_size_bytes}:{lim.file_size_bytes}",
-            "--ulimit", "core=0:0",
+        host_config = self.api.create_host_config(
+            network_mode="none",
+            read_only=True,
+            tmpfs={
+                "/work": f"{tmpfs},mode=0755,size={lim.workdir_bytes}",
+                "/tmp": f"{tmpfs},mode=1777,size={lim.tmp_bytes}",
+            },
+            cap_drop=["ALL"],
+            security_opt=self.security_opt(),
+            mem_limit=lim.memory_bytes,
+            memswap_limit=lim.memory_bytes,
+            pids_limit=lim.max_processes,
+            nano_cpus=int(self.cpus * 1e9),
+            ulimits=[
+                docker.types.Ulimit(name="nofile", soft=lim.open_files, hard=lim.open_files),
+                docker.types.Ulimit(name="fsize", soft=lim.file_size_bytes, hard=lim.file_size_bytes),
+                docker.types.Ulimit(name="core", soft=0, hard=0),
+            ],
             # Private IPC (not "none"): a small /dev/shm, so multiprocessing locks work as in the local sandbox.
-            "--ipc", "private", "--shm-size", str(64 * 2**20),
-            "--cgroupns", "private", "--hostname", "sandbox",
+            ipc_mode="private",
+            shm_size=64 * 2**20,
+            cgroupns="private",
             # docker-init as pid 1 reaps orphaned children and lets the runtime
             # die of signals like any process (pid 1 ignores unhandled ones).
-            "--init",
+            init=True,
             # The protocol (images included) must not also be written to a log file.
-            "--log-driver", "none",
-            "--env", f"AGENTIC_VISION_RLIMITS={json.dumps(rlimits)}",
-        ]
-        argv += [f"--label={key}={value}" for key, value in owner_labels().items()]
-        argv += [f"--label={LABEL}.executor={self.id}", self.image]
-        return argv
+            log_config=docker.types.LogConfig(type="none"),
+            # Not auto-removed: its exit status (OOM kill or not) is read before
+            # it is removed, always explicitly (kill, shutdown, lease sweep).
+            auto_remove=False,
+        )
+        labels = {
+            f"{LABEL}.session": "1",
+            f"{LABEL}.owner": self.owner,
+            f"{LABEL}.lease": f"{self.lease:g}",
+            # For people looking at `docker ps`; nothing relies on them.
+            f"{LABEL}.owner-host": socket.gethostname(),
+            f"{LABEL}.owner-pid": str(os.getpid()),
+        }
+        return dict(
+            image=self.image_id,
+            name=name,
+            user=f"{SANDBOX_UID}:{SANDBOX_UID}",
+            hostname="sandbox",
+            environment={"AGENTIC_VISION_RLIMITS": json.dumps(rlimits)},
+            labels=labels,
+            # stdin stays open while the host is attached, and closes when it
+            # detaches (StdinOnce): a runtime whose owner died sees EOF.
+            stdin_open=True,
+            tty=False,  # so the attach stream is multiplexed: stdout and stderr apart
+            network_disabled=True,
+            use_config_proxy=False,  # no proxy settings of the host's docker config inside
+            host_config=host_config,
+        )
 
     def spawn(self) -> DockerWorker:
         """A new container with a ready runtime (a cold start)."""
-        name = f"agentic-vision-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-
-        def remove() -> None:  # Worker.kill has ended the docker CLI; now the container
-            with self._lock:
-                mine = self._live.pop(name, None) is not None
-            if mine:  # else shutdown() removes it
-                remove_containers([name])
-
-        worker = DockerWorker(self.run_argv(name), on_kill=remove, describe="Docker sandbox")
-        worker.container = name
+        key = uuid.uuid4().hex[:10]
+        try:
+            cid = self.api.create_container(**self.container_config(self._lease_name(key)))["Id"]
+        except docker.errors.APIError as exc:
+            raise SandboxUnavailable(f"the engine at {self.engine.address} cannot create a sandbox container: "
+                                     f"{exc.explanation or exc}") from None
+        except Exception as exc:
+            raise explain(exc, self.engine.address) from None
         with self._lock:
-            self._live[name] = worker
+            self._live[cid] = None
             self._started = True
+        try:
+            attached = self.api.attach_socket(cid, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
+            # The SDK hands back the raw socket's file object over plain
+            # connections and the (TLS) socket itself otherwise.
+            sock = attached._sock if isinstance(attached, socket.SocketIO) else attached
+            sock.settimeout(None)  # the client's request timeout must not end an idle session
+            self.api.start(cid)
+        except Exception as exc:
+            self._remove([cid])
+            if isinstance(exc, docker.errors.APIError):
+                raise SandboxUnavailable(f"the sandbox container did not start: {exc.explanation or exc}") from None
+            raise explain(exc, self.engine.address) from None
+
+        def remove() -> None:  # Worker.kill has closed the socket; now the container
+            self._remove([cid])
+
+        channel = SocketChannel(sock, exit_note=lambda: self._exit_note(cid))
+        worker = DockerWorker(channel=channel, on_kill=remove, describe="Docker sandbox")
+        worker.container = cid
+        worker.attached = attached  # keeps the SDK's response (and a TLS socket) from being collected
+        with self._lock:
+            if cid in self._live:
+                self._live[cid] = worker
         try:
             worker.wait_ready(READY_TIMEOUT)
         except SandboxUnavailable:
@@ -311,20 +260,104 @@ class DockerExecutor(PooledExecutor):
             raise
         return worker
 
+    def _exit_note(self, cid: str) -> str:
+        """How the runtime ended, from the engine (the socket only says it closed)."""
+        try:
+            code = self.api.wait(cid, timeout=3)["StatusCode"]
+            oom = self.api.inspect_container(cid)["State"].get("OOMKilled")
+        except Exception:
+            return "channel closed"
+        if oom:
+            return f"killed by the out-of-memory killer (exit status {code})"
+        if code > 128 and code - 128 in signal.valid_signals():
+            return f"killed by signal {signal.Signals(code - 128).name}"
+        return f"exited with status {code}"
+
+    def _remove(self, cids) -> None:
+        """Kills and removes the containers (gone when this returns); missing ones are fine."""
+        for cid in cids:
+            with self._lock:
+                self._live.pop(cid, None)
+            try:
+                self.api.remove_container(cid, force=True)
+            except docker.errors.NotFound:
+                pass  # gone already
+            except Exception:
+                # 409: its removal is already under way; anything else: the engine
+                # is away, and a later sweep removes what is left once the lease ends.
+                pass
+
+    # -- leases -------------------------------------------------------------------------
+
+    def _engine_time(self) -> float:
+        """The engine's clock (SystemTime of /info): deadlines are in it, whoever's clock is off."""
+        stamp = self.api.info()["SystemTime"]  # RFC 3339 with nanoseconds, e.g. 2026-12-01T09:55:12.123456789Z
+        m = _RFC3339.match(stamp)
+        if m is None:
+            raise SandboxUnavailable(f"the Docker engine at {self.engine.address} reports an unreadable time {stamp!r}")
+        zone = "+00:00" if m[3] == "Z" else m[3]
+        return datetime.fromisoformat(m[1] + zone).timestamp() + float(m[2] or 0)
+
+    def _lease_name(self, key: str) -> str:
+        deadline = int(time.time() + self._clock_offset + self.lease) + 1
+        return f"agentic-vision-{self.owner[:8]}-{key}-until-{deadline}"
+
+    def _renew_forever(self) -> None:
+        while not self._stop.wait(self.lease / 4):
+            try:
+                self.renew()
+                self.sweep()
+            except Exception:
+                pass  # the engine is away for now: try again next round
+
+    def renew(self) -> None:
+        """Moves every live container's deadline a full lease ahead."""
+        with self._lock:
+            live = list(self._live)
+        for cid in live:
+            try:
+                self.api.rename(cid, self._lease_name(uuid.uuid4().hex[:10]))
+            except docker.errors.NotFound:
+                with self._lock:
+                    self._live.pop(cid, None)
+            except docker.errors.APIError:
+                pass  # e.g. being removed right now
+
+    def sweep(self) -> list[str]:
+        """Removes other owners' session containers whose lease ran out; returns their ids."""
+        try:
+            found = self.api.containers(all=True, filters={"label": f"{LABEL}.session=1"})
+            now = self._engine_time()
+        except Exception as exc:
+            raise explain(exc, self.engine.address) from None
+        expired = []
+        for c in found:
+            labels = c.get("Labels") or {}
+            match = _LEASED.search(((c.get("Names") or [""])[0]))
+            if labels.get(f"{LABEL}.owner") == self.owner or f"{LABEL}.lease" not in labels or not match:
+                continue  # ours (renewed by us), or not a leased container
+            if int(match.group(1)) < now:
+                expired.append(c["Id"])
+        self._remove(expired)
+        return expired
+
+    # -- the end ------------------------------------------------------------------------
+
     def shutdown(self) -> None:
         """Removes every container this executor started, in use or pooled (also at exit)."""
+        self._stop.set()
         self.pool.close()  # its workers are among the live ones, removed below
         with self._lock:
-            live, self._live = self._live, {}
+            live, self._live = dict(self._live), {}
             if not self._started:
-                return  # nothing to clean up: no docker call at exit
+                return  # nothing to clean up: no engine call at exit
             self._started = False
         for worker in live.values():
-            worker.kill()  # ends the docker CLI; the containers go in one call below
+            if worker is not None:
+                worker.channel.kill()
         try:
-            # By label too: a container whose `docker run` was cut short before
-            # it started has no Worker left to remove it.
-            found = docker_cli("ps", "-aq", "--filter", f"label={LABEL}.executor={self.id}").stdout.split()
-        except SandboxUnavailable:
+            # By label too: a container whose start was cut short has no Worker.
+            found = [c["Id"] for c in self.api.containers(all=True, filters={"label": f"{LABEL}.owner={self.owner}"})]
+        except Exception:
             found = []
-        remove_containers(set(found) | set(live))
+        self._remove(set(found) | set(live))

@@ -167,7 +167,8 @@ class Session:
 
     @property
     def worker_pid(self) -> int | None:
-        """The host pid of the worker serving this session now (None between a crash and the next run)."""
+        """The host pid of the worker serving this session now (None between a crash and the next run,
+        and for Docker, whose workers are containers: see ``container``)."""
         return self._worker.pid if self._worker is not None else None
 
     @property

@@ -1,0 +1,199 @@
+"""Reaching a Docker engine through the Engine API (the `docker` SDK).
+
+Where the engine is comes, in this order, from an explicit setting
+(``--docker-host`` / ``docker_host=``), ``DOCKER_HOST`` (with
+``DOCKER_TLS_VERIFY`` / ``DOCKER_CERT_PATH``), the Docker context named by
+``DOCKER_CONTEXT`` or current in ``~/.docker/config.json``, else the local
+socket: what ``docker.from_env`` reads.  No ``docker`` CLI is involved.
+
+Every way of not reaching it (nothing listening, permission denied on the
+socket, a TLS failure, an engine too old, a missing or stale image) becomes
+one ``SandboxUnavailable`` line within a few seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import docker
+import requests
+import urllib3
+from docker.context import ContextAPI
+from docker.utils import kwargs_from_env
+
+from ..errors import SandboxUnavailable
+from . import image_source
+from .runtime_files import CHECKOUT
+
+DEFAULT_IMAGE = "agentic-vision/sandbox:latest"
+DEFAULT_ADDRESS = "unix:///var/run/docker.sock"
+# API 1.41 (Docker 20.10) is the first with a private cgroup namespace (CgroupnsMode).
+MIN_API = "1.41"
+PROBE_TIMEOUT = 5.0  # first contact: an answer or a one-line error within seconds
+API_TIMEOUT = 120.0  # later calls (create, remove) on a busy engine
+BUILD_HINT = "run 'agentic-vision sandbox build'"
+HASH_LABEL = "org.agentic-vision.sandbox.hash"
+START_HINT = "start it (e.g. 'sudo systemctl start docker' or scripts/start-docker.sh)"
+
+
+def image_name() -> str:
+    return os.environ.get("AGENTIC_VISION_DOCKER_IMAGE") or DEFAULT_IMAGE
+
+
+@dataclass
+class Engine:
+    """A connected, answering engine of a recent enough API version."""
+
+    client: docker.DockerClient
+    address: str
+    source: str  # where the address came from: "--docker-host", "DOCKER_HOST", "context NAME", "default"
+    version: dict  # what GET /version answered
+
+    @property
+    def api(self) -> docker.APIClient:
+        return self.client.api
+
+    @property
+    def local(self) -> bool:
+        """Whether the engine runs on this machine (a unix socket or a loopback address)."""
+        url = urlparse(self.address)
+        if url.scheme in ("unix", "npipe", "http+unix", ""):
+            return True
+        return url.hostname in ("localhost", "127.0.0.1", "::1")
+
+    def describe(self) -> dict:
+        return {
+            "address": self.address,
+            "from": self.source,
+            "local": self.local,
+            "version": self.version.get("Version", "?"),
+            "api_version": self.version.get("ApiVersion", "?"),
+            "os": f"{self.version.get('Os', '?')}/{self.version.get('Arch', '?')}",
+        }
+
+
+def settings(docker_host: str | None = None) -> tuple[dict, str, str]:
+    """The SDK's connection keywords, the address and where it came from."""
+    env = os.environ
+    try:
+        params = kwargs_from_env(environment=env)  # DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH
+    except docker.errors.TLSParameterError as exc:
+        raise SandboxUnavailable(f"the Docker TLS settings are unusable: {_one_line(exc)} (check DOCKER_CERT_PATH)") from None
+    if docker_host:
+        params["base_url"] = docker_host
+        return params, docker_host, "--docker-host"
+    if "base_url" in params:
+        return params, params["base_url"], "DOCKER_HOST"
+    name = env.get("DOCKER_CONTEXT") or docker.context.config.get_current_context_name()
+    try:
+        from_context = ContextAPI.kwargs_from_context(environment=env)
+    except docker.errors.DockerException as exc:
+        raise SandboxUnavailable(f"the Docker context {name!r} is unusable: {_one_line(exc)}") from None
+    params.update(from_context)
+    if "base_url" in from_context and name != "default":
+        return params, from_context["base_url"], f"context {name}"
+    return params, params.get("base_url") or DEFAULT_ADDRESS, "default"
+
+
+def connect(docker_host: str | None = None) -> Engine:
+    """Connects and checks the engine; SandboxUnavailable (one line) when it cannot be used."""
+    params, address, source = settings(docker_host)
+    try:
+        probe = docker.DockerClient(version=MIN_API, timeout=PROBE_TIMEOUT, **params)
+    except docker.errors.DockerException as exc:
+        raise SandboxUnavailable(f"the Docker host {address!r} is not usable: {_one_line(exc)}") from None
+    try:
+        version = probe.api.version(api_version=False)  # unversioned: answers whatever the engine speaks
+    except Exception as exc:  # requests/urllib3/ssl/docker errors: all classified below
+        raise explain(exc, address) from None
+    finally:
+        probe.close()
+    api = str(version.get("ApiVersion", "0"))
+    if docker.utils.version_lt(api, MIN_API):
+        raise SandboxUnavailable(
+            f"the Docker engine at {address} is too old (Engine {version.get('Version', '?')}, API {api}): "
+            f"the Docker sandbox needs API {MIN_API} or newer (Docker 20.10+); upgrade the engine"
+        )
+    client = docker.DockerClient(version=api, timeout=API_TIMEOUT, max_pool_size=32, **params)
+    return Engine(client, address, source, version)
+
+
+def _causes(exc: BaseException):
+    """exc and everything it wraps (requests -> urllib3 -> OSError/ssl)."""
+    seen, todo = set(), [exc]
+    while todo:
+        e = todo.pop(0)
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        yield e
+        todo += [e.__cause__, e.__context__] + [a for a in e.args if isinstance(a, BaseException)]
+        if isinstance(e, urllib3.exceptions.MaxRetryError):
+            todo.append(e.reason)
+
+
+def explain(exc: BaseException, address: str) -> SandboxUnavailable:
+    """What went wrong reaching the engine at address, as one line that says what to do."""
+    causes = list(_causes(exc))
+    for e in causes:
+        if isinstance(e, ssl.SSLError):
+            return SandboxUnavailable(
+                f"TLS with the Docker engine at {address} failed ({e.reason or _one_line(e)}): check DOCKER_TLS_VERIFY "
+                "and the ca.pem, cert.pem and key.pem in DOCKER_CERT_PATH"
+            )
+    for e in causes:
+        if isinstance(e, PermissionError):
+            return SandboxUnavailable(
+                f"permission denied on the Docker socket ({address}): add yourself to the docker group "
+                "('sudo usermod -aG docker $USER', then log in again) or use sudo"
+            )
+    for e in causes:
+        if isinstance(e, (ConnectionRefusedError, FileNotFoundError)):
+            return SandboxUnavailable(
+                f"no Docker engine answers at {address} ({'no such socket' if isinstance(e, FileNotFoundError) else 'connection refused'}): "
+                f"{START_HINT}, or set DOCKER_HOST / --docker-host to a running engine"
+            )
+    for e in causes:
+        if isinstance(e, (socket.timeout, requests.exceptions.Timeout, urllib3.exceptions.TimeoutError)):
+            return SandboxUnavailable(f"the Docker engine at {address} did not answer within {PROBE_TIMEOUT:g} s")
+    for e in causes:
+        if isinstance(e, socket.gaierror):
+            return SandboxUnavailable(f"the Docker host in {address} is not known ({e.strerror}): check DOCKER_HOST / --docker-host")
+    return SandboxUnavailable(f"cannot use the Docker engine at {address}: {_one_line(exc)}")
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__
+
+
+# -- the sandbox image ------------------------------------------------------------------------
+
+
+def source_hash(root: Path = CHECKOUT) -> str | None:
+    """The hash the build puts in the image's label; None outside a checkout."""
+    return image_source.source_hash(root)
+
+
+def inspect_image(engine: Engine, image: str) -> dict:
+    """The image's metadata; SandboxUnavailable when it is missing or out of date."""
+    try:
+        info = engine.api.inspect_image(image)
+    except docker.errors.ImageNotFound:
+        raise SandboxUnavailable(f"the sandbox image {image} is not built on the engine at {engine.address}: {BUILD_HINT}") from None
+    except docker.errors.APIError as exc:
+        raise SandboxUnavailable(f"the engine at {engine.address} cannot inspect the image {image}: {_one_line(exc)}") from None
+    except Exception as exc:
+        raise explain(exc, engine.address) from None
+    # Only images built by our build carry a real hash; a hand-built ("unknown")
+    # or foreign image is taken as it is.
+    have = ((info.get("Config") or {}).get("Labels") or {}).get(HASH_LABEL, "unknown")
+    want = source_hash()
+    if want and have not in ("", "unknown") and have != want:
+        raise SandboxUnavailable(f"the sandbox image {image} is out of date with this checkout's sandbox/ files: {BUILD_HINT}")
+    return info
