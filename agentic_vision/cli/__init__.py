@@ -20,7 +20,7 @@ from ..sandboxing.executors import get_executor
 from ..sandboxing.session import Session, open_session
 from ..trace import write_trace
 from .bench import bench_command
-from .docker import build_command, check_command
+from .docker import build_command, check_command, docker_info, engine_line
 from .exits import EXIT_FAILED, EXIT_USAGE, exit_status, fail, file_error
 from .mcp import mcp_command
 from .progress import Progress
@@ -61,14 +61,17 @@ def write_images(images, out_dir: Path, stem: str = "image") -> list[Path]:
               help="Where images the code produced are written.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the output.")
 @click.option("--no-guard", is_flag=True, help="Skip the RestrictedPython first-pass guard (the OS sandbox still holds).")
-def exec_command(code, sandbox, inputs, timeout, out_dir, as_json, no_guard) -> None:
+@click.option("--docker-host", default=None, metavar="URL",
+              help="Docker engine for --sandbox docker/auto (default: DOCKER_HOST, the Docker context, the local socket).")
+def exec_command(code, sandbox, inputs, timeout, out_dir, as_json, no_guard, docker_host) -> None:
     """Run CODE (or - for stdin) in a fresh sandbox session."""
     if code == "-":
         code = sys.stdin.read()
     for path in inputs:
         if not Path(path).is_file():
             fail(f"input file not found: {path}", EXIT_USAGE)
-    with open_session(sandbox, inputs=inputs, timeout=timeout, guard=not no_guard, pool_size=0) as session:
+    with open_session(sandbox, inputs=inputs, timeout=timeout, guard=not no_guard, pool_size=0,
+                      docker_host=docker_host) as session:
         result = session.run(code)
     try:
         paths = write_images(result.images, Path(out_dir))
@@ -106,14 +109,16 @@ def exec_command(code, sandbox, inputs, timeout, out_dir, as_json, no_guard) -> 
 @click.option("--base-url", default=None, help="Server for openai:/ollama: models (or OPENAI_BASE_URL).")
 @click.option("--sandbox", type=click.Choice(["auto", "local", "docker"]), default="auto", show_default=True,
               envvar="AGENTIC_VISION_SANDBOX")
+@click.option("--docker-host", default=None, metavar="URL",
+              help="Docker engine for --sandbox docker/auto (default: DOCKER_HOST, the Docker context, the local socket).")
 @click.option("--max-steps", type=click.IntRange(min=1), default=12, show_default=True)
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True, help="Seconds per code run.")
 @click.option("--thinking", default="default", show_default=True, help="Thinking level: default, low, medium, high, minimal or off.")
 @click.option("--trace", "trace_path", type=click.Path(dir_okay=False), default=None, help="Write an HTML trace here.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the answer.")
 @click.option("--quiet", is_flag=True, help="No progress on stderr.")
-def ask_command(image, question, more_images, files, model, base_url, sandbox, max_steps, timeout, thinking, trace_path,
-                as_json, quiet) -> None:
+def ask_command(image, question, more_images, files, model, base_url, sandbox, docker_host, max_steps, timeout, thinking,
+                trace_path, as_json, quiet) -> None:
     """Ask QUESTION about IMAGE; the model may run code on it before it answers."""
     for path in (image, *more_images, *files):
         if not Path(path).is_file():
@@ -124,6 +129,7 @@ def ask_command(image, question, more_images, files, model, base_url, sandbox, m
     if base_url:
         options["base_url"] = base_url
     agent = Agent(model=model, sandbox=sandbox, model_options=options, max_steps=max_steps, timeout=timeout,
+                  sandbox_options={"docker_host": docker_host} if docker_host else None,
                   on_event=Progress(not quiet and not as_json))
     result = agent.run(question, images=[image, *more_images], files=files)
     if trace_path:
@@ -164,8 +170,10 @@ def sandbox_setup(python, quiet) -> None:
 
 @sandbox.command("info")
 @click.option("--json", "as_json", is_flag=True)
-def sandbox_info(as_json) -> None:
-    """Show the local sandbox: interpreter, limits and which libraries are really there."""
+@click.option("--docker-host", default=None, metavar="URL",
+              help="Docker engine to describe (default: DOCKER_HOST, the Docker context, the local socket).")
+def sandbox_info(as_json, docker_host) -> None:
+    """Show the local sandbox (interpreter, limits, libraries) and the Docker engine the Docker sandbox would use."""
     executor = get_executor("local", pool_size=0)
     with Session(executor, [], 300, guard=False) as session:
         libraries = session.libraries
@@ -174,6 +182,7 @@ def sandbox_info(as_json) -> None:
         "limits": executor.limits.as_dict(),
         "enforcement": executor.enforcement,
         "libraries": libraries,
+        "docker": docker_info(docker_host),
     }
     if as_json:
         click.echo(json.dumps(info, indent=2))
@@ -185,6 +194,12 @@ def sandbox_info(as_json) -> None:
     click.echo(f"libraries: {have} of {len(libraries)} available")
     for name, status in libraries.items():
         click.echo(f"  {name:<28} {status.get('version') or 'missing: ' + status.get('error', '')}")
+    docker = info["docker"]
+    if "engine" in docker:
+        click.echo(f"docker engine: {engine_line(docker['engine'])}")
+        click.echo(f"docker image: {docker['image']} ({docker.get('problem') or 'built and current'})")
+    else:
+        click.echo(f"docker engine: unavailable: {docker['problem']}")
 
 
 cli.add_command(bench_command)

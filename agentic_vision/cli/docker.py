@@ -1,4 +1,4 @@
-"""`agentic-vision sandbox build` and `sandbox check`: the Docker sandbox's image.
+"""`agentic-vision sandbox build` and `sandbox check`: the Docker sandbox's image and engine.
 
 Both talk to the engine through the Engine API (``--docker-host``,
 ``DOCKER_HOST``, a Docker context, or the local socket); neither needs the
@@ -15,7 +15,7 @@ import click
 
 from ..errors import SandboxUnavailable
 from ..sandboxing.docker_build import build_image, checkout_hash
-from ..sandboxing.docker_engine import DEFAULT_ADDRESS, connect, image_name, settings
+from ..sandboxing.docker_engine import DEFAULT_ADDRESS, connect, image_name, inspect_image, settings
 from ..sandboxing.executors import get_executor
 from ..sandboxing.runtime_files import CHECKOUT
 from ..sandboxing.session import Session
@@ -91,3 +91,19 @@ def check_command(as_json, docker_host) -> None:
 def engine_line(d: dict) -> str:
     where = "local" if d["local"] else "remote"
     return f"{d['address']} ({where}, from {d['from']}): Docker {d['version']}, API {d['api_version']}, {d['os']}"
+
+
+def docker_info(docker_host: str | None) -> dict:
+    """The engine the Docker sandbox would talk to and whether its image is ready (never raises)."""
+    try:
+        engine = connect(docker_host)
+    except SandboxUnavailable as exc:
+        return {"problem": str(exc)}
+    found = {"engine": engine.describe(), "image": image_name()}
+    try:
+        inspect_image(engine, image_name())
+    except SandboxUnavailable as exc:
+        found["problem"] = str(exc)
+    finally:
+        engine.client.close()
+    return found
