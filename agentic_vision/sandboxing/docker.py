@@ -91,6 +91,8 @@ def docker_ready(docker_host: str | None = None) -> bool:
 class DockerWorker(Worker):
     """A Worker over a container's attach socket; ``container`` is the container's id."""
 
+    attached: object = None  # what the SDK's attach returned; holds its HTTP response
+
     def close(self, grace: float = 0.0) -> None:
         # The runtime keeps nothing to flush, so removing the container is the
         # whole clean-up; waiting for a polite exit costs ~0.5 s more.
@@ -268,7 +270,7 @@ class DockerExecutor(PooledExecutor):
         except Exception:
             return "channel closed"
         if oom:
-            return f"killed by the out-of-memory killer (exit status {code})"
+            return "killed by the out-of-memory killer"
         if code > 128 and code - 128 in signal.valid_signals():
             return f"killed by signal {signal.Signals(code - 128).name}"
         return f"exited with status {code}"

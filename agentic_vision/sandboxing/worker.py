@@ -158,6 +158,9 @@ class SocketChannel:
         self._left -= len(data)
         return data
 
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
     @property
     def alive(self) -> bool:
         return not self._ended.is_set()
@@ -187,6 +190,9 @@ class _SocketWriter:
 
     def flush(self) -> None:
         pass
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
 
     def close(self) -> None:
         try:
