@@ -141,6 +141,16 @@ def test_an_unreachable_docker_host_fails_in_seconds(no_cli_env):
     assert took < 15  # the interpreter's start included; the probe gives up after 5 s at most
 
 
+def test_an_engine_that_never_answers_fails_within_the_probe_timeout(no_cli_env):
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # connections are queued, never answered
+        address = f"tcp://127.0.0.1:{silent.getsockname()[1]}"
+        message, took = timed_error("exec", "--sandbox", "docker", "print(1)", env=dict(no_cli_env, DOCKER_HOST=address))
+    assert message == f"agentic-vision: the Docker engine at {address} did not answer within 5 s"
+    assert took < 20
+
+
 def test_a_missing_socket_names_it(no_cli_env, tmp_path):
     address = f"unix://{tmp_path}/docker.sock"
     message, took = timed_error("exec", "--sandbox", "docker", "print(1)", env=dict(no_cli_env, DOCKER_HOST=address))
