@@ -168,6 +168,24 @@ def test_the_container_is_hardened(executor):
     ]
 
 
+def test_the_containers_own_stderr_is_kept_apart_and_bounded(executor):
+    """12 MiB written to the container's stderr (pid 1's fd 2) arrive as stderr frames on the
+    attach stream: the protocol on stdout is unharmed and the host keeps only a 4 KiB tail."""
+    with session_on(executor) as session:
+        result = session.run(textwrap.dedent("""
+            import os
+            fd = os.open('/proc/1/fd/2', os.O_WRONLY)
+            for _ in range(192):
+                os.write(fd, b'x' * 65536)
+            os.write(fd, b'the end\\n')
+            print('ok')
+        """))
+        assert (result.outcome, result.output) == ("OUTCOME_OK", "ok\n")
+        tail = session._worker.channel.stderr_tail
+        assert len(tail) == 4096 and tail.endswith(b"xthe end\n")
+        assert session.run("print(2)").output == "2\n"
+
+
 # -- lifetime -----------------------------------------------------------------------------
 
 

@@ -148,10 +148,14 @@ class SocketChannel:
             if kind == 1:
                 self._left = size
                 continue
-            data = self._take(size)  # stderr (docker-init, the interpreter before the runtime took its fds)
-            if data is None:
-                return b""
-            self.stderr_tail = (self.stderr_tail + data)[-4096:]
+            # stderr (docker-init, the interpreter before the runtime took its
+            # fds): read in bounded pieces, only the tail is kept.
+            while size:
+                data = self._take(min(size, 65536))
+                if data is None:
+                    return b""
+                size -= len(data)
+                self.stderr_tail = (self.stderr_tail + data)[-4096:]
         if not self._buffer and not self._recv_into_buffer():
             return b""
         data = self._take(min(n, self._left, len(self._buffer))) or b""
