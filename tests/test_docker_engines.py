@@ -229,3 +229,21 @@ def test_an_engine_too_old_is_refused(engine):
         fwd.close()
     assert str(caught.value).startswith(f"the Docker engine at {fwd.address} is too old (Engine ")
     assert str(caught.value).endswith("API 1.40): the Docker sandbox needs API 1.41 or newer (Docker 20.10+); upgrade the engine")
+
+
+def test_ask_runs_the_models_code_on_the_engine_given_by_the_option(engine, no_cli_env, forwarder):
+    from agentic_vision.testing.gemini_server import ScriptedGemini, reply
+    from conftest import sample
+
+    code = "from PIL import Image\nImage.open('coins.png').crop((0, 0, 100, 80)).show()\nprint('cropped')"
+    script = [reply.call("run_python", {"code": code}), reply.text("24 coins.")]
+    env = {k: v for k, v in no_cli_env.items() if k not in ("GEMINI_API_KEY", "GOOGLE_API_KEY")}
+    with ScriptedGemini(script) as server:
+        env.update(GEMINI_API_KEY="test-key", GOOGLE_GEMINI_BASE_URL=server.url,
+                   DOCKER_HOST=f"tcp://127.0.0.1:{closed_port()}")  # the option must win over this
+        result = cli("ask", str(sample("coins.png")), "How many coins?", "--sandbox", "auto",
+                     "--docker-host", forwarder.address, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "24 coins.\n"
+    assert "sandbox: docker" in result.stderr and "images: 100x80" in result.stderr
+    assert forwarder.bytes_up > sample("coins.png").stat().st_size  # the image went to the engine over TCP
