@@ -167,11 +167,12 @@ def open_from_pool(key: str, with_photo: bool):
 
         def prepare(stack):
             b.settle()
-            waiting[:] = [w.pid for w in b.pool.idle_workers()[:1]]  # the worker the open should get
+            # the worker the open should get: a process locally, a container in Docker (no host process)
+            waiting[:] = [w.container or w.pid for w in b.pool.idle_workers()[:1]]
             return lambda: stack.enter_context(b.open(b.pool, [b.photo] if with_photo else []))
 
         def check(session):
-            handed.append(session.worker_pid in waiting)
+            handed.append((session.container or session.worker_pid) in waiting)
             check_opened(session)
 
         samples = timed(b.n, prepare, check)
