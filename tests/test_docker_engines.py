@@ -24,7 +24,7 @@ SOCKET = "/var/run/docker.sock"
 
 @pytest.fixture
 def no_cli_env(tmp_path):
-    """The environment without any `docker` binary on PATH (bwrap alone, for the local sandbox)."""
+    """The environment without any `docker` binary on PATH (only bwrap)."""
     only = tmp_path / "bin"
     only.mkdir()
     if shutil.which("bwrap"):
@@ -81,7 +81,8 @@ def test_the_docker_host_option_wins_over_the_environment(engine, no_cli_env, fo
 
 
 def test_sandbox_info_names_the_engine(engine, no_cli_env, forwarder):
-    result = cli("sandbox", "info", "--json", "--docker-host", forwarder.address, env=no_cli_env)
+    # `sandbox info` also starts the local sandbox, which needs the host's own tools (setpriv...).
+    result = cli("sandbox", "info", "--json", "--docker-host", forwarder.address, env=dict(no_cli_env, PATH=os.environ["PATH"]))
     assert result.returncode == 0, result.stderr
     found = json.loads(result.stdout)["docker"]
     import docker
@@ -113,7 +114,7 @@ def test_a_docker_context_is_followed(engine, no_cli_env, forwarder, tmp_path, h
     env = dict(no_cli_env, DOCKER_CONFIG=str(config))
     if how == "DOCKER_CONTEXT":
         env["DOCKER_CONTEXT"] = "forwarded"
-    info = cli("sandbox", "info", "--json", env=env)
+    info = cli("sandbox", "info", "--json", env=dict(env, PATH=os.environ["PATH"]))  # the local sandbox needs setpriv
     assert info.returncode == 0, info.stderr
     assert json.loads(info.stdout)["docker"]["engine"]["from"] == "context forwarded"
     result = cli("exec", "--sandbox", "docker", "print('via the context')", env=env)
