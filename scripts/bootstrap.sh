@@ -3,6 +3,9 @@
 # return at once.  Installs bubblewrap (Debian/Ubuntu), makes .venv with the
 # package, and builds the local sandbox's environment (Gemini's library list).
 #   EXTRAS=test scripts/bootstrap.sh   also installs the test dependencies
+#   scripts/bootstrap.sh --venv-only    only .venv (./av: the command itself
+#                                       sets the sandbox up once the API key
+#                                       and the model name are checked)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extras="${EXTRAS:-}"
@@ -29,7 +32,11 @@ python="${PYTHON:-python3}"
 # venv with the test extras also serves a plain run, so ./av and the tests
 # do not reinstall each other's venv.
 hash="$(sha256sum pyproject.toml | cut -c1-16)"
-read -r have_hash have_extras < .venv/.agentic-vision-stamp 2>/dev/null || true
+have_hash="" have_extras=""
+# (Tested first: a failed `<` redirection prints its error before `2>` applies.)
+if [ -f .venv/.agentic-vision-stamp ]; then
+  read -r have_hash have_extras < .venv/.agentic-vision-stamp || true
+fi
 if [ ! -x .venv/bin/agentic-vision ] || [ "${have_hash:-}" != "$hash" ] || { [ -n "$extras" ] && [ "${have_extras:-}" != "$extras" ]; }; then
   say "creating .venv"
   "$python" -m venv .venv
@@ -38,5 +45,6 @@ if [ ! -x .venv/bin/agentic-vision ] || [ "${have_hash:-}" != "$hash" ] || { [ -
   echo "$hash ${extras}" > .venv/.agentic-vision-stamp
 fi
 
+[ "${1:-}" = "--venv-only" ] && exit 0
 # Prints a line only when it has work to do.
 .venv/bin/agentic-vision sandbox setup --quiet
