@@ -8,12 +8,8 @@ from __future__ import annotations
 
 import io
 import warnings
-from dataclasses import dataclass
-from pathlib import Path
 from PIL import Image as PILImage
-from PIL import ImageOps
 
-from .errors import InputError
 from .models.base import ModelImage
 from .values import Image
 
@@ -62,45 +58,12 @@ def check_output_image(data: bytes, mime_type: str) -> Image:
 
 # -- inputs: what the user gives, made safe for the sandbox and the model ---------------
 
-INPUT_MAX_PIXELS = 180_000_000
+# -- what goes to the model (inputs are prepared in agentic_vision.inputs) ---------------
+
 MODEL_FORMATS = ("image/png", "image/jpeg", "image/webp")
 
 
-@dataclass(frozen=True)
-class PreparedImage:
-    """An input image: ``sandbox_data`` goes into the working directory at full
-    resolution, ``model`` is the (downscaled, converted) copy the model sees."""
-
-    name: str
-    sandbox_data: bytes
-    model: "ModelImage"
-    width: int
-    height: int
-
-
-def _open_checked(data: bytes, name: str):
-    if not data:
-        raise InputError(f"{name} is empty")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", PILImage.DecompressionBombWarning)
-            img = PILImage.open(io.BytesIO(data))
-            if img.width * img.height > INPUT_MAX_PIXELS:
-                raise InputError(
-                    f"{name} is {img.width}x{img.height} pixels, too large to decode safely "
-                    f"(limit {INPUT_MAX_PIXELS // 1_000_000} megapixels): downscale it first"
-                )
-            img.load()
-    except InputError:
-        raise
-    except PILImage.DecompressionBombError:
-        raise InputError(f"{name} is too large to decode safely: downscale it first") from None
-    except Exception as exc:
-        raise InputError(f"{name} is not a readable image ({type(exc).__name__}): check the file") from None
-    return img
-
-
-def _model_ready(img) -> "PILImage.Image":
+def model_ready(img) -> "PILImage.Image":
     """Modes the model APIs take: RGB, or RGBA where transparency matters, or L."""
     if getattr(img, "n_frames", 1) > 1:
         img.seek(0)
@@ -121,10 +84,12 @@ def _model_ready(img) -> "PILImage.Image":
 
 
 def encode_for_model(img, max_side: int, label: str = "") -> ModelImage:
-    img = _model_ready(img)
+    img = model_ready(img)
     if max(img.size) > max_side:
-        img = img.copy()
-        img.thumbnail((max_side, max_side), PILImage.LANCZOS)
+        scale = max_side / max(img.size)
+        size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+        # resize() makes only the small image (reduce() first): no full-size copy.
+        img = img.resize(size, PILImage.LANCZOS, reducing_gap=3.0)
     buf = io.BytesIO()
     if img.mode == "RGBA":
         img.save(buf, format="PNG", optimize=False)
@@ -133,36 +98,6 @@ def encode_for_model(img, max_side: int, label: str = "") -> ModelImage:
         img.save(buf, format="JPEG", quality=90)
         mime = "image/jpeg"
     return ModelImage(buf.getvalue(), mime, img.width, img.height, label)
-
-
-def prepare_image(source, name: str | None = None, max_side: int = 1536) -> PreparedImage:
-    """Path, bytes or PIL image -> a checked input; raises InputError with one line."""
-    if isinstance(source, PILImage.Image):
-        buf = io.BytesIO()
-        (source if source.mode in ("RGB", "RGBA", "L", "LA", "P", "1", "I;16") else _model_ready(source)).save(buf, format="PNG")
-        data, name = buf.getvalue(), name or "image.png"
-    elif isinstance(source, (bytes, bytearray)):
-        data = bytes(source)
-        name = name or "image"
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise InputError(f"image not found: {path}")
-        data, name = path.read_bytes(), name or path.name
-    img = _open_checked(data, name)
-    if "." not in name:
-        name = f"{name}.{ {'JPEG': 'jpg'}.get(img.format, (img.format or 'png').lower()) }"
-    if img.getexif().get(0x0112, 1) not in (1, 0):
-        transposed = ImageOps.exif_transpose(img)
-        # Camera orientation: the model and the code must see the same pixels,
-        # so the sandbox gets the upright image too (same name, same format).
-        buf = io.BytesIO()
-        fmt = img.format if img.format in ("JPEG", "PNG", "WEBP", "TIFF", "BMP") else "PNG"
-        save_as = transposed if fmt != "JPEG" else _model_ready(transposed)
-        save_as.save(buf, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
-        data, img = buf.getvalue(), transposed
-    model = encode_for_model(img, max_side, label=name)
-    return PreparedImage(name, data, model, img.width, img.height)
 
 
 def to_model_image(image: Image, max_side: int, label: str = "") -> ModelImage:

@@ -39,11 +39,17 @@ if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
 import protocol  # noqa: E402
+import returned  # noqa: E402
 
 OUTPUT_LIMIT = int(os.environ.get("AGENTIC_VISION_OUTPUT_LIMIT", 64 * 1024))
 MAX_IMAGES = int(os.environ.get("AGENTIC_VISION_MAX_IMAGES", 10))
 MAX_IMAGE_BYTES = int(os.environ.get("AGENTIC_VISION_MAX_IMAGE_BYTES", 20 * 1024 * 1024))
+# Largest image that goes back (the host checks it again); larger ones are downscaled.
 MAX_IMAGE_PIXELS = int(os.environ.get("AGENTIC_VISION_MAX_IMAGE_PIXELS", 64_000_000))
+# PIL's bomb limit for Image.open inside: the host's input limit, sent with "init".
+DECODE_MAX_PIXELS = 200_000_000
+# A written image file is read up to this size (the file-size rlimit bounds it too).
+MAX_FILE_READ = 256 * 1024 * 1024
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
 # Formats a model API accepts as they are; anything else is re-encoded as PNG.
 PASSTHROUGH = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "GIF": "image/gif"}
@@ -159,7 +165,15 @@ class Images:
         if len(self.pending) >= MAX_IMAGES:
             self.skipped += 1
         elif len(data) > MAX_IMAGE_BYTES:
-            self.problems.append(f"an image of {len(data)} bytes was not returned (limit {MAX_IMAGE_BYTES})")
+            from PIL import Image
+
+            try:
+                img = Image.open(io.BytesIO(data))
+                img.load()
+            except Exception as exc:
+                self.problems.append(f"an image of {len(data)} bytes was not returned: {type(exc).__name__}: {exc}")
+                return
+            self.add_pil(img)
         else:
             self.pending.append((data, mime))
 
@@ -167,14 +181,13 @@ class Images:
         if len(self.pending) >= MAX_IMAGES:
             self.skipped += 1
             return
-        if img.width * img.height > MAX_IMAGE_PIXELS:
-            self.problems.append(f"an image of {img.width}x{img.height} pixels is too large to return")
-            return
         if img.mode not in ("RGB", "RGBA", "L", "LA", "P", "1"):
             img = img.convert("RGBA" if "A" in img.getbands() else "RGB")
-        buf = io.BytesIO()
-        img.save(buf, format="PNG", compress_level=1)  # ~6x faster than the default, ~20% larger
-        self.add_encoded(buf.getvalue(), "image/png")
+        data, mime, note = returned.fit(img, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS)
+        if note:
+            self.problems.append(note)
+        if data is not None:
+            self.pending.append((data, mime))
 
     def take(self):
         pending, self.pending = self.pending, []
@@ -378,7 +391,7 @@ class Runtime:
         try:
             from PIL import Image
 
-            Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+            Image.MAX_IMAGE_PIXELS = DECODE_MAX_PIXELS
             # Beyond the limit PIL only warns; make a bomb an error.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
         except ImportError:
@@ -433,6 +446,12 @@ class Runtime:
         self.files += list(names)
 
     def init(self, header: dict, blobs: list[bytes]) -> None:
+        try:
+            from PIL import Image
+
+            Image.MAX_IMAGE_PIXELS = int(header.get("max_pixels") or DECODE_MAX_PIXELS)
+        except ImportError:
+            pass
         self.write_inputs(header.get("files", []), blobs)
         self.cache = InputCache(self.files)
         self.cache.install()
@@ -477,20 +496,18 @@ class Runtime:
         with os.fdopen(fd, "rb") as f:
             if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
                 return
-            data = f.read(MAX_IMAGE_BYTES + 1)
-        if len(data) > MAX_IMAGE_BYTES:
-            self.images.problems.append(f"{path[2:]} was not returned: larger than {MAX_IMAGE_BYTES} bytes")
+            data = f.read(MAX_FILE_READ + 1)
+        if len(data) > MAX_FILE_READ:
+            self.images.problems.append(f"{path[2:]} was not returned: larger than {MAX_FILE_READ} bytes")
             return
         try:
-            img = Image.open(io.BytesIO(data))
-            if img.width * img.height > MAX_IMAGE_PIXELS:
-                raise Image.DecompressionBombError(f"{img.width}x{img.height} pixels")
+            img = Image.open(io.BytesIO(data))  # PIL's bomb limit (DECODE_MAX_PIXELS) holds here
             img.load()
         except Exception as exc:
             self.images.problems.append(f"{path[2:]} was not returned: not a readable image ({type(exc).__name__}: {exc})")
             return
         mime = PASSTHROUGH.get(img.format or "")
-        if mime:
+        if mime and len(data) <= MAX_IMAGE_BYTES and img.width * img.height <= MAX_IMAGE_PIXELS:
             self.images.add_encoded(data, mime)
         else:
             self.images.add_pil(img)

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from agentic_vision import Agent, InputError
-from agentic_vision.images import prepare_image
+from agentic_vision.inputs import prepare_image
 from agentic_vision.models.gemini import GeminiModel
 from agentic_vision.testing.gemini_server import ScriptedGemini, reply
 from conftest import sample
@@ -92,10 +92,15 @@ def test_bad_inputs_are_refused_with_one_line(data, message):
 
 
 def test_a_decompression_bomb_is_refused_before_decoding():
-    bomb = encode(Image.new("1", (20000, 10000)), "PNG")  # 200 megapixels, a few KiB
-    assert len(bomb) < 100_000
-    with pytest.raises(InputError, match="too large to decode safely"):
+    from large_images import png_claiming
+
+    bomb = png_claiming(60000, 60000)  # 3600 megapixels in a few hundred bytes
+    assert len(bomb) < 1000
+    with pytest.raises(InputError) as info:
         prepare_image(bomb, name="bomb.png")
+    message = str(info.value)
+    assert "60000x60000" in message and "--max-pixels" in message and "max_pixels=" in message
+    assert "\n" not in message
 
 
 def test_a_missing_file_is_refused():

@@ -24,7 +24,8 @@ import time
 from dataclasses import dataclass, field, replace
 
 from ..errors import InputError, ModelError
-from ..images import MODEL_FORMATS, prepare_image, sniff_image
+from ..images import MODEL_FORMATS, sniff_image
+from ..inputs import prepare_image
 from ..loop.agent import Agent
 from ..loop.prompt import TOOL_NAME
 from ..models.base import ToolSpec, Usage

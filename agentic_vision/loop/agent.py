@@ -15,7 +15,8 @@ from typing import Callable, Iterable
 
 from ..errors import InputError, ModelError
 from ..values import Outcome, StopReason
-from ..images import PreparedImage, prepare_image, to_model_image
+from ..images import to_model_image
+from ..inputs import DEFAULT_MAX_PIXELS, PreparedImage, prepare_image
 from ..sandboxing.libraries import available_libraries
 from ..models import get_model
 from ..models.base import Model, ModelImage, ModelTurn, Observation, ToolSpec
@@ -30,6 +31,7 @@ class Settings:
     max_retries: int = 5  # consecutive failed runs after the first, as hosted
     max_steps: int = 12  # model turns that ask for code
     max_image_side: int = 1536  # longest side of any image sent to the model
+    max_pixels: int = DEFAULT_MAX_PIXELS  # largest input image, on the host and inside the sandbox
     max_context_images: int = 12  # observation images kept in context; older ones become a note
     show_images: bool = True  # False: the "blind" ablation, text output only
     guard: bool = True
@@ -127,7 +129,8 @@ class Chat:
             elif not isinstance(source, (str, Path)) and not hasattr(source, "__fspath__"):
                 self._image_count += 1  # bytes or a PIL image: give it a name the code can open
                 name = f"image-{self._image_count}"
-            prepared.append(prepare_image(source, name=name, max_side=self.settings.max_image_side))
+            prepared.append(prepare_image(source, name=name, max_side=self.settings.max_image_side,
+                                          max_pixels=self.settings.max_pixels))
         extra = load_inputs(files)
         names = [p.name for p in prepared] + [f.name for f in extra]
         if len(set(names)) != len(names):
@@ -140,6 +143,7 @@ class Chat:
             inputs=[(f.name, f.data) for f in inputs],
             timeout=self.settings.timeout,
             guard=self.settings.guard,
+            max_pixels=self.settings.max_pixels,
             **self.agent.sandbox_options,
         )
         try:

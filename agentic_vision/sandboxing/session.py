@@ -17,6 +17,7 @@ from typing import Iterable, Protocol, Union
 from ..errors import InputError, SandboxUnavailable
 from ..values import Execution, Image, Outcome
 from ..images import check_output_image
+from ..inputs.images import DEFAULT_MAX_PIXELS
 from .executors import get_executor
 from .runtime_files import library_specs
 from .worker import Worker, WorkerDied
@@ -68,8 +69,10 @@ def load_inputs(inputs: Iterable[InputSpec]) -> list[InputFile]:
 class Session:
     """Runs model code; variables persist between runs until a restart."""
 
-    def __init__(self, executor: Executor, inputs: list[InputFile], timeout: float, guard: bool) -> None:
+    def __init__(self, executor: Executor, inputs: list[InputFile], timeout: float, guard: bool,
+                 max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
         self.executor = executor
+        self.max_pixels = max_pixels
         self.kind = executor.kind
         self.inputs = inputs
         self.timeout = timeout
@@ -83,7 +86,8 @@ class Session:
 
     def _start(self) -> None:
         worker = self.executor.acquire()
-        init = {"op": "init", "files": [f.name for f in self.inputs], "guard": self.guard}
+        init = {"op": "init", "files": [f.name for f in self.inputs], "guard": self.guard,
+                "max_pixels": self.max_pixels}
         try:
             self._request(worker, init, [f.data for f in self.inputs], "initialized", "take the input files")
         except SandboxUnavailable:
@@ -248,16 +252,21 @@ def open_session(
     timeout: float = DEFAULT_TIMEOUT,
     *,
     guard: bool = True,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
     **options,
 ) -> Session:
     """Opens a sandbox session with the input files in its working directory.
 
     ``sandbox`` is "local" (bubblewrap), "docker", or "auto" (Docker when an
     engine answers and the sandbox image is built, otherwise local).
+    ``max_pixels`` is PIL's decompression-bomb limit inside (``Image.open``
+    of a larger image fails there as it does for inputs on the host).
     Raises ``SandboxUnavailable`` when the sandbox cannot start and
     ``InputError`` for unusable inputs; errors in model code are results.
     """
     if timeout <= 0:
         raise InputError("timeout must be a positive number of seconds")
     files = load_inputs(inputs)
-    return Session(get_executor(sandbox, **options), files, float(timeout), guard)
+    if max_pixels < 1:
+        raise InputError("max_pixels must be a positive number of pixels")
+    return Session(get_executor(sandbox, **options), files, float(timeout), guard, int(max_pixels))
