@@ -40,6 +40,7 @@ if HERE not in sys.path:
 
 import protocol  # noqa: E402
 import returned  # noqa: E402
+import tracebacks  # noqa: E402
 
 OUTPUT_LIMIT = int(os.environ.get("AGENTIC_VISION_OUTPUT_LIMIT", 64 * 1024))
 MAX_IMAGES = int(os.environ.get("AGENTIC_VISION_MAX_IMAGES", 10))
@@ -542,10 +543,9 @@ class Runtime:
             exec(compiled, self.namespace)
         except SystemExit as exc:
             return "OUTCOME_FAILED", f"SystemExit: {exc.code}\n"
-        except BaseException:
-            etype, value, tb = sys.exc_info()
-            # Hide this file's frame: the model should see only its own code.
-            return "OUTCOME_FAILED", "".join(traceback.format_exception(etype, value, tb.tb_next))
+        except BaseException as exc:
+            # Only the model's own frames and the library frames below them.
+            return "OUTCOME_FAILED", tracebacks.format_for_model(exc, code)
         return "OUTCOME_OK", ""
 
     def run(self, header: dict) -> None:
