@@ -212,8 +212,10 @@ def test_existing_results_need_resume(tmp_path):
     assert result.exit_code == 2 and "pass --resume" in result.output
     assert (out / "run.json").read_text() == '{"model": "earlier"}'  # untouched
     # Resuming with another model is refused too: one results file, one model.
-    result = CliRunner().invoke(bench_command, ["--suite", str(make_suite(tmp_path)), "--out", str(out),
-                                                "--modes", "direct", "--quiet", "--resume"], env={"GEMINI_API_KEY": "k"})
+    with ScriptedGemini([]) as server:  # the API must answer before a run starts
+        result = CliRunner().invoke(bench_command, ["--suite", str(make_suite(tmp_path)), "--out", str(out),
+                                                    "--modes", "direct", "--quiet", "--resume"],
+                                    env={"GEMINI_API_KEY": "k", "GOOGLE_GEMINI_BASE_URL": server.url})
     assert result.exit_code == 2 and "holds results of model 'earlier'" in result.output
     assert bench_command.name == "bench"
 

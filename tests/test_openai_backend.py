@@ -20,7 +20,7 @@ import skimage.data
 from PIL import Image
 
 from agentic_vision.loop.agent import Agent
-from agentic_vision.errors import InputError
+from agentic_vision.errors import InputError, ModelError
 from agentic_vision.models import get_model
 from agentic_vision.models.openai_compat import DEFAULTS, OpenAIModel, ollama_base_url
 from agentic_vision.loop.prompt import TOOL_NAME
@@ -296,12 +296,13 @@ def test_images_are_downscaled_to_max_image_side():
 # -- errors --------------------------------------------------------------------------------
 
 
-def test_connection_refused_names_the_url():
+def test_connection_refused_names_the_url_before_any_sandbox_starts():
     url = f"http://127.0.0.1:{closed_port()}/v1"
-    result = Agent(model=f"openai:{MODEL}", model_options={"base_url": url, "retries": 0},
-                   sandbox="local").run("How many coins?", images=[COINS])
-    assert result.stop_reason == "model_error"
-    assert result.error == f"cannot reach {url}: is the server running?"
+    agent = Agent(model=f"openai:{MODEL}", model_options={"base_url": url, "retries": 0}, sandbox="local")
+    with pytest.raises(ModelError) as info:
+        agent.run("How many coins?", images=[COINS])
+    assert str(info.value) == (f"cannot reach the model API at {url}: Connection refused "
+                               "(check --base-url / OPENAI_BASE_URL)")
 
 
 def test_429_then_success_is_retried_by_the_sdk():
@@ -371,10 +372,10 @@ def test_ollama_name_routes_to_ollama_host(monkeypatch):
 def test_ollama_not_running(monkeypatch):
     port = closed_port()
     monkeypatch.setenv("OLLAMA_HOST", f"127.0.0.1:{port}")
-    result = Agent(model="ollama:qwen2.5vl", model_options={"retries": 0}, sandbox="local").run(
-        "What is this?", images=[COINS])
-    assert result.stop_reason == "model_error"
-    assert result.error == f"cannot reach http://127.0.0.1:{port}/v1: is the server running?"
+    agent = Agent(model="ollama:qwen2.5vl", model_options={"retries": 0}, sandbox="local")
+    with pytest.raises(ModelError, match=rf"cannot reach the model API at http://127.0.0.1:{port}/v1: "
+                                         r"Connection refused \(check OLLAMA_HOST, or start the server: ollama serve\)"):
+        agent.run("What is this?", images=[COINS])
 
 
 @pytest.mark.parametrize("host, url", [

@@ -15,18 +15,22 @@ import os
 import threading
 from dataclasses import dataclass, field
 
+import httpx2
 from google import genai
 from google.genai import errors, types
 from PIL import Image as PILImage
 
 from ..errors import InputError, ModelError
 from ..values import Outcome
+from . import thinking as thinking_levels
 from .base import Model, ModelImage, ModelTurn, Observation, ToolCall, ToolSpec, Usage, elided_note, refusal_message
+from .reach import check_reachable
 
 IMAGE_DELIVERY = ("auto", "function_response", "parts")
 # Google's documented placeholder for a function call whose real signature is gone
 # (a history rebuilt from other parts); Gemini 3 accepts it where one is required.
 DUMMY_SIGNATURE = b"skip_thought_signature_validator"
+DEFAULT_URL = "https://generativelanguage.googleapis.com/"
 
 
 def usage_of(response: types.GenerateContentResponse) -> Usage:
@@ -93,9 +97,11 @@ class GeminiModel(Model):
             raise InputError(f"image_delivery must be one of {', '.join(IMAGE_DELIVERY)}")
         self.name = name
         self._client = client
+        self._client_given = client is not None
+        self._checked = False
         self._client_lock = threading.Lock()
         self._client_args = dict(api_key=api_key, base_url=base_url, retries=retries, retry_delay=retry_delay)
-        self.thinking = thinking
+        self.thinking = thinking_levels.check(name, thinking)
         self.image_delivery = image_delivery
         self.media_resolution = media_resolution
         self.temperature = temperature
@@ -111,17 +117,28 @@ class GeminiModel(Model):
                 self._client = make_client(**self._client_args)
             return self._client
 
+    @property
+    def api_url(self) -> tuple[str, str]:
+        """(URL, the setting that chose it) of the API this model talks to."""
+        if self._client_args["base_url"]:
+            return self._client_args["base_url"], "base_url"
+        if os.environ.get("GOOGLE_GEMINI_BASE_URL"):
+            return os.environ["GOOGLE_GEMINI_BASE_URL"], "GOOGLE_GEMINI_BASE_URL"
+        return DEFAULT_URL, "the network connection (or set GOOGLE_GEMINI_BASE_URL)"
+
     def check_ready(self) -> None:
-        """Fails early (InputError) when no key is configured."""
+        """Fails early, before any sandbox starts: no key (InputError), an API
+        nothing answers at (ModelError, within seconds)."""
         _ = self.client
+        if self._checked or self._client_given:
+            return
+        vertex = os.environ.get("GOOGLE_GENAI_USE_VERTEXAI", "").lower() in ("1", "true")
+        if not vertex:
+            check_reachable(*self.api_url)
+        self._checked = True
 
     def thinking_config(self) -> types.ThinkingConfig | None:
-        if self.thinking in (None, "off", "none"):
-            return None
-        config = types.ThinkingConfig(include_thoughts=True)
-        if self.thinking not in ("default", "on"):
-            config.thinking_level = self.thinking.upper()
-        return config
+        return thinking_levels.config(self.name, self.thinking)
 
     def config(self, system: str | None, tools: list[types.Tool], allow_tools: bool = True) -> types.GenerateContentConfig:
         config = types.GenerateContentConfig(
@@ -132,7 +149,7 @@ class GeminiModel(Model):
             temperature=self.temperature,
         )
         if self.media_resolution:
-            config.media_resolution = f"MEDIA_RESOLUTION_{self.media_resolution.upper()}"
+            config.media_resolution = types.MediaResolution(f"MEDIA_RESOLUTION_{self.media_resolution.upper()}")
         if self.overrides is not None:
             for name in self.overrides.model_fields_set - {"tools", "tool_config", "automatic_function_calling"}:
                 setattr(config, name, getattr(self.overrides, name))
@@ -150,8 +167,9 @@ class GeminiModel(Model):
             return self._stream(contents, config, on_text)
         except errors.APIError as exc:
             raise ModelError(describe_api_error(exc, self.name, self._client_args["retries"])) from exc
-        except (OSError, ValueError) as exc:  # connection refused, timeouts, bad responses
-            raise ModelError(f"cannot reach the model API: {exc}") from exc
+        except (OSError, ValueError, httpx2.HTTPError) as exc:  # connection refused, timeouts, bad responses
+            detail = " ".join(f"{type(exc).__name__}: {exc}".split())
+            raise ModelError(f"cannot reach the model API at {self.api_url[0]}: {detail}") from exc
 
     def _stream(self, contents, config, on_text) -> types.GenerateContentResponse:
         parts, last = [], None

@@ -27,6 +27,7 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+import httpx2
 import openai
 from PIL import Image as PILImage
 
@@ -34,6 +35,7 @@ from ..errors import InputError, ModelError
 from ..images import encode_for_model
 from ..values import Outcome
 from .base import Model, ModelImage, ModelTurn, Observation, ToolCall, ToolSpec, Usage, elided_note, refusal_message
+from .reach import check_reachable
 
 TOOL_PROTOCOLS = ("auto", "native", "text")
 OPENAI_URL = "https://api.openai.com/v1"
@@ -252,6 +254,7 @@ class OpenAIModel(Model):
         self.extra_body = dict(extra_body or {})
         self._api_key = api_key
         self._client = client
+        self._checked = False
         # "auto" learns once that the server refuses tools; later conversations start in text.
         self.learned_protocol: str | None = None
 
@@ -281,13 +284,23 @@ class OpenAIModel(Model):
     @property
     def client(self) -> openai.OpenAI:
         if self._client is None:
+            # A short connect timeout: a server that is not there is known in seconds.
+            timeout = httpx2.Timeout(self.timeout_s, connect=min(10.0, self.timeout_s))
             self._client = openai.OpenAI(api_key=self.api_key(), base_url=self.base_url,
-                                         max_retries=self.retries, timeout=self.timeout_s)
+                                         max_retries=self.retries, timeout=timeout)
         return self._client
 
     def check_ready(self) -> None:
-        """Fails early (InputError) when api.openai.com is used without a key."""
+        """Fails early, before any sandbox starts: api.openai.com without a key
+        (InputError), a server nothing answers at (ModelError, within seconds)."""
+        given = self._client is not None
         _ = self.client
+        if given or self._checked:
+            return
+        setting = {"ollama": "OLLAMA_HOST, or start the server: ollama serve", "openai": "the network connection",
+                   "server": "--base-url / OPENAI_BASE_URL"}[self.kind]
+        check_reachable(self.base_url, setting)
+        self._checked = True
 
     def start(self, system: str, tool: ToolSpec) -> "OpenAIConversation":
         return OpenAIConversation(self, system, tool)
