@@ -21,7 +21,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from functools import lru_cache
@@ -51,15 +50,23 @@ def weak_sandbox_allowed() -> bool:
 ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "fonts", "localtime", "alternatives", "mime.types")
 
 
+SETUP_HINT = ("the local sandbox's library environment is not set up: run 'agentic-vision sandbox setup' "
+              "(once, a few minutes) or use --sandbox docker")
+
+
 def sandbox_python() -> Path:
-    """The interpreter that runs inside: the dedicated environment when built."""
+    """The interpreter that runs inside: the dedicated environment.
+
+    Never the host's own interpreter as a fall-back: the model would be told
+    of libraries that are not there (AGENTIC_VISION_SANDBOX_PYTHON chooses
+    another one explicitly)."""
     override = os.environ.get("AGENTIC_VISION_SANDBOX_PYTHON")
     if override:
         return Path(override)
     env = sandbox_env_dir()
-    if (env / "agentic-vision-requirements.sha256").exists():  # complete, see sandbox_env
+    if (env / "agentic-vision-requirements.sha256").exists():  # complete, see environment.build_env
         return env / "bin" / "python"
-    return Path(sys.executable)
+    raise SandboxUnavailable(SETUP_HINT)
 
 
 @lru_cache(maxsize=None)

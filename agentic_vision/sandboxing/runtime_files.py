@@ -19,9 +19,23 @@ CHECKOUT = RUNTIME_DIR.parent  # holds Dockerfile.sandbox when this is a source 
 
 @lru_cache(maxsize=None)
 def library_specs() -> list[dict]:
-    """[{"name", "import", "distribution"}] for the 37 libraries of the hosted environment."""
+    """[{"name", "import", "distribution", "hosted"}]: the 37 libraries of the hosted
+    environment (hosted True), then the extras this sandbox adds (pypdfium2)."""
     data = json.loads((RUNTIME_DIR / "libraries.json").read_text())
-    return [{k: entry[k] for k in ("name", "import", "distribution")} for entry in data]
+    return [{**{k: entry[k] for k in ("name", "import", "distribution")}, "hosted": entry.get("hosted", True)}
+            for entry in data]
+
+
+def hosted_names() -> set[str]:
+    return {spec["name"] for spec in library_specs() if spec["hosted"]}
+
+
+def library_summary(report: dict) -> str:
+    """"37 of the hosted 37 libraries import, plus pypdfium2" for a libraries report."""
+    hosted = hosted_names()
+    have = sum(1 for name, status in report.items() if name in hosted and status.get("available"))
+    extras = [name for name, status in report.items() if name not in hosted and status.get("available")]
+    return f"{have} of the hosted {len(hosted)} libraries import" + (f", plus {', '.join(extras)}" if extras else "")
 
 
 def requirements_file() -> Path:
