@@ -28,6 +28,7 @@ class StopReason(StrEnum):
     MAX_STEPS = "max_steps"  # the limit of code turns; the model was told to answer
     RETRIES_EXHAUSTED = "retries_exhausted"  # too many failed runs in a row; told to answer
     MODEL_ERROR = "model_error"  # the model API refused for good
+    INTERRUPTED = "interrupted"  # Ctrl-C; the result so far is kept (ask --trace writes it)
     # Only the benchmark's episodes end these ways:
     NO_ANSWER = "no_answer"  # the model finished but wrote no text
     INPUT_ERROR = "input_error"  # the task's inputs could not be used

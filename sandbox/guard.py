@@ -86,7 +86,10 @@ STDLIB_MODULES = frozenset({
     "zipfile", "zlib", "zoneinfo",
 })
 
-DEFAULT_ALLOWED_MODULES: frozenset[str] = GEMINI_MODULES | STDLIB_MODULES
+# Beyond the hosted list (sandbox/libraries.json, "hosted": false): the PDF renderer.
+EXTRA_MODULES = frozenset({"pypdfium2"})
+
+DEFAULT_ALLOWED_MODULES: frozenset[str] = GEMINI_MODULES | EXTRA_MODULES | STDLIB_MODULES
 
 # Submodules of allowed packages that load native code or run programs.
 DENIED_SUBMODULES = frozenset({

@@ -16,13 +16,15 @@ from typing import Callable, Iterable
 from ..errors import InputError, ModelError
 from ..values import Outcome, StopReason
 from ..images import to_model_image
-from ..inputs import DEFAULT_MAX_PIXELS, PreparedImage, prepare_image
+from ..inputs import DEFAULT_MAX_PIXELS
+from ..inputs.sources import InputOptions, Inputs, prepare_inputs
+from ..inputs.urls import MAX_BYTES, TIMEOUT
 from ..sandboxing.libraries import available_libraries
 from ..models import get_model
 from ..models.base import Model, ModelImage, ModelTurn, Observation, ToolSpec
 from .prompt import NO_MORE_CODE, SYSTEM, TOOL_NAME, tool_description
 from .result import AgentResult, Step, Timings, Turn
-from ..sandboxing.session import InputFile, Session, load_inputs, open_session
+from ..sandboxing.session import InputFile, Session, open_session
 
 
 @dataclass
@@ -32,6 +34,9 @@ class Settings:
     max_steps: int = 12  # model turns that ask for code
     max_image_side: int = 1536  # longest side of any image sent to the model
     max_pixels: int = DEFAULT_MAX_PIXELS  # largest input image, on the host and inside the sandbox
+    pages: str | int | None = None  # PDF pages shown ("3", "2-5"); None: the first few
+    max_download_bytes: int = MAX_BYTES  # inputs given as URLs
+    download_timeout: float = TIMEOUT
     max_context_images: int = 12  # observation images kept in context; older ones become a note
     show_images: bool = True  # False: the "blind" ablation, text output only
     guard: bool = True
@@ -102,6 +107,7 @@ class Chat:
         self.conversation = None
         self.results: list[AgentResult] = []
         self._image_count = 0
+        self._running: Step | None = None
 
     def __enter__(self) -> "Chat":
         return self
@@ -120,22 +126,13 @@ class Chat:
 
     # -- inputs -----------------------------------------------------------------
 
-    def _prepare(self, images: Iterable, files: Iterable) -> tuple[list[PreparedImage], list[InputFile]]:
-        prepared = []
-        for source in images:
-            name = None
-            if isinstance(source, tuple):  # (name, bytes)
-                name, source = source
-            elif not isinstance(source, (str, Path)) and not hasattr(source, "__fspath__"):
-                self._image_count += 1  # bytes or a PIL image: give it a name the code can open
-                name = f"image-{self._image_count}"
-            prepared.append(prepare_image(source, name=name, max_side=self.settings.max_image_side,
-                                          max_pixels=self.settings.max_pixels))
-        extra = load_inputs(files)
-        names = [p.name for p in prepared] + [f.name for f in extra]
-        if len(set(names)) != len(names):
-            raise InputError("two inputs share a file name; rename one")
-        return prepared, extra
+    def _prepare(self, images: Iterable, files: Iterable) -> Inputs:
+        s = self.settings
+        options = InputOptions(max_side=s.max_image_side, max_pixels=s.max_pixels, pages=s.pages,
+                               max_download_bytes=s.max_download_bytes, download_timeout=s.download_timeout)
+        inputs = prepare_inputs(list(images), list(files), options, unnamed_start=self._image_count)
+        self._image_count = inputs.unnamed
+        return inputs
 
     def _open(self, inputs: list[InputFile]) -> Session:
         session = open_session(
@@ -153,9 +150,8 @@ class Chat:
             raise
         return session
 
-    def _start_conversation(self, inputs: list[InputFile], prepared: list[PreparedImage]) -> None:
-        notes = {p.name: f"{p.width}x{p.height} image" for p in prepared}
-        listing = [(f.name, len(f.data), notes.get(f.name, "")) for f in inputs]
+    def _start_conversation(self, inputs: Inputs) -> None:
+        listing = [(f.name, len(f.data), inputs.notes.get(f.name, "")) for f in inputs.files]
         libraries = available_libraries(self.session)
         tool = ToolSpec(TOOL_NAME, tool_description(listing, libraries, self.settings.timeout))
         self.conversation = self.agent.model.start(self.settings.system, tool)
@@ -170,31 +166,46 @@ class Chat:
         history = list(history)
         if history and self.session is not None:
             raise InputError("a history can only start a chat")
-        self.agent.model.check_ready()  # no API key: fail before a sandbox starts
+        self.agent.model.check_ready()  # no API key, no API: fail before a sandbox starts
         past = [source for entry in history if isinstance(entry, PastUser) for source in entry.images]
-        prepared, extra = self._prepare([*past, *images], files)
-        inputs = [InputFile(p.name, p.sandbox_data) for p in prepared] + extra
-        prepared_past, prepared = prepared[: len(past)], prepared[len(past):]
+        past_inputs = self._prepare(past, [])  # the replayed turns' images go into the sandbox too
+        inputs = self._prepare(images, files)
+        shown = {p.name for p in inputs.images}
+        everything = Inputs(past_inputs.images + inputs.images, past_inputs.files + inputs.files,
+                            {**past_inputs.notes, **inputs.notes})
+        names = [f.name for f in everything.files]
+        if len(set(names)) != len(names):
+            raise InputError("two inputs share a file name; rename one")
         started = time.perf_counter()
         timings = Timings()
         text = question
         if self.session is None:
             t = time.perf_counter()
-            self.session = self._open(inputs)
-            self._start_conversation(inputs, prepared_past + prepared)
+            self.session = self._open(everything.files)
+            self._start_conversation(everything)
             timings.sandbox_s += time.perf_counter() - t
-            self._replay(history, iter(prepared_past))
-        elif inputs:
-            self.session.add_inputs([(f.name, f.data) for f in inputs])
-            text = f"{question}\n\n(New files in the working directory: {', '.join(f.name for f in inputs)}.)"
-        self.conversation.add_user(text, [p.model for p in prepared])
+            self._replay(history, iter(past_inputs.images))
+        elif inputs.files:
+            self.session.add_inputs([(f.name, f.data) for f in inputs.files])
+            text = f"{question}\n\n(New files in the working directory: {', '.join(f.name for f in inputs.files)}.)"
+        if inputs.messages:
+            text += "\n\n" + "\n".join(f"({m})" for m in inputs.messages)
+        self.conversation.add_user(text, [p.model for p in inputs.images])
         result = AgentResult(
             question=question, answer=None, stop_reason=StopReason.ANSWERED, model=self.agent.model.name,
-            sandbox=self.session.kind, timings=timings, inputs=[p.model for p in prepared],
-            files=[f.name for f in extra],
+            sandbox=self.session.kind, timings=timings, inputs=[p.model for p in inputs.images],
+            files=[f.name for f in inputs.files if f.name not in shown],
         )
+        self._running: Step | None = None
         try:
             self._loop(result)
+        except KeyboardInterrupt:
+            # Ctrl-C: the result so far stays in self.results, marked, with the run
+            # that was going on (a trace of it can still be written).
+            result.stop_reason = StopReason.INTERRUPTED
+            if self._running is not None and result.turns:
+                result.turns[-1].steps.append(self._running)
+            raise
         finally:
             timings.wall_s = time.perf_counter() - started
             self.results.append(result)
@@ -267,7 +278,9 @@ class Chat:
             self._emit("step", number=number, step=step, call=call)
             return step, Observation(call, Outcome.FAILED, call.error)
         self._emit("code", number=number, code=call.code, call=call)
+        self._running = Step(call.code, Outcome.FAILED, "[interrupted (Ctrl-C) while this ran]")
         execution = self.session.run(call.code)
+        self._running = None
         step = Step(call.code, execution.outcome, execution.output, execution.images, execution.duration_s)
         self._emit("step", number=number, step=step, call=call)
         output = execution.output
