@@ -89,7 +89,7 @@ OUTCOME_LABELS = {
     Outcome.DEADLINE_EXCEEDED: ("DEADLINE EXCEEDED", "warn"),
 }
 STOPS = {StopReason.ANSWERED: "ok", StopReason.MAX_STEPS: "warn", StopReason.RETRIES_EXHAUSTED: "warn",
-         StopReason.MODEL_ERROR: "bad"}
+         StopReason.MODEL_ERROR: "bad", StopReason.INTERRUPTED: "bad"}
 _BUILTINS = frozenset(dir(builtins))
 
 

@@ -74,7 +74,8 @@ def test_bad_image_is_one_line_and_exit_2(tmp_path, bad, message):
     path = tmp_path / bad
     if bad.endswith(".txt"):
         path.write_text("hello")
-    result = ask(str(path), "What is it?")
+    with ScriptedGemini([]) as server:
+        result = ask(str(path), "What is it?", server=server)
     assert result.returncode == 2
     assert message in result.stderr and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
 

@@ -42,7 +42,7 @@ def test_failed_code_exits_1_with_the_traceback_on_stdout(tmp_path):
     result = cli("exec", "--out", str(tmp_path), "raise ValueError('bad pixel')")
     assert result.returncode == 1
     assert "ValueError: bad pixel" in result.stdout
-    assert result.stderr.strip() == "agentic-vision: OUTCOME_FAILED"
+    assert result.stderr.strip().splitlines() == ["sandbox: local", "agentic-vision: OUTCOME_FAILED"]
 
 
 def test_timeout_exits_1_and_says_so(tmp_path):

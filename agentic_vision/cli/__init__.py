@@ -8,15 +8,20 @@ usage or input, 3 the sandbox is unavailable.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
 import click
 
 from ..errors import AgenticVisionError
+from ..inputs import DEFAULT_MAX_PIXELS
+from ..inputs.pdf import parse_pages
+from ..inputs.urls import is_url
 from ..loop.agent import Agent
 from ..sandboxing.environment import build_env, env_is_current
 from ..sandboxing.executors import get_executor
+from ..sandboxing.runtime_files import library_summary
 from ..sandboxing.session import Session, open_session
 from ..trace import write_trace
 from .bench import bench_command
@@ -24,7 +29,11 @@ from .docker import build_command, check_command, docker_info, engine_line
 from .exits import EXIT_FAILED, EXIT_USAGE, exit_status, fail, file_error
 from .mcp import mcp_command
 from .progress import Progress
+from .readiness import choose_sandbox
 from .serve import serve_command
+from .spinner import Spinner
+
+THINKING_LEVELS = ("default", "off", "minimal", "low", "medium", "high")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -52,10 +61,12 @@ def write_images(images, out_dir: Path, stem: str = "image") -> list[Path]:
 
 @cli.command("exec")
 @click.argument("code")
-@click.option("--sandbox", type=click.Choice(["local", "docker", "auto"]), default="local", show_default=True,
-              envvar="AGENTIC_VISION_SANDBOX", help="Where the code runs.")
+@click.option("--sandbox", type=click.Choice(["auto", "local", "docker"]), default="auto", show_default=True,
+              envvar="AGENTIC_VISION_SANDBOX", help="Where the code runs (auto: Docker when ready, else local).")
 @click.option("--input", "inputs", multiple=True, type=click.Path(dir_okay=False),
               help="A file to put in the working directory (repeatable).")
+@click.option("--max-pixels", type=click.IntRange(min=1), default=None,
+              help="PIL's image size limit inside, in pixels (default 200 million).")
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True, help="Seconds before the run is stopped.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="agentic-vision-out", show_default=True,
               help="Where images the code produced are written.")
@@ -63,15 +74,18 @@ def write_images(images, out_dir: Path, stem: str = "image") -> list[Path]:
 @click.option("--no-guard", is_flag=True, help="Skip the RestrictedPython first-pass guard (the OS sandbox still holds).")
 @click.option("--docker-host", default=None, metavar="URL",
               help="Docker engine for --sandbox docker/auto (default: DOCKER_HOST, the Docker context, the local socket).")
-def exec_command(code, sandbox, inputs, timeout, out_dir, as_json, no_guard, docker_host) -> None:
+def exec_command(code, sandbox, inputs, max_pixels, timeout, out_dir, as_json, no_guard, docker_host) -> None:
     """Run CODE (or - for stdin) in a fresh sandbox session."""
     if code == "-":
         code = sys.stdin.read()
     for path in inputs:
         if not Path(path).is_file():
             fail(f"input file not found: {path}", EXIT_USAGE)
-    with open_session(sandbox, inputs=inputs, timeout=timeout, guard=not no_guard, pool_size=0,
-                      docker_host=docker_host) as session:
+    kind = choose_sandbox(sandbox, quiet=as_json, docker_host=docker_host)
+    with open_session(kind, inputs=inputs, timeout=timeout, guard=not no_guard, pool_size=0,
+                      max_pixels=max_pixels or DEFAULT_MAX_PIXELS, docker_host=docker_host) as session:
+        if not as_json:
+            click.secho(f"sandbox: {kind}", err=True, dim=True)
         result = session.run(code)
     try:
         paths = write_images(result.images, Path(out_dir))
@@ -79,6 +93,7 @@ def exec_command(code, sandbox, inputs, timeout, out_dir, as_json, no_guard, doc
         raise file_error(exc) from None
     if as_json:
         click.echo(json.dumps({
+            "sandbox": kind,
             "outcome": result.outcome,
             "output": result.output,
             "images": [
@@ -100,10 +115,9 @@ def exec_command(code, sandbox, inputs, timeout, out_dir, as_json, no_guard, doc
 
 
 @cli.command("ask")
-@click.argument("image", type=click.Path(dir_okay=False))
-@click.argument("question")
-@click.option("--image", "more_images", multiple=True, type=click.Path(dir_okay=False), help="Another image (repeatable).")
-@click.option("--file", "files", multiple=True, type=click.Path(dir_okay=False), help="A data file for the code, e.g. CSV (repeatable).")
+@click.argument("args", nargs=-1, required=True, metavar="IMAGE... QUESTION")
+@click.option("--image", "more_images", multiple=True, help="Another image, folder, PDF or URL (repeatable).")
+@click.option("--file", "files", multiple=True, help="A data file for the code, e.g. CSV, or its URL (repeatable).")
 @click.option("--model", default="gemini-3-flash-preview", show_default=True, envvar="AGENTIC_VISION_MODEL",
               help="gemini-…, openai:NAME or ollama:NAME.")
 @click.option("--base-url", default=None, help="Server for openai:/ollama: models (or OPENAI_BASE_URL).")
@@ -113,32 +127,54 @@ def exec_command(code, sandbox, inputs, timeout, out_dir, as_json, no_guard, doc
               help="Docker engine for --sandbox docker/auto (default: DOCKER_HOST, the Docker context, the local socket).")
 @click.option("--max-steps", type=click.IntRange(min=1), default=12, show_default=True)
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True, help="Seconds per code run.")
-@click.option("--thinking", default="default", show_default=True, help="Thinking level: default, low, medium, high, minimal or off.")
+@click.option("--thinking", type=click.Choice(THINKING_LEVELS, case_sensitive=False), default="default",
+              show_default=True, help="Gemini's thinking (off: the model's lowest; see the README).")
+@click.option("--max-pixels", type=click.IntRange(min=1), default=None,
+              help="Largest input image in pixels, on the host and inside the sandbox (default 200 million).")
+@click.option("--page", "pages", default=None, metavar="N|A-B|LIST",
+              help="PDF pages to show (e.g. 3, 2-5, 1,4); default: the first 3.")
+@click.option("--no-guard", is_flag=True, help="Skip the RestrictedPython first-pass guard (the OS sandbox still holds).")
 @click.option("--trace", "trace_path", type=click.Path(dir_okay=False), default=None, help="Write an HTML trace here.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the answer.")
 @click.option("--quiet", is_flag=True, help="No progress on stderr.")
-def ask_command(image, question, more_images, files, model, base_url, sandbox, docker_host, max_steps, timeout, thinking,
-                trace_path, as_json, quiet) -> None:
-    """Ask QUESTION about IMAGE; the model may run code on it before it answers."""
-    for path in (image, *more_images, *files):
-        if not Path(path).is_file():
+def ask_command(args, more_images, files, model, base_url, sandbox, docker_host, max_steps, timeout, thinking,
+                max_pixels, pages, no_guard, trace_path, as_json, quiet) -> None:
+    """Ask QUESTION about IMAGE (files, folders, PDFs or URLs; several allowed); the model
+    may run code on them before it answers.  QUESTION - reads it from stdin."""
+    images, question = list(args[:-1]) + list(more_images), args[-1]
+    if pages is not None:
+        parse_pages(pages, 10**9, "")  # the syntax now; the page count once the PDF is read
+    if not images:
+        raise click.UsageError("give at least one image (a file, folder, PDF or URL) before the question")
+    if question == "-":
+        question = sys.stdin.read().strip()
+    for path in [*images, *files]:
+        if not is_url(path) and not Path(path).exists():
             fail(f"file not found: {path}", EXIT_USAGE)
     options = {}
-    if thinking != "default":
-        options["thinking"] = thinking
+    if thinking.lower() != "default":
+        if model.startswith(("openai:", "ollama:")):
+            fail("--thinking is a Gemini setting; for openai:/ollama: models set the reasoning on the server", EXIT_USAGE)
+        options["thinking"] = thinking.lower()
     if base_url:
         options["base_url"] = base_url
+    progress = Progress(not quiet and not as_json)
     agent = Agent(model=model, sandbox=sandbox, model_options=options, max_steps=max_steps, timeout=timeout,
                   sandbox_options={"docker_host": docker_host} if docker_host else None,
-                  on_event=Progress(not quiet and not as_json))
-    result = agent.run(question, images=[image, *more_images], files=files)
-    if trace_path:
+                  on_event=progress, guard=not no_guard, max_pixels=max_pixels or DEFAULT_MAX_PIXELS, pages=pages)
+    agent.model.check_ready()  # key and API before any sandbox starts or is set up
+    agent.sandbox = choose_sandbox(sandbox, quiet=quiet or as_json, docker_host=docker_host)
+    with agent.chat() as chat:
         try:
-            write_trace(result, trace_path)
-        except OSError as exc:
-            raise file_error(exc) from None
-        if not quiet:
-            click.echo(f"trace written to {trace_path}", err=True)
+            result = chat.send(question, images=images, files=files)
+        except KeyboardInterrupt:
+            partial = chat.results[-1] if chat.results else None
+            if trace_path and partial is not None:
+                _write_trace(partial, trace_path, quiet=True)
+                fail(f"interrupted; the trace so far is in {trace_path}", 130)
+            raise
+    if trace_path:
+        _write_trace(result, trace_path, quiet)
     if as_json:
         click.echo(json.dumps(result.as_dict()))
     elif result.answer:
@@ -148,6 +184,15 @@ def ask_command(image, question, more_images, files, model, base_url, sandbox, d
     elif not result.answer:
         click.echo(f"agentic-vision: stopped without an answer ({result.stop_reason})", err=True)
     sys.exit(0 if result.answer else EXIT_FAILED)
+
+
+def _write_trace(result, trace_path: str, quiet: bool) -> None:
+    try:
+        write_trace(result, trace_path)
+    except OSError as exc:
+        raise file_error(exc) from None
+    if not quiet:
+        click.echo(f"trace written to {trace_path}", err=True)
 
 
 # -- sandbox ----------------------------------------------------------------------------
@@ -174,9 +219,10 @@ def sandbox_setup(python, quiet) -> None:
               help="Docker engine to describe (default: DOCKER_HOST, the Docker context, the local socket).")
 def sandbox_info(as_json, docker_host) -> None:
     """Show the local sandbox (interpreter, limits, libraries) and the Docker engine the Docker sandbox would use."""
-    executor = get_executor("local", pool_size=0)
-    with Session(executor, [], 300, guard=False) as session:
-        libraries = session.libraries
+    with Spinner("starting the local sandbox and importing every library", enabled=not as_json):
+        executor = get_executor("local", pool_size=0)
+        with Session(executor, [], 300, guard=False) as session:
+            libraries = session.libraries
     info = {
         "interpreter": str(executor.python),
         "limits": executor.limits.as_dict(),
@@ -190,8 +236,7 @@ def sandbox_info(as_json, docker_host) -> None:
     click.echo(f"interpreter: {info['interpreter']}")
     for what, how in info["enforcement"].items():
         click.echo(f"{what:>18}: {how}")
-    have = sum(1 for v in libraries.values() if v["available"])
-    click.echo(f"libraries: {have} of {len(libraries)} available")
+    click.echo(f"libraries: {library_summary(libraries)}")
     for name, status in libraries.items():
         click.echo(f"  {name:<28} {status.get('version') or 'missing: ' + status.get('error', '')}")
     docker = info["docker"]
@@ -225,3 +270,14 @@ def main() -> None:
         fail("interrupted", 130)
     except BrokenPipeError:
         sys.exit(EXIT_FAILED)
+    except OSError as exc:  # a trace or output path that cannot be written, a full disk...
+        where = f": {exc.filename}" if exc.filename else ""
+        fail(f"{exc.strerror or exc}{where}", EXIT_USAGE if exc.filename else EXIT_FAILED)
+    except MemoryError:
+        fail("out of memory: try a smaller image (--max-pixels) or fewer at once", EXIT_FAILED)
+    except Exception as exc:  # a bug: still one line, the traceback on request
+        if os.environ.get("AGENTIC_VISION_DEBUG") == "1":
+            raise
+        detail = " ".join(str(exc).split())[:300]
+        fail(f"internal error: {type(exc).__name__}: {detail} (AGENTIC_VISION_DEBUG=1 shows the traceback; "
+             "please report it)", EXIT_FAILED)

@@ -13,11 +13,11 @@ from ..errors import SandboxUnavailable
 AUTO_SETUP = "AGENTIC_VISION_AUTO_SETUP"  # ./av sets it: a checkout sets itself up
 
 
-def choose_sandbox(kind: str, quiet: bool) -> str:
+def choose_sandbox(kind: str, quiet: bool, docker_host: str | None = None) -> str:
     """The sandbox kind to use ("auto" resolved), with the local environment ready."""
     from ..sandboxing.executors import resolve_kind
 
-    resolved = resolve_kind(kind)
+    resolved = resolve_kind(kind, docker_host)
     if resolved == "local":
         ensure_local_env(quiet)
     return resolved
