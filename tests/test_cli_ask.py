@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -129,3 +131,94 @@ def test_a_trace_that_cannot_be_written_is_one_line_and_exit_2(tmp_path):
                      "--quiet", server=server)
     assert result.returncode == 2
     assert result.stderr == f"agentic-vision: {blocker}: File exists; check the path and its permissions\n"
+
+
+# -- inputs and first-run failures, as a user meets them --------------------------------------
+
+
+def test_question_from_stdin_and_several_images_and_a_folder(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(sample("coins.png").read_bytes())
+    (folder / "b.jpg").write_bytes(sample("rocket.jpg").read_bytes())
+    (folder / "notes.txt").write_text("not an image")
+    code = "import os\nprint(sorted(f for f in os.listdir('.') if not f.startswith('.')))"
+    script = [reply.call("run_python", {"code": code}),
+              lambda request: reply.text(request.function_responses()[-1]["response"]["output"])]
+    with ScriptedGemini(script) as server:
+        result = subprocess.run(
+            [sys.executable, "-m", "agentic_vision", "ask", str(folder), str(sample("camera.png")), "-",
+             "--sandbox", "local", "--quiet"],
+            input="What differs between these?\n", capture_output=True, text=True, timeout=300,
+            env={**os.environ, "GEMINI_API_KEY": "k", "GOOGLE_GEMINI_BASE_URL": server.url})
+        first = server.requests[0]
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "['a.png', 'b.jpg', 'camera.png']"
+    assert "What differs between these?" in first.first_user_text() and len(first.images()) == 3
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model", "gpt-4o"], "write openai:gpt-4o"),
+    (["--model", "o3-mini"], "write openai:o3-mini"),
+    (["--model", "claude-sonnet-4"], "Anthropic model"),
+    (["--model", "qwen2.5vl"], "write ollama:qwen2.5vl"),
+    (["--model", "ollama:"], "no model name after 'ollama:'"),
+    (["--model", "openai:"], "no model name after 'openai:'"),
+    (["--thinking", "bogus"], "Invalid value for '--thinking'"),
+    (["--thinking", "2048"], "Invalid value for '--thinking'"),
+    (["--thinking", "minimal", "--model", "gemini-3-pro-preview"], "not a level gemini-3-pro-preview takes"),
+    (["--page", "x"], "is not a page list"),
+])
+def test_bad_model_settings_are_one_line_before_any_sandbox(args, message):
+    started = time.monotonic()
+    result = ask(str(sample("coins.png")), "How many?", *args, extra_env={"AGENTIC_VISION_HOME": "/nonexistent"})
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and result.stderr.count("\n") == 1
+    assert "sandbox: " not in result.stderr
+    assert time.monotonic() - started < 30
+
+
+def test_an_unreachable_api_is_one_line_within_seconds_naming_the_url():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    started = time.monotonic()
+    result = ask(str(sample("coins.png")), "How many?", extra_env={"GOOGLE_GEMINI_BASE_URL": f"http://127.0.0.1:{port}"})
+    assert result.returncode == 1
+    assert result.stderr == (f"agentic-vision: cannot reach the model API at http://127.0.0.1:{port}: "
+                             "Connection refused (check GOOGLE_GEMINI_BASE_URL)\n")
+    assert time.monotonic() - started < 20
+
+
+def test_no_sandbox_environment_is_one_line_after_the_key_is_checked(tmp_path):
+    with ScriptedGemini([]) as server:
+        result = ask(str(sample("coins.png")), "How many?", "--sandbox", "local", server=server,
+                     extra_env={"AGENTIC_VISION_HOME": str(tmp_path)})
+    assert result.returncode == 3
+    assert result.stderr == ("agentic-vision: the local sandbox's library environment is not set up: run "
+                             "'agentic-vision sandbox setup' (once, a few minutes) or use --sandbox docker\n")
+    assert server.requests == []
+
+
+def test_ctrl_c_writes_the_partial_trace_marked_interrupted(tmp_path):
+    trace = tmp_path / "trace.html"
+    script = [reply.call("run_python", {"code": "import time\nprint('started', flush=True)\ntime.sleep(60)"})]
+    with ScriptedGemini(script) as server:
+        env = {**os.environ, "GEMINI_API_KEY": "k", "GOOGLE_GEMINI_BASE_URL": server.url}
+        proc = subprocess.Popen([sys.executable, "-m", "agentic_vision", "ask", str(sample("coins.png")), "q",
+                                 "--sandbox", "local", "--trace", str(trace)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        deadline = time.monotonic() + 120
+        seen = ""
+        while "── step 1" not in seen and time.monotonic() < deadline:
+            seen += proc.stderr.readline()
+        time.sleep(1.5)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert err.strip().endswith(f"agentic-vision: interrupted; the trace so far is in {trace}")
+    html = trace.read_text()
+    assert "No answer (interrupted)" in html and '<span class="badge bad">INTERRUPTED</span>' in html
+    assert "Step 1" in html and "interrupted (Ctrl-C) while this ran" in html  # the step that was running

@@ -124,7 +124,7 @@ class GeminiModel(Model):
             return self._client_args["base_url"], "base_url"
         if os.environ.get("GOOGLE_GEMINI_BASE_URL"):
             return os.environ["GOOGLE_GEMINI_BASE_URL"], "GOOGLE_GEMINI_BASE_URL"
-        return DEFAULT_URL, "the network connection (or set GOOGLE_GEMINI_BASE_URL)"
+        return DEFAULT_URL, "the network connection, or set GOOGLE_GEMINI_BASE_URL"
 
     def check_ready(self) -> None:
         """Fails early, before any sandbox starts: no key (InputError), an API
