@@ -1,0 +1,92 @@
+"""`pip install agentic-vision` is the whole product: the built wheel, installed
+plainly into a fresh venv and used from another folder."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agentic_vision.paths import sandbox_env_dir
+from conftest import sample
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory) -> Path:
+    """bin/ of a fresh venv with the wheel built from this checkout (and its dependencies)."""
+    root = tmp_path_factory.mktemp("wheel")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(root / "dist"), str(ROOT)],
+                   check=True, capture_output=True, timeout=600)
+    [wheel] = (root / "dist").glob("agentic_vision-*.whl")
+    subprocess.run([sys.executable, "-m", "venv", str(root / "venv")], check=True, timeout=300)
+    bin_dir = root / "venv" / "bin"
+    done = subprocess.run([str(bin_dir / "pip"), "install", "-q", "--disable-pip-version-check", str(wheel)],
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return bin_dir
+
+
+def run(bin_dir: Path, *args, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTIC_VISION_", "GEMINI", "GOOGLE_", "OPENAI"))}
+    clean.pop("PYTHONPATH", None)
+    return subprocess.run([str(bin_dir / "agentic-vision"), *args], capture_output=True, text=True, timeout=300,
+                          cwd=cwd, env={**clean, **(env or {})})
+
+
+def test_the_installed_command_runs_from_another_folder(installed, tmp_path):
+    assert run(installed, "--version", cwd=tmp_path).stdout.startswith("agentic-vision, version ")
+    where = subprocess.run([str(installed / "python"), "-c", "import agentic_vision; print(agentic_vision.__file__)"],
+                           capture_output=True, text=True, cwd=tmp_path, check=True).stdout
+    assert str(installed.parent) in where  # the installed copy, not this checkout
+
+
+def test_without_a_sandbox_environment_it_says_to_set_one_up(installed, tmp_path):
+    result = run(installed, "exec", "--sandbox", "local", "print(1)", cwd=tmp_path,
+                 env={"AGENTIC_VISION_HOME": str(tmp_path / "state")})
+    assert result.returncode == 3
+    assert result.stderr == ("agentic-vision: the local sandbox's library environment is not set up: run "
+                             "'agentic-vision sandbox setup' (once, a few minutes) or use --sandbox docker\n")
+
+
+@pytest.mark.skipif(not (sandbox_env_dir() / "bin" / "python").exists(), reason="no sandbox environment built")
+def test_with_one_the_installed_runtime_runs_code_with_the_libraries(installed, tmp_path):
+    (tmp_path / "coins.png").write_bytes(sample("coins.png").read_bytes())
+    code = "import numpy, pypdfium2\nfrom PIL import Image\nprint(numpy.asarray(Image.open('coins.png')).shape)"
+    result = run(installed, "exec", "--sandbox", "local", "--input", "coins.png", code, cwd=tmp_path,
+                 env={"AGENTIC_VISION_HOME": str(sandbox_env_dir().parent)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "(303, 384)\n"
+
+
+def test_local_models_need_no_extra(installed, tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (tmp_path / "coins.png").write_bytes(sample("coins.png").read_bytes())
+    result = run(installed, "ask", "coins.png", "How many?", "--model", "ollama:qwen2.5vl", cwd=tmp_path,
+                 env={"OLLAMA_HOST": f"127.0.0.1:{port}"})
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"agentic-vision: cannot reach the model API at http://127.0.0.1:{port}/v1")
+    assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_the_wheel_carries_what_sandbox_build_needs(installed, tmp_path):
+    """The build root staged from the installed package hashes like this checkout's sources,
+    so `sandbox build` from the wheel builds the image the checkout would."""
+    staged_hash = subprocess.run(
+        [str(installed / "python"), "-c",
+         "import subprocess\nfrom agentic_vision.cli.docker import build_root\n"
+         "with build_root() as root:\n"
+         "    print(subprocess.run(['bash', str(root / 'scripts/build-sandbox-image.sh'), '--print-hash'],"
+         " capture_output=True, text=True, check=True).stdout.strip())"],
+        capture_output=True, text=True, cwd=tmp_path, check=True).stdout.strip()
+    checkout_hash = subprocess.run(["bash", str(ROOT / "scripts/build-sandbox-image.sh"), "--print-hash"],
+                                   capture_output=True, text=True, check=True).stdout.strip()
+    assert len(staged_hash) == 64 and staged_hash == checkout_hash
