@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import pytest
 
 from conftest import png_size
 
@@ -42,7 +47,9 @@ def test_failed_code_exits_1_with_the_traceback_on_stdout(tmp_path):
     result = cli("exec", "--out", str(tmp_path), "raise ValueError('bad pixel')")
     assert result.returncode == 1
     assert "ValueError: bad pixel" in result.stdout
-    assert result.stderr.strip().splitlines() == ["sandbox: local", "agentic-vision: OUTCOME_FAILED"]
+    chosen, outcome = result.stderr.strip().splitlines()
+    assert chosen in ("sandbox: local", "sandbox: docker")  # auto, as for ask
+    assert outcome == "agentic-vision: OUTCOME_FAILED"
 
 
 def test_timeout_exits_1_and_says_so(tmp_path):
@@ -85,4 +92,22 @@ def test_an_out_folder_that_cannot_be_made_is_a_usage_error_in_one_line(tmp_path
     code = "from PIL import Image\nImage.new('RGB', (8, 8)).save('x.png')"
     result = cli("exec", "--out", str(blocker / "images"), code)
     assert result.returncode == 2
-    assert result.stderr == f"agentic-vision: {blocker / 'images'}: Not a directory; check the path and its permissions\n"
+    chosen, message = result.stderr.splitlines()  # the sandbox chosen, then the one-line error
+    assert chosen.startswith("sandbox: ")
+    assert message == f"agentic-vision: {blocker / 'images'}: Not a directory; check the path and its permissions"
+
+
+@pytest.mark.skipif(shutil.which("docker") is None, reason="no docker CLI")
+@pytest.mark.parametrize("args", [["sandbox", "build"], ["sandbox", "check"], ["exec", "--sandbox", "docker", "print(1)"]])
+def test_a_wrong_docker_host_is_named_within_seconds(args):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "agentic_vision", *args], capture_output=True, text=True,
+                            timeout=120, env={**os.environ, "DOCKER_HOST": f"tcp://127.0.0.1:{port}"})
+    assert result.returncode == 3
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"agentic-vision: the Docker engine at DOCKER_HOST=tcp://127.0.0.1:{port} does not answer: "
+        "check DOCKER_HOST (or unset it to use the local engine)")
+    assert time.monotonic() - started < 20
