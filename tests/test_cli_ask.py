@@ -209,7 +209,9 @@ def test_ctrl_c_writes_the_partial_trace_marked_interrupted(tmp_path):
         env = {**os.environ, "GEMINI_API_KEY": "k", "GOOGLE_GEMINI_BASE_URL": server.url}
         proc = subprocess.Popen([sys.executable, "-m", "agentic_vision", "ask", str(sample("coins.png")), "q",
                                  "--sandbox", "local", "--trace", str(trace)],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                                # A test run started in the background inherits SIGINT ignored.
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         deadline = time.monotonic() + 120
         seen = ""
         while "── step 1" not in seen and time.monotonic() < deadline:
@@ -222,7 +224,7 @@ def test_ctrl_c_writes_the_partial_trace_marked_interrupted(tmp_path):
             proc.kill()
             _, err = proc.communicate()
             pytest.fail(f"still running 120 s after Ctrl-C; stderr so far: {seen + err}")
-    assert proc.returncode == 130
+    assert proc.returncode == 130, seen + err
     assert err.strip().endswith(f"agentic-vision: interrupted; the trace so far is in {trace}")
     html = trace.read_text()
     assert "No answer (interrupted)" in html and '<span class="badge bad">INTERRUPTED</span>' in html
