@@ -126,9 +126,10 @@ class Model(Protocol):
         """A new conversation with this system instruction and this one tool."""
         raise NotImplementedError
 
-    def check_ready(self) -> None:
+    def check_ready(self, reachable: bool = True) -> None:
         """Raises InputError when the model cannot be used at all (no API key...), before a
-        sandbox starts; the default has nothing to check."""
+        sandbox starts, and with ``reachable`` ModelError when its API does not answer from
+        here; the default has nothing to check."""
 
 
 def refusal_message(code: int, message: str, *, model: str, key_hint: str, retries: int,

@@ -126,11 +126,11 @@ class GeminiModel(Model):
             return os.environ["GOOGLE_GEMINI_BASE_URL"], "GOOGLE_GEMINI_BASE_URL"
         return DEFAULT_URL, "the network connection, or set GOOGLE_GEMINI_BASE_URL"
 
-    def check_ready(self) -> None:
+    def check_ready(self, reachable: bool = True) -> None:
         """Fails early, before any sandbox starts: no key (InputError), an API
         nothing answers at (ModelError, within seconds)."""
         _ = self.client
-        if self._checked or self._client_given:
+        if not reachable or self._checked or self._client_given:
             return
         vertex = os.environ.get("GOOGLE_GENAI_USE_VERTEXAI", "").lower() in ("1", "true")
         if not vertex:

@@ -290,12 +290,12 @@ class OpenAIModel(Model):
                                          max_retries=self.retries, timeout=timeout)
         return self._client
 
-    def check_ready(self) -> None:
+    def check_ready(self, reachable: bool = True) -> None:
         """Fails early, before any sandbox starts: api.openai.com without a key
         (InputError), a server nothing answers at (ModelError, within seconds)."""
         given = self._client is not None
         _ = self.client
-        if given or self._checked:
+        if not reachable or given or self._checked:
             return
         setting = {"ollama": "OLLAMA_HOST, or start the server: ollama serve", "openai": "the network connection",
                    "server": "--base-url / OPENAI_BASE_URL"}[self.kind]
