@@ -21,7 +21,7 @@ from mcp_types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
 from ...errors import AgenticVisionError, InputError
-from ...images import prepare_image
+from ...inputs import prepare_image
 from ...loop.agent import Agent
 from ...sandboxing.session import MAX_INPUT_BYTES, InputFile
 from ...trace import write_trace
