@@ -414,10 +414,16 @@ def test_the_staging_mounts_never_reach_the_host(sandbox):
 def test_refusals_are_one_line_naming_the_fix(tmp_path):
     from agentic_vision.sandboxing.bubblewrap import WEAK_SETTING
 
-    env = dict(os.environ, AGENTIC_VISION_HOME=str(tmp_path))
-    cli = [str(Path(os.sys.executable).parent / "agentic-vision"), "exec", "--no-guard", "print(1)"]
+    from agentic_vision.paths import sandbox_env_dir
+
+    # A fresh state folder, and the sandbox environment named explicitly (there is no
+    # silent fall-back to the host's interpreter).
+    env = dict(os.environ, AGENTIC_VISION_HOME=str(tmp_path),
+               AGENTIC_VISION_SANDBOX_PYTHON=str(sandbox_env_dir() / "bin" / "python"))
+    cli = [str(Path(os.sys.executable).parent / "agentic-vision"), "exec", "--sandbox", "local", "--no-guard", "print(1)"]
     no_seccomp = [os.sys.executable, "-c", "import sys; sys.modules['pyseccomp'] = None\n"
-                  "from agentic_vision.cli import main; sys.argv = ['agentic-vision', 'exec', '--no-guard', 'print(1)']; main()"]
+                  "from agentic_vision.cli import main; sys.argv = ['agentic-vision', 'exec', '--sandbox', 'local', "
+                  "'--no-guard', 'print(1)']; main()"]
     cases = [
         (no_seccomp, {}, "seccomp"),
         (cli, {"AGENTIC_VISION_SANDBOX_UID": "0"}, "cannot drop root"),

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from agentic_vision.paths import state_dir
+from agentic_vision.paths import sandbox_env_dir, state_dir
 
 
 def _seed_of_a_new_process(home) -> str:
@@ -15,7 +15,9 @@ def _seed_of_a_new_process(home) -> str:
         "ex = LocalExecutor(pool_size=0)\n"
         "print(ex._mpl_seed)\n"
     )
-    env = dict(os.environ, AGENTIC_VISION_HOME=str(home))
+    # Another state folder; the sandbox environment named explicitly (no fall-back to this interpreter).
+    env = dict(os.environ, AGENTIC_VISION_HOME=str(home),
+               AGENTIC_VISION_SANDBOX_PYTHON=str(sandbox_env_dir() / "bin" / "python"))
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300, check=True)
     return done.stdout.strip().splitlines()[-1]
 

@@ -63,7 +63,8 @@ def test_tools_resources_and_their_schemas(shared):
     assert limits["timeout_s"] == 10 and limits["sandbox"] == "local"
     assert limits["sandbox_limits"]["memory_bytes"] > 0 and limits["allowed_dirs"] == [str(shared.allowed.resolve())]
     libraries = {entry["name"]: entry for entry in json.loads(shared.read("agentic-vision://libraries"))}
-    assert len(libraries) == 37
+    assert sum(entry["hosted"] for entry in libraries.values()) == 37  # Gemini's list
+    assert libraries["pypdfium2"] == {"name": "pypdfium2", "import": "pypdfium2", "hosted": False, "available": True}
     assert libraries["numpy"]["available"] and libraries["opencv-python"]["import"] == "cv2"
 
 

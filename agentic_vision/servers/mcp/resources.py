@@ -44,6 +44,7 @@ def register_resources(app: MCPServer, state: ServerState) -> None:
         except AgenticVisionError as exc:
             raise ResourceError(str(exc)) from None
         return json.dumps([
-            {"name": spec["name"], "import": spec["import"], "available": spec["name"] in available}
+            {"name": spec["name"], "import": spec["import"], "hosted": spec["hosted"],
+             "available": spec["name"] in available}
             for spec in library_specs()
         ], indent=2)
