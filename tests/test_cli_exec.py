@@ -79,7 +79,7 @@ def test_bad_option_is_a_usage_error_in_one_line():
 
 def test_missing_bubblewrap_exits_3_with_how_to_install(tmp_path):
     env = dict(os.environ, PATH=str(tmp_path))  # no bwrap on this PATH
-    result = cli("exec", "print(1)", env=env)
+    result = cli("exec", "--sandbox", "local", "print(1)", env=env)
     assert result.returncode == 3
     assert result.stderr.strip() == (
         "agentic-vision: bubblewrap is not installed: run 'sudo apt-get install bubblewrap' (or use --sandbox docker)"
@@ -95,19 +95,3 @@ def test_an_out_folder_that_cannot_be_made_is_a_usage_error_in_one_line(tmp_path
     chosen, message = result.stderr.splitlines()  # the sandbox chosen, then the one-line error
     assert chosen.startswith("sandbox: ")
     assert message == f"agentic-vision: {blocker / 'images'}: Not a directory; check the path and its permissions"
-
-
-@pytest.mark.skipif(shutil.which("docker") is None, reason="no docker CLI")
-@pytest.mark.parametrize("args", [["sandbox", "build"], ["sandbox", "check"], ["exec", "--sandbox", "docker", "print(1)"]])
-def test_a_wrong_docker_host_is_named_within_seconds(args):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    started = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "agentic_vision", *args], capture_output=True, text=True,
-                            timeout=120, env={**os.environ, "DOCKER_HOST": f"tcp://127.0.0.1:{port}"})
-    assert result.returncode == 3
-    assert result.stderr.strip().splitlines()[-1] == (
-        f"agentic-vision: the Docker engine at DOCKER_HOST=tcp://127.0.0.1:{port} does not answer: "
-        "check DOCKER_HOST (or unset it to use the local engine)")
-    assert time.monotonic() - started < 20
