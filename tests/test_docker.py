@@ -152,7 +152,7 @@ def test_the_container_is_hardened(executor):
     assert config["User"] == "10001:10001"
     assert host["IpcMode"] == "private" and host["CgroupnsMode"] == "private"
     assert host["PidMode"] == "" and host["UTSMode"] == "" and host["UsernsMode"] == ""
-    assert host["Init"] is True
+    assert not host.get("Init")  # the broker is pid 1
     assert host["LogConfig"]["Type"] == "none"
     # the channel: stdin attached without a TTY, closed when the host detaches
     assert (config["OpenStdin"], config["StdinOnce"], config["Tty"]) == (True, True, False)
