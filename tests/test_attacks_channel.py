@@ -317,9 +317,21 @@ def broker_socket():
 """ + textwrap.dedent(body)
 
 
-def test_a_forged_frame_on_the_broker_socket_is_refused_by_the_broker(attacker):
+BROKER_FORGERIES = {
+    "sixty images": "FORGED",
+    "a 16 MiB output frame": "frame({'op': 'output', 'data': 'x' * (16 << 20)})",
+    "empty objects": "frame({'op': 'output', 'data': 'x', 'junk': [{}] * 200000})",
+    "250 MiB blobs": "struct.pack('>I', 200) + json.dumps({'op': 'result', 'blobs': [250 << 20] * 8}).encode().ljust(200)",
+    "notes is a number": "frame({'op': 'result', 'outcome': 'OUTCOME_OK', 'dropped': 0, 'notes': 5, 'images': [], 'elapsed': 0})",
+    "a forged death": "frame({'op': 'died', 'message': 'x', 'violation': False})",
+}
+
+
+@pytest.mark.parametrize("forgery", BROKER_FORGERIES)
+def test_a_forged_frame_on_the_broker_socket_is_refused_by_the_broker(attacker, forgery):
+    code = f"data = {BROKER_FORGERIES[forgery]}\nos.write(broker_socket(), data)\nimport time; time.sleep(5)"
     with HostEffects() as effects:
-        result = attacker.run(broker_socket_code("os.write(broker_socket(), FORGED)\nimport time; time.sleep(5)"))
+        result = attacker.run(broker_socket_code(code))
     assert result.outcome == "OUTCOME_FAILED"
     forged_nothing(result)
     one_note(result.output)
