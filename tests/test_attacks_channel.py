@@ -26,6 +26,7 @@ import pytest
 
 from agentic_vision import open_session
 from agentic_vision.images import to_model_image
+from agentic_vision.sandboxing.worker import wait_until
 
 HOSTILE = (Path(__file__).parent / "hostile_runtime.py").read_text()
 TIMEOUT = 5.0
@@ -119,12 +120,15 @@ def test_a_forged_or_malformed_reply_is_refused_before_it_is_kept(hostile, attac
 def test_frames_outside_a_run_kill_the_sandbox_and_the_next_run_says_so(hostile, attack):
     with HostEffects() as effects:
         first = hostile.run(attack)
-        time.sleep(1.0)  # the flood runs while no run is active
+        worker = hostile._worker
+        # The flood runs while no run is active; it is seen (and the sandbox
+        # killed) as soon as its first frame arrives.
+        assert wait_until(lambda: not worker.alive, timeout=20)
         after = hostile.run("print(1)")
     assert first.outcome == "OUTCOME_OK"
     assert after.outcome == "OUTCOME_OK" and after.output.endswith("1\n")
     one_note(after.output, "Before this run the sandbox sent an invalid message")
-    effects.check(seconds=2 * TIMEOUT + 5)
+    effects.check(seconds=30)
     still_honest(hostile)
 
 
