@@ -183,8 +183,8 @@ class Broker:
 
 def describe_exit(status: int) -> str:
     if os.WIFSIGNALED(status):
-        return f"the interpreter was killed by signal {signal.Signals(os.WTERMSIG(status)).name}"
-    return f"the interpreter exited with status {os.waitstatus_to_exitcode(status)}"
+        return f"killed by signal {signal.Signals(os.WTERMSIG(status)).name}"
+    return f"exited with status {os.waitstatus_to_exitcode(status)}"
 
 
 def kill_everything_else() -> None:
