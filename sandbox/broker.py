@@ -42,6 +42,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
@@ -95,6 +96,10 @@ class Broker:
         except protocol.InvalidMessage as exc:
             self.end_interpreter(f"the interpreter sent an invalid message ({exc})", violation=True)
         except (protocol.ChannelClosed, OSError, ValueError):
+            # Usually the interpreter exited: give serve() the moment it needs to
+            # reap it and report its status; one that closed its end and lives on
+            # is killed.
+            time.sleep(0.5)
             self.end_interpreter("the interpreter closed its channel")
 
     def forward(self, header: dict, blobs: list[bytes]) -> None:
