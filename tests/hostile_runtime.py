@@ -111,6 +111,8 @@ ATTACKS = {
         "images": [{"mime_type": "image/png"}], "blobs": [100]}).encode()) + struct.pack(">I", 10 * MiB) + b"\0" * MiB),
     "note too long": lambda: result(notes=["n" * 100_000]),
     "half a frame": lambda: (raw(struct.pack(">I", 1000) + b'{"op"'), time.sleep(3600)),
+    "stderr flood": lambda: ([os.write(2, b"x" * 65536) for _ in range(192)], os.write(2, b"the end\n"),
+                             send({"op": "output", "data": "ok\n"}), result()),
     "forged died": lambda: send({"op": "died", "message": "nothing to see", "violation": False}),
     "mime type lies": lambda: send({"op": "result", "outcome": "OUTCOME_OK", "dropped": 0, "notes": [],
                                     "images": [{"mime_type": "image/png"}]}, [b"GIF89a" + b"\0" * 100]),

@@ -71,6 +71,11 @@ def still_honest(session) -> None:
     assert result.output.endswith("1\n")
 
 
+def serving(session):
+    """What serves the session now: its Docker container, or its local process."""
+    return session.container or session.worker_pid
+
+
 def wait_until(predicate, timeout: float) -> bool:
     end = time.monotonic() + timeout
     while time.monotonic() < end and not predicate():
@@ -112,7 +117,7 @@ REFUSED = [
 
 @pytest.mark.parametrize("attack", REFUSED)
 def test_a_forged_or_malformed_reply_is_refused_before_it_is_kept(hostile, attack):
-    before = hostile.worker_pid
+    before = serving(hostile)
     with HostEffects() as effects:
         result = hostile.run(attack)
     assert result.outcome == "OUTCOME_FAILED"
@@ -121,17 +126,17 @@ def test_a_forged_or_malformed_reply_is_refused_before_it_is_kept(hostile, attac
     assert "Traceback" not in result.output
     effects.check()
     still_honest(hostile)
-    assert hostile.worker_pid not in (None, before)  # a fresh sandbox for the next run
+    assert serving(hostile) not in (None, before)  # a fresh sandbox for the next run
 
 
 @pytest.mark.parametrize("attack", ["16 MiB output frames between runs", "small output frames between runs", "two results"])
 def test_frames_outside_a_run_kill_the_sandbox_and_the_next_run_says_so(hostile, attack):
     with HostEffects() as effects:
         first = hostile.run(attack)
-        pid = hostile.worker_pid
+        worker = hostile._worker
         # The flood runs while no run is active; it is seen (and the sandbox
         # killed) as soon as its first frame arrives.
-        assert wait_until(lambda: not os.path.exists(f"/proc/{pid}"), timeout=20)
+        assert wait_until(lambda: not worker.alive, timeout=20)
         after = hostile.run("print(1)")
     assert first.outcome == "OUTCOME_OK"
     assert after.outcome == "OUTCOME_OK" and after.output.endswith("1\n")
@@ -141,14 +146,14 @@ def test_frames_outside_a_run_kill_the_sandbox_and_the_next_run_says_so(hostile,
 
 
 def test_output_flooded_within_a_run_is_capped_as_it_arrives(hostile):
-    before = hostile.worker_pid
+    before = serving(hostile)
     with HostEffects() as effects:
         result = hostile.run("output flood in a run")  # 400 frames of 64 Ki characters
     assert result.outcome == "OUTCOME_OK"
     assert result.output.count("z") == 64 * 1024
     assert "more characters were not kept" in result.output
     effects.check()
-    assert hostile.worker_pid == before
+    assert serving(hostile) == before
 
 
 def test_ten_huge_images_cost_the_host_a_bounded_decode(hostile):
@@ -163,14 +168,14 @@ def test_ten_huge_images_cost_the_host_a_bounded_decode(hostile):
 
 def test_a_sandbox_that_stops_reading_cannot_hang_add_inputs(hostile):
     hostile.run("stop reading")
-    before = hostile.worker_pid
+    before = serving(hostile)
     with HostEffects() as effects:
         added = hostile.add_inputs([("big.bin", os.urandom(4 * 2**20))])
     assert [f.name for f in added] == ["big.bin"]
     effects.check()
     after = hostile.run("print(1)")
     one_note(after.output, "While files were added the sandbox did not take them in time")
-    assert hostile.worker_pid not in (None, before)  # at once: the fresh sandbox has the new file too
+    assert serving(hostile) not in (None, before)  # at once: the fresh sandbox has the new file too
 
 
 def test_a_sandbox_that_stops_reading_cannot_hang_a_run_with_long_code(hostile):
@@ -199,11 +204,11 @@ def test_a_forged_death_only_restarts_the_sandbox(hostile):
 
 
 def test_an_image_whose_bytes_lie_about_its_type_is_dropped(hostile):
-    before = hostile.worker_pid
+    before = serving(hostile)
     result = hostile.run("mime type lies")
     assert result.outcome == "OUTCOME_OK" and result.images == []
     one_note(result.output, "an image was dropped")
-    assert hostile.worker_pid == before
+    assert serving(hostile) == before
 
 
 # -- model code against the real broker -----------------------------------------------------
@@ -306,7 +311,7 @@ def test_model_code_cannot_ptrace_or_write_the_broker(attacker):
 
 
 def test_model_code_cannot_stop_or_kill_the_broker(attacker):
-    before = attacker.worker_pid
+    before = serving(attacker)
     result = run(attacker, """
         import os, signal
         for sig in (signal.SIGSTOP, signal.SIGTERM, signal.SIGINT, signal.SIGKILL, signal.SIGHUP):
@@ -317,7 +322,7 @@ def test_model_code_cannot_stop_or_kill_the_broker(attacker):
     started = time.monotonic()
     still_honest(attacker)
     assert time.monotonic() - started < 5  # the broker was not stopped
-    assert attacker.worker_pid == before
+    assert serving(attacker) == before
 
 
 def broker_socket_code(body: str) -> str:
@@ -393,7 +398,7 @@ def test_closing_the_broker_socket_is_a_restart(attacker):
 
 
 def test_a_thread_printing_between_runs_costs_the_host_nothing(attacker):
-    before = attacker.worker_pid
+    before = serving(attacker)
     with HostEffects() as effects:
         attacker.run("""
 import threading
@@ -407,7 +412,7 @@ threading.Thread(target=spam, daemon=True).start()
     assert result.outcome == "OUTCOME_OK"
     assert len(result.output) < 70 * 1024  # the cap, whatever the thread wrote meanwhile
     effects.check(seconds=30)
-    assert attacker.worker_pid == before
+    assert serving(attacker) == before
 
 
 def test_huge_output_is_capped_in_the_sandbox_and_on_the_host(attacker):

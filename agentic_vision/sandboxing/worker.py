@@ -161,8 +161,8 @@ class SocketChannel:
             if kind == 1:
                 self._left = size
                 continue
-            # stderr (docker-init, the interpreter before the runtime took its
-            # fds): read in bounded pieces, only the tail is kept.
+            # stderr (the broker's, or Python's before the broker runs):
+            # Read in bounded pieces, only the tail is kept.
             while size:
                 data = self._take(min(size, 65536))
                 if data is None:
