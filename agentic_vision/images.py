@@ -104,6 +104,11 @@ def to_model_image(image: Image, max_side: int, label: str = "") -> ModelImage:
     """An image a run produced, as the model will see it."""
     if max(image.width, image.height) <= max_side and image.mime_type in MODEL_FORMATS:
         return ModelImage(image.data, image.mime_type, image.width, image.height, label)
-    with PILImage.open(io.BytesIO(image.data)) as img:
-        img.load()
-        return encode_for_model(img, max_side, label)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PILImage.DecompressionBombWarning)
+        with PILImage.open(io.BytesIO(image.data), formats=list(_FORMATS)) as img:
+            # The size comes from the header; decoding is what costs, so check first.
+            if img.size != (image.width, image.height) or img.width * img.height > MAX_PIXELS:
+                raise ValueError(f"an image of {img.width}x{img.height} pixels cannot be shown to the model")
+            img.load()
+            return encode_for_model(img, max_side, label)

@@ -138,7 +138,7 @@ def test_no_write_outside_the_working_directory(sandbox):
     result = run(sandbox, f"""
         import os, sys
         targets = ['/tmp/{marker}', '/usr/{marker}', '/etc/{marker}', '/{marker}',
-                   '/opt/agentic-vision/sandbox/runtime.py', os.path.join(sys.prefix, '{marker}')]
+                   '/opt/agentic-vision/sandbox/broker.py', os.path.join(sys.prefix, '{marker}')]
         for path in targets:
             try:
                 with open(path, 'a') as f:

@@ -153,7 +153,7 @@ def test_the_container_is_hardened(executor):
     assert config["User"] == "10001:10001"
     assert host["IpcMode"] == "private" and host["CgroupnsMode"] == "private"
     assert host["PidMode"] == "" and host["UTSMode"] == "" and host["UsernsMode"] == ""
-    assert host["Init"] is True
+    assert not host.get("Init")  # the broker is pid 1
     assert host["LogConfig"]["Type"] == "none"
     # the channel: stdin attached without a TTY, closed when the host detaches
     assert (config["OpenStdin"], config["StdinOnce"], config["Tty"]) == (True, True, False)
@@ -169,22 +169,20 @@ def test_the_container_is_hardened(executor):
     ]
 
 
-def test_the_containers_own_stderr_is_kept_apart_and_bounded(executor):
-    """12 MiB written to the container's stderr (pid 1's fd 2) arrive as stderr frames on the
-    attach stream: the protocol on stdout is unharmed and the host keeps only a 4 KiB tail."""
-    with session_on(executor) as session:
-        result = session.run(textwrap.dedent("""
-            import os
-            fd = os.open('/proc/1/fd/2', os.O_WRONLY)
-            for _ in range(192):
-                os.write(fd, b'x' * 65536)
-            os.write(fd, b'the end\\n')
-            print('ok')
-        """))
+def test_the_containers_own_stderr_is_kept_apart_and_bounded(engine):
+    """12 MiB written to the container's stderr arrive as stderr frames on the attach
+    stream: the protocol on stdout is unharmed and the host keeps only a 4 KiB tail.
+    Model code cannot reach that stderr (only the broker holds it), so a hostile
+    runtime in place of the broker writes it."""
+    from agentic_vision import open_session
+
+    hostile = (Path(__file__).parent / "hostile_runtime.py").read_text()
+    with open_session("docker", entry=("-c", hostile)) as session:
+        result = session.run("stderr flood")
         assert (result.outcome, result.output) == ("OUTCOME_OK", "ok\n")
         tail = session._worker.channel.stderr_tail
         assert len(tail) == 4096 and tail.endswith(b"xthe end\n")
-        assert session.run("print(2)").output == "2\n"
+        assert session.run("print(1)").output == "1\n"
 
 
 # -- lifetime -----------------------------------------------------------------------------

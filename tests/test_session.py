@@ -130,7 +130,7 @@ def test_an_exception_gives_its_traceback(open_sandbox):
     assert result.outcome == "OUTCOME_FAILED"
     assert result.output.startswith("before\nTraceback (most recent call last):")
     assert 'line 3, in f' in result.output and "KeyError: 'missing'" in result.output
-    assert "runtime.py" not in result.output  # only the model's own frames
+    assert "interpreter.py" not in result.output  # only the model's own frames
 
 
 def test_a_syntax_error_is_a_failed_run(open_sandbox):

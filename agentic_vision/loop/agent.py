@@ -287,7 +287,10 @@ class Chat:
         images: list[ModelImage] = []
         if self.settings.show_images:
             for j, image in enumerate(execution.images, 1):
-                images.append(to_model_image(image, self.settings.max_image_side, label=f"step {number} image {j}"))
+                try:
+                    images.append(to_model_image(image, self.settings.max_image_side, label=f"step {number} image {j}"))
+                except (ValueError, OSError) as exc:  # checked bytes that still do not decode
+                    output += f"\n[image {j} could not be shown: {exc}]"
         elif execution.images:
             output += f"\n[{len(execution.images)} image(s) were produced but are not shown in this mode]"
         return step, Observation(call, execution.outcome, output, images)

@@ -24,6 +24,7 @@ import subprocess
 import tempfile
 import time
 from functools import lru_cache
+from typing import Sequence
 from pathlib import Path
 
 from ..errors import SandboxUnavailable
@@ -97,9 +98,11 @@ def bwrap_argv(
     extra_binds: list[tuple[str, str, bool]] = (),
     seccomp_fd: int | None = None,
     sources: dict[str, str] | None = None,
+    entry: Sequence[str] = (),
 ) -> list[str]:
     """bubblewrap's command line; ``sources`` maps a host directory to the path
-    bubblewrap reads it from (the launcher's staged copy when root drops)."""
+    bubblewrap reads it from (the launcher's staged copy when root drops);
+    ``entry`` replaces the broker script (see LocalExecutor)."""
     source = (sources or {}).get
     argv = [
         bwrap,
@@ -107,6 +110,9 @@ def bwrap_argv(
         "--unshare-cgroup-try",
         "--uid", "1000", "--gid", "1000", "--hostname", "sandbox",
         "--die-with-parent", "--new-session", "--clearenv", "--disable-userns",
+        # The broker is pid 1: bubblewrap's own init would keep the host
+        # channel open where model code can reach it (/proc/1/fd/1).
+        "--as-pid-1",
         "--cap-drop", "ALL",
         # The sandbox's own procfs, with /proc/sys read-only over it (bubblewrap
         # covers it only when the sandbox could write it).
@@ -151,7 +157,7 @@ def bwrap_argv(
     env.update(extra_env or {})
     for key, value in env.items():
         argv += ["--setenv", key, value]
-    argv += ["--", inside_python(python, mapping), "-E", "-s", "-u", f"{INSIDE_RUNTIME}/runtime.py"]
+    argv += ["--", inside_python(python, mapping), "-E", "-s", "-u", *(entry or [f"{INSIDE_RUNTIME}/broker.py"])]
     return argv
 
 
@@ -202,7 +208,17 @@ def sweep_stray_seeds(seeds: Path) -> None:
 class LocalExecutor(PooledExecutor):
     kind = "local"
 
-    def __init__(self, limits: Limits | None = None, pool_size: int = 1, python: str | os.PathLike | None = None) -> None:
+    def __init__(
+        self,
+        limits: Limits | None = None,
+        pool_size: int = 1,
+        python: str | os.PathLike | None = None,
+        entry: Sequence[str] = (),
+    ) -> None:
+        """``entry``: arguments for the sandbox's Python in place of the broker script,
+        e.g. ``("-c", source)``; the test suite runs hostile runtimes this way to
+        check the host's own defences."""
+        self.entry = tuple(entry)
         self.bwrap = shutil.which("bwrap")
         if self.bwrap is None:
             raise SandboxUnavailable(INSTALL_HINT)
@@ -356,7 +372,7 @@ class LocalExecutor(PooledExecutor):
         sources = bind_sources(self.python, extra_binds)
         argv = bwrap_argv(
             self.bwrap, self.python, self.limits, extra_env=extra_env, extra_binds=extra_binds,
-            seccomp_fd=filter_fd, sources=self.launcher.stage(sources),
+            seccomp_fd=filter_fd, sources=self.launcher.stage(sources), entry=self.entry,
         )
         if code is not None:
             argv = argv[: argv.index("--") + 2] + ["-E", "-s", "-c", code]

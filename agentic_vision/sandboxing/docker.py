@@ -34,6 +34,7 @@ import uuid
 from datetime import datetime
 
 import docker
+from typing import Sequence
 
 from ..errors import SandboxUnavailable
 from .docker_engine import Engine, connect, explain, image_name, inspect_image
@@ -110,7 +111,11 @@ class DockerExecutor(PooledExecutor):
         cpus: float | None = None,
         docker_host: str | None = None,
         lease: float | None = None,
+        entry: Sequence[str] = (),
     ) -> None:
+        """``entry``: arguments for the image's Python in place of the broker script
+        (the test suite runs hostile runtimes this way)."""
+        self.entry = tuple(entry)
         self.image = image or image_name()
         self.limits = limits or Limits()
         self.pool_size = pool_size
@@ -186,9 +191,10 @@ class DockerExecutor(PooledExecutor):
             ipc_mode="private",
             shm_size=64 * 2**20,
             cgroupns="private",
-            # docker-init as pid 1 reaps orphaned children and lets the runtime
-            # die of signals like any process (pid 1 ignores unhandled ones).
-            init=True,
+            # No init: the sandbox's broker is pid 1 and reaps orphans itself;
+            # docker-init would hold the host channel where model code can
+            # reach it (/proc/1/fd/1).
+            init=False,
             # The protocol (images included) must not also be written to a log file.
             log_config=docker.types.LogConfig(type="none"),
             # Not auto-removed: its exit status (OOM kill or not) is read before
@@ -217,6 +223,7 @@ class DockerExecutor(PooledExecutor):
             network_disabled=True,
             use_config_proxy=False,  # no proxy settings of the host's docker config inside
             host_config=host_config,
+            command=[INSIDE_PYTHON, "-u", *self.entry] if self.entry else None,
         )
 
     def spawn(self) -> DockerWorker:

@@ -17,9 +17,10 @@ The launcher therefore runs in a private mount namespace (``unshare
 tmpfs at ``STAGE``; bubblewrap binds from there.  The host's mounts are not
 touched.  Started by any other user, bubblewrap runs as that user directly.
 
-bubblewrap's options arrive through ``--args FD``, so the sandbox's pid 1
-(bubblewrap's reaper) shows no host paths in /proc/1/cmdline (only the
-command, in inside paths) and no environment in /proc/1/environ.
+bubblewrap's options arrive through ``--args FD``, so no host path shows in
+the sandbox's /proc: its pid 1 (the broker, run with ``--as-pid-1``) has only
+the command, in inside paths, in /proc/1/cmdline, and its environment is not
+readable (the broker is not dumpable).
 """
 
 from __future__ import annotations

@@ -16,16 +16,23 @@ from typing import Iterable, Protocol, Union
 
 from ..errors import InputError, SandboxUnavailable
 from ..values import Execution, Image, Outcome
-from ..images import check_output_image
+from ..images import MAX_PIXELS, check_output_image
 from ..inputs.images import DEFAULT_MAX_PIXELS
+from ..sandbox_runtime import protocol
 from .executors import get_executor
 from .runtime_files import library_specs
-from .worker import Worker, WorkerDied
+from .worker import Exchange, SandboxViolation, Worker, WorkerDied
 
 DEFAULT_TIMEOUT = 30.0
 MAX_INPUT_BYTES = 512 * 1024 * 1024
-OUTPUT_LIMIT = 64 * 1024
+OUTPUT_LIMIT = protocol.OUTPUT_LIMIT
+# Pixels of all images of one run together: what the host may decode for the
+# model afterwards (ten 64-megapixel PNGs would cost it ten seconds).
+MAX_RUN_PIXELS = 2 * MAX_PIXELS
+INIT_TIMEOUT = 60.0
 LIBRARIES_TIMEOUT = 300.0  # importing all 37, tensorflow included, takes seconds
+COPY_RATE = 64 * 1024 * 1024  # bytes/s an input copy may take, on top of the timeout
+LOST_STATE = "variables and imports from earlier runs are lost; the input files are back in the working directory"
 
 InputSpec = Union[str, os.PathLike, tuple[str, bytes]]
 
@@ -66,6 +73,11 @@ def load_inputs(inputs: Iterable[InputSpec]) -> list[InputFile]:
     return files
 
 
+def copy_time(blobs: list[bytes]) -> float:
+    """Seconds a copy of these files into the sandbox may take, on top of a timeout."""
+    return sum(len(b) for b in blobs) / COPY_RATE
+
+
 class Session:
     """Runs model code; variables persist between runs until a restart."""
 
@@ -80,6 +92,7 @@ class Session:
         self._worker: Worker | None = None
         self._closed = False
         self._interrupted = False
+        self._note = ""  # said at the start of the next run's output
         self._start()
 
     # -- lifetime -------------------------------------------------------------
@@ -88,28 +101,32 @@ class Session:
         worker = self.executor.acquire()
         init = {"op": "init", "files": [f.name for f in self.inputs], "guard": self.guard,
                 "max_pixels": self.max_pixels}
+        blobs = [f.data for f in self.inputs]
         try:
-            self._request(worker, init, [f.data for f in self.inputs], "initialized", "take the input files")
+            self._request(worker, init, blobs, "initialized", "take the input files", INIT_TIMEOUT + copy_time(blobs))
         except SandboxUnavailable:
             worker.kill()
             raise
         self._worker = worker
 
     def _request(self, worker: Worker, header: dict, blobs: list[bytes], answer: str, what: str,
-                 timeout: float = 60) -> dict:
+                 timeout: float) -> dict:
         """Sends one request and returns the reply whose op is ``answer``; a worker that
-        dies, is silent for ``timeout`` s or refuses is a one-line SandboxUnavailable."""
+        dies, breaks the protocol, is silent for ``timeout`` s or refuses is a one-line
+        SandboxUnavailable."""
         try:
-            worker.send(header, blobs)
-            reply, _ = worker.receive(timeout=timeout)
+            reply, _ = worker.request(Exchange({answer, "error"}), header, blobs, timeout=timeout)
         except (WorkerDied, TimeoutError) as exc:
-            why = str(exc) if isinstance(exc, WorkerDied) else f"no answer within {timeout:g} s"
+            if isinstance(exc, SandboxViolation):
+                why = f"it sent an invalid message ({exc})"
+            else:
+                why = str(exc) if isinstance(exc, WorkerDied) else f"no answer within {timeout:g} s"
             worker.kill()  # dead, or its channel out of step: the next request starts a fresh one
             if worker is self._worker:
                 self._worker = None
             raise SandboxUnavailable(f"the {self.kind} sandbox could not {what}: {why}") from None
-        if reply.get("op") != answer:
-            raise SandboxUnavailable(f"the {self.kind} sandbox refused to {what}: {reply.get('message')}")
+        if reply["op"] != answer:
+            raise SandboxUnavailable(f"the {self.kind} sandbox refused to {what}: {reply['message']}")
         return reply
 
     def _restart(self) -> None:
@@ -117,6 +134,14 @@ class Session:
             self._worker.kill()
         self._worker = None
         self._start()
+
+    def _ensure_worker(self) -> None:
+        if self._closed:
+            raise SandboxUnavailable(f"this {self.kind} sandbox session is closed: open a new one")
+        if self._worker is None or not self._worker.alive:
+            if self._worker is not None:  # it ended between runs: say so in the next run
+                self._note = f"[Before this run {self._worker.failure}; it was restarted: {LOST_STATE}.]\n"
+            self._restart()
 
     def add_inputs(self, inputs: Iterable[InputSpec]) -> list[InputFile]:
         """Puts more files into the working directory (kept across restarts too)."""
@@ -126,8 +151,24 @@ class Session:
             if f.name in taken:
                 raise InputError(f"a file named {f.name!r} is already in the session; rename the new one")
         self._ensure_worker()
-        request = {"op": "add_files", "files": [f.name for f in files]}
-        self._request(self._worker, request, [f.data for f in files], "initialized", "take the files")
+        worker = self._worker
+        try:
+            header, _ = worker.request(
+                Exchange({"initialized", "error"}),
+                {"op": "add_files", "files": [f.name for f in files]},
+                [f.data for f in files],
+                timeout=self.timeout + copy_time([f.data for f in files]),
+            )
+        except (WorkerDied, TimeoutError) as exc:
+            # A fresh sandbox gets every file, the new ones too, or says why not.
+            why = worker.failure if isinstance(exc, WorkerDied) else "the sandbox did not take them in time"
+            worker.kill()
+            self.inputs.extend(files)
+            self._restart()
+            self._note = f"[While files were added {why}; it was restarted: {LOST_STATE}.]\n"
+            return files
+        if header["op"] != "initialized":
+            raise SandboxUnavailable(f"the {self.kind} sandbox refused to take the files: {header['message']}")
         self.inputs.extend(files)
         return files
 
@@ -180,12 +221,6 @@ class Session:
         """The Docker container serving this session now; None for other sandboxes."""
         return self._worker.container if self._worker is not None else None
 
-    def _ensure_worker(self) -> None:
-        if self._closed:
-            raise SandboxUnavailable(f"this {self.kind} sandbox session is closed: open a new one")
-        if self._worker is None or not self._worker.alive:
-            self._restart()
-
     # -- running ----------------------------------------------------------------
 
     def run(self, code: str, timeout: float | None = None) -> Execution:
@@ -193,57 +228,46 @@ class Session:
         self._ensure_worker()
         self._interrupted = False
         started = time.perf_counter()
-        chunks: list[str] = []
-        size = 0
+        note, self._note = self._note, ""
         worker = self._worker
+        exchange = Exchange({"result"}, output_limit=OUTPUT_LIMIT)
         try:
-            worker.send({"op": "run", "code": code})
-            deadline = time.monotonic() + timeout
-            while True:
-                header, blobs = worker.receive(timeout=max(0.0, deadline - time.monotonic()))
-                if header.get("op") == "output":
-                    text = str(header.get("data", ""))
-                    if size < OUTPUT_LIMIT:
-                        chunks.append(text[: OUTPUT_LIMIT - size])
-                    size += len(text)
-                elif header.get("op") == "result":
-                    break
-        except TimeoutError:
-            worker.kill()
-            self._worker = None
-            chunks.append(
-                f"\n[The run exceeded the time limit of {timeout:g} s and was stopped. The sandbox was "
-                "restarted: variables and imports from earlier runs are lost; the input files are back "
-                "in the working directory.]\n"
-            )
-            return Execution(Outcome.DEADLINE_EXCEEDED, "".join(chunks), [], time.perf_counter() - started)
-        except WorkerDied as exc:
+            header, blobs = worker.request(exchange, {"op": "run", "code": code}, timeout=timeout)
+        except (TimeoutError, WorkerDied) as exc:
             worker.kill()
             self._worker = None
             if self._interrupted:
-                chunks.append(
-                    "\n[The run was stopped on request. The sandbox was restarted: variables from earlier "
-                    "runs are lost; the input files are back.]\n"
-                )
-                return Execution(Outcome.FAILED, "".join(chunks), [], time.perf_counter() - started)
-            chunks.append(
-                f"\n[The sandbox process died ({exc}); this often means it ran out of memory. It was "
-                "restarted: variables from earlier runs are lost; the input files are back.]\n"
-            )
-            return Execution(Outcome.FAILED, "".join(chunks), [], time.perf_counter() - started)
-        dropped = int(header.get("dropped", 0)) + max(0, size - OUTPUT_LIMIT)
+                outcome, why = Outcome.FAILED, "The run was stopped on request. The sandbox was restarted"
+            elif isinstance(exc, TimeoutError):
+                outcome = Outcome.DEADLINE_EXCEEDED
+                why = f"The run exceeded the time limit of {timeout:g} s and was stopped. The sandbox was restarted"
+            elif isinstance(exc, SandboxViolation):
+                outcome, why = Outcome.FAILED, f"The sandbox sent an invalid message ({exc}); it was restarted"
+            else:
+                outcome = Outcome.FAILED
+                why = f"The sandbox process died ({exc}); this often means it ran out of memory. It was restarted"
+            output = note + exchange.output + f"\n[{why}: {LOST_STATE}.]\n"
+            return Execution(outcome, output, [], time.perf_counter() - started)
+        chunks = [note, exchange.output]
+        dropped = header["dropped"] + exchange.dropped
         if dropped:
             chunks.append(f"\n[output truncated: {dropped} more characters were not kept]\n")
         images: list[Image] = []
-        for meta, data in zip(header.get("images", []), blobs):
+        notes = list(header["notes"])
+        pixels = 0
+        for meta, data in zip(header["images"], blobs):
             try:
-                images.append(check_output_image(data, str(meta.get("mime_type", ""))))
+                image = check_output_image(data, meta["mime_type"])
             except ValueError as exc:
-                header.setdefault("notes", []).append(f"an image was dropped: {exc}")
-        for line in header.get("notes", []):
-            chunks.append(f"[{line}]\n")
-        outcome = Outcome.OK if header.get("outcome") == Outcome.OK else Outcome.FAILED
-        return Execution(outcome, "".join(chunks), images, time.perf_counter() - started)
+                notes.append(f"an image was dropped: {exc}")
+                continue
+            pixels += image.width * image.height
+            if pixels > MAX_RUN_PIXELS:
+                notes.append(f"an image was dropped: the images of one run may have {MAX_RUN_PIXELS // 1_000_000} megapixels in all")
+                continue
+            images.append(image)
+        chunks += [f"[{line}]\n" for line in notes]
+        return Execution(Outcome(header["outcome"]), "".join(chunks), images, time.perf_counter() - started)
 
 
 def open_session(

@@ -1,31 +1,39 @@
-"""A runtime worker seen from the host: start, talk, kill.
+"""A sandbox seen from the host: start, talk, kill.
 
-Every sandbox kind ends in a runtime whose stdin and stdout carry the
-protocol.  How those bytes travel is a ``Channel``: the pipes of a local
-process (bubblewrap) or a socket (a Docker container's attach stream).  The
-``Worker`` on top is the same for both: a reader thread turns the channel
-into messages so the session can wait on them with a deadline, and killing
-the channel is how a timeout ends a run.
+Every sandbox kind ends in a broker whose stdin and stdout carry the
+protocol.  How those bytes travel is a channel: the pipes of a local process
+(bubblewrap) or a socket (a Docker container's attach stream).  The
+``Worker`` on top is the same for both, and trusts nothing it reads,
+whatever the broker checked: a reader thread accepts a reply only while a
+request waits for it (``Exchange``), checks it with the protocol's schema
+and limits before keeping any of it, keeps a run's output up to the cap and
+drops the rest as it arrives, and holds at most one reply.  Anything else
+(an unsolicited frame, a malformed or oversized one) kills the sandbox at
+once: the session reports it and starts a fresh one.  Every write has a
+deadline, so a sandbox that stops reading cannot hang the host.
 """
 
 from __future__ import annotations
 
 import os
-import queue
+import select
 import signal
 import socket
 import subprocess
 import threading
-from typing import Callable
+import time
+from typing import Callable, Iterable
 
 from ..errors import SandboxUnavailable
 from ..sandbox_runtime import protocol
 
-_CLOSED = object()
-
 
 class WorkerDied(Exception):
     """The worker's channel closed (crash, OOM kill, or killed by us)."""
+
+
+class SandboxViolation(WorkerDied):
+    """The sandbox sent something the protocol does not allow; it was killed."""
 
 
 class ProcessChannel:
@@ -50,7 +58,12 @@ class ProcessChannel:
         except OSError as exc:
             raise SandboxUnavailable(f"cannot start the {describe}: {exc}") from None
         self.stdin, self.stdout = self.proc.stdin, self.proc.stdout
+        os.set_blocking(self.stdin.fileno(), False)  # writes wait in poll(), with a deadline
         threading.Thread(target=self._read_stderr, daemon=True).start()
+
+    def write_some(self, data) -> int:
+        """Writes what fits now; BlockingIOError when nothing does."""
+        return os.write(self.stdin.fileno(), data)
 
     def _read_stderr(self) -> None:
         # Only the sandbox launcher writes here (the runtime redirects its own
@@ -148,8 +161,8 @@ class SocketChannel:
             if kind == 1:
                 self._left = size
                 continue
-            # stderr (docker-init, the interpreter before the runtime took its
-            # fds): read in bounded pieces, only the tail is kept.
+            # stderr (the broker's, or Python's before the broker runs):
+            # Read in bounded pieces, only the tail is kept.
             while size:
                 data = self._take(min(size, 65536))
                 if data is None:
@@ -164,6 +177,11 @@ class SocketChannel:
 
     def fileno(self) -> int:
         return self.sock.fileno()
+
+    def write_some(self, data) -> int:
+        """Writes what fits now; BlockingIOError when nothing does (the socket
+        itself stays blocking for the reader)."""
+        return self.sock.send(data, socket.MSG_DONTWAIT)
 
     @property
     def alive(self) -> bool:
@@ -205,6 +223,31 @@ class _SocketWriter:
             pass
 
 
+class Exchange:
+    """One request: the replies that end it, and (for a run) its output, capped."""
+
+    def __init__(self, replies: Iterable[str], output_limit: int = 0) -> None:
+        self.replies = frozenset(replies)
+        self.accepts = self.replies | ({"output"} if output_limit else frozenset())
+        self.output_limit = output_limit
+        self.chunks: list[str] = []
+        self.size = 0
+        self.dropped = 0
+
+    def add_output(self, text: str) -> None:
+        room = self.output_limit - self.size
+        if len(text) > room:
+            self.dropped += len(text) - max(room, 0)
+            text = text[: max(room, 0)]
+        if text:
+            self.chunks.append(text)
+            self.size += len(text)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.chunks)
+
+
 class Worker:
     """The protocol over a channel: a process started from ``argv``, or the given ``channel``."""
 
@@ -223,58 +266,136 @@ class Worker:
     ) -> None:
         self.describe = describe
         self._on_kill = on_kill
+        self._kill_lock = threading.Lock()
+        self._cond = threading.Condition()
+        self._exchange: Exchange | None = Exchange({"ready"})
+        self._reply: tuple[dict, list[bytes]] | None = None
+        self._closed = False
+        self._ended: tuple[type, str] | None = None  # how the sandbox ended on its own, if it did
         if channel is None:
             channel = ProcessChannel(argv, env=env, preexec_fn=preexec_fn, describe=describe, pass_fds=pass_fds)
         self.channel = channel
         self.proc = channel.proc  # the local process, None over a socket
-        self._messages: queue.Queue = queue.Queue()
         self._reader = threading.Thread(target=self._read, name=f"{describe}-reader", daemon=True)
         self._reader.start()
 
     # -- reading --------------------------------------------------------------
 
+    def _accepts(self) -> frozenset:
+        exchange = self._exchange
+        return (exchange.accepts if exchange is not None else frozenset()) | {"died"}
+
     def _read(self) -> None:
         try:
             while True:
-                self._messages.put(protocol.read_message(self.channel.stdout))
-        except (protocol.ProtocolError, OSError, ValueError):
-            self._messages.put(_CLOSED)
+                header, blobs = protocol.read_reply(self.channel.stdout, self._accepts)
+                op = header["op"]
+                if op == "died":
+                    # The broker's own verdict on the interpreter (or a forged one:
+                    # either way the sandbox is finished).
+                    self._end(SandboxViolation if header["violation"] else WorkerDied, header["message"])
+                    return
+                with self._cond:
+                    exchange = self._exchange
+                    if exchange is None:  # the request was given up (timeout): drop what is late
+                        continue
+                    if op == "output":
+                        exchange.add_output(header["data"])
+                        continue
+                    self._exchange = None  # one reply per request
+                    self._reply = (header, blobs)
+                    self._cond.notify_all()
+        except protocol.InvalidMessage as exc:
+            self._end(SandboxViolation, str(exc))
+        except (protocol.ChannelClosed, OSError, ValueError):
+            self._end(None, "")
 
-    def receive(self, timeout: float | None = None) -> tuple[dict, list[bytes]]:
-        """Next message; raises TimeoutError, or WorkerDied when the channel closed."""
-        try:
-            item = self._messages.get(timeout=timeout)
-        except queue.Empty:
-            raise TimeoutError from None
-        if item is _CLOSED:
-            self._messages.put(_CLOSED)  # later calls see it too
-            raise WorkerDied(self.death_note())
-        return item
+    def _end(self, kind: type | None, message: str) -> None:
+        with self._cond:
+            if kind is not None and self._ended is None:
+                self._ended = (kind, message)
+            self._closed = True
+            self._cond.notify_all()
+        if kind is not None:
+            # Stop it now: an unsolicited or invalid frame means nothing more is read.
+            self.kill()
+
+    def _death(self) -> WorkerDied:
+        if self._ended is not None:
+            kind, message = self._ended
+            return kind(message)
+        return WorkerDied(self.death_note())
+
+    @property
+    def failure(self) -> str:
+        """Why the worker ended, as a clause: "the sandbox sent an invalid message (...)"."""
+        death = self._death()
+        if isinstance(death, SandboxViolation):
+            return f"the sandbox sent an invalid message ({death})"
+        return f"the sandbox process died ({death})"
+
+    def _wait(self, deadline: float) -> tuple[dict, list[bytes]]:
+        with self._cond:
+            self._cond.wait_for(lambda: self._reply is not None or self._closed, max(0.0, deadline - time.monotonic()))
+            if self._reply is not None:
+                reply, self._reply = self._reply, None
+                return reply
+            if self._closed:
+                raise self._death()
+        raise TimeoutError
 
     def wait_ready(self, timeout: float) -> None:
         try:
-            header, _ = self.receive(timeout)
+            self._wait(time.monotonic() + timeout)
         except TimeoutError:
             self.kill()
             raise SandboxUnavailable(f"the {self.describe} did not start within {timeout:.0f} s") from None
         except WorkerDied as exc:
-            raise SandboxUnavailable(f"the {self.describe} failed to start: {exc}") from None
-        if header.get("op") != "ready":
             self.kill()
-            raise SandboxUnavailable(f"the {self.describe} sent {header.get('op')!r} instead of ready")
+            raise SandboxUnavailable(f"the {self.describe} failed to start: {exc}") from None
 
     def death_note(self) -> str:
         tail = self.channel.stderr_tail.decode("utf-8", "replace").strip().splitlines()
-        detail = f": {tail[-1]}" if tail else ""
+        detail = f": {tail[-1][:300]}" if tail else ""
         return f"{self.channel.exit_note()}{detail}"
 
-    # -- writing and lifetime ---------------------------------------------------
+    # -- requests -------------------------------------------------------------------
 
-    def send(self, header: dict, blobs=()) -> None:
+    def request(self, exchange: Exchange, header: dict, blobs=(), *, timeout: float) -> tuple[dict, list[bytes]]:
+        """Sends a request and waits for the reply that ends ``exchange``, all within ``timeout``.
+
+        Raises TimeoutError (the caller kills the worker), WorkerDied, or
+        SandboxViolation (the worker is dead already).
+        """
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            if self._closed:
+                raise self._death()
+            self._exchange, self._reply = exchange, None
+        self._write(protocol.encode_message(header, blobs), deadline)
+        return self._wait(deadline)
+
+    def _write(self, data: bytes, deadline: float) -> None:
+        view = memoryview(data)
+        poller = select.poll()
         try:
-            protocol.write_message(self.channel.stdin, header, blobs)
+            poller.register(self.channel.stdin.fileno(), select.POLLOUT)
+            while view:
+                try:
+                    view = view[self.channel.write_some(view[: 1 << 20]) :]
+                    continue
+                except BlockingIOError:
+                    pass
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError
+                poller.poll(min(remaining, 1.0) * 1000)
+                if self._closed:
+                    raise self._death()
+        except TimeoutError:  # an OSError too, but not a death
+            raise
         except (BrokenPipeError, OSError, ValueError):
-            raise WorkerDied(self.death_note()) from None
+            raise self._death() from None
 
     @property
     def pid(self) -> int | None:
@@ -283,25 +404,29 @@ class Worker:
 
     @property
     def alive(self) -> bool:
-        return self.channel.alive
+        return not self._closed and self.channel.alive
 
     def kill(self) -> None:
-        """Ends the worker and everything it started; safe to call twice."""
-        self.channel.kill()
-        if self._on_kill is not None:
+        """Ends the worker and everything it started; safe to call twice, from any thread."""
+        with self._kill_lock:
+            self.channel.kill()
             on_kill, self._on_kill = self._on_kill, None
+        if on_kill is not None:
             on_kill()
-        # The reader thread owns stdout and sees EOF now.
-        try:
-            self.channel.stdin.close()
-        except Exception:
-            pass
+        # The reader thread owns stdout and sees EOF now.  The reader (killing on
+        # a violation) leaves stdin open: the session may be writing to it, and
+        # a closed fd number could be reused.
+        if threading.current_thread() is not self._reader:
+            try:
+                self.channel.stdin.close()
+            except Exception:
+                pass
 
     def close(self, grace: float = 0.5) -> None:
         if self.alive:
             try:
-                self.send({"op": "close"})
+                self._write(protocol.encode_message({"op": "close"}), time.monotonic() + grace)
                 self.channel.wait(grace)
-            except WorkerDied:
+            except (WorkerDied, TimeoutError):
                 pass
         self.kill()

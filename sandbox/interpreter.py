@@ -1,0 +1,266 @@
+"""The interpreter: the model's persistent Python, run by the broker.
+
+This process runs model code and is assumed hostile once it has: it holds
+no channel to the host, only its end of a socket to the broker (the fd
+named by its one argument),
+which checks everything it sends (see ``broker.py``).  It imports the heavy
+libraries up front, says ``ready``, and serves the broker's requests:
+
+    interpreter -> {"op": "ready"}                  (once, when the imports are done)
+    broker -> {"op": "init", "files": [names], "guard": bool}   (the broker wrote the files)
+           <- {"op": "initialized"} or {"op": "error", "message": str}
+    broker -> {"op": "add_files", "files": [names]}              (same answers)
+    broker -> {"op": "run", "code": str}
+           <- {"op": "output", "data": str}        (streamed while the code runs)
+           <- {"op": "result", "outcome", "dropped", "notes", "images": [...]} + one blob per image
+    broker -> {"op": "libraries", "names": [specs]}
+           <- {"op": "libraries", "libraries": {name: {"available", "version" or "error"}}}
+    broker -> {"op": "close"}
+
+The semantics mirror Gemini's code execution: variables persist between
+runs like a notebook, images come back from open matplotlib figures,
+``display(img)``/``Image.show()`` and image files the run wrote into the
+working directory.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import traceback
+import warnings
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+
+import protocol  # noqa: E402
+import tracebacks  # noqa: E402
+from capture import DECODE_MAX_PIXELS, FdCapture, Images, Output, Stream, collect_figures, collect_files, snapshot, to_pil  # noqa: E402
+from input_cache import InputCache  # noqa: E402
+
+PRELOAD = ("numpy", "PIL.Image", "PIL.ImageDraw", "PIL.ImageOps", "cv2", "matplotlib.pyplot")
+
+
+def clip(text: str, limit: int = protocol.MAX_NOTE) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class Channel:
+    """Frames to and from the broker; one lock, since output comes from any thread."""
+
+    def __init__(self, fd: int) -> None:
+        os.set_inheritable(fd, False)  # not for the model's child processes
+        self.rx = os.fdopen(fd, "rb")
+        self.tx = os.fdopen(os.dup(fd), "wb")
+        self.lock = threading.Lock()
+
+    def send(self, header: dict, blobs=()) -> None:
+        with self.lock:
+            protocol.write_message(self.tx, header, blobs)
+
+    def receive(self):
+        return protocol.read_message(self.rx)
+
+
+class Interpreter:
+    def __init__(self, channel_fd: int) -> None:
+        self.channel = Channel(channel_fd)
+        self.output = Output(self.channel)
+        self.fd_capture = FdCapture()
+        self.images = Images()
+        self.namespace: dict = {}
+        self.guard = None
+        self.cache = InputCache([])
+        self.files: list[str] = []
+        self.preload_errors: dict[str, str] = {}
+        self.preload()
+        stream = Stream(self.output)
+        sys.stdout = stream
+        sys.stderr = stream
+        self.hook_display()
+
+    def preload(self) -> None:
+        os.environ.setdefault("MPLBACKEND", "Agg")
+        saved_filters = warnings.filters[:]
+        warnings.simplefilter("ignore")
+        for name in PRELOAD:
+            try:
+                __import__(name)
+            except Exception as exc:  # a library missing from this environment
+                self.preload_errors[name] = clip(f"{type(exc).__name__}: {exc}")
+        warnings.filters[:] = saved_filters
+        self.guard_module = self.guard_names = None
+        try:
+            import guard  # built now so that opening a session does not pay for it
+
+            self.guard_module, self.guard_names = guard, guard.guard_namespace()
+        except Exception as exc:
+            self.preload_errors["guard"] = clip(f"{type(exc).__name__}: {exc}")
+        try:
+            from PIL import Image
+
+            Image.MAX_IMAGE_PIXELS = DECODE_MAX_PIXELS
+            # Beyond the limit PIL only warns; make a bomb an error.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+        except ImportError:
+            pass
+
+    def hook_display(self) -> None:
+        images = self.images
+
+        def display(*objs):
+            for obj in objs:
+                images.add_pil(to_pil(obj))
+
+        self.display = display
+        try:
+            from PIL import Image
+
+            Image.Image.show = lambda img, *args, **kwargs: display(img)
+        except ImportError:
+            pass
+        try:
+            import cv2
+
+            def imshow(_name, mat):
+                # cv2 arrays are BGR; the model means the picture it sees.
+                if getattr(mat, "ndim", 0) == 3 and mat.shape[2] == 3:
+                    mat = cv2.cvtColor(mat, cv2.COLOR_BGR2RGB)
+                elif getattr(mat, "ndim", 0) == 3 and mat.shape[2] == 4:
+                    mat = cv2.cvtColor(mat, cv2.COLOR_BGRA2RGBA)
+                display(mat)
+
+            cv2.imshow = imshow
+            cv2.waitKey = lambda *a, **k: -1
+            cv2.destroyAllWindows = lambda *a, **k: None
+        except ImportError:
+            pass
+        try:
+            import matplotlib.pyplot as plt
+
+            plt.show = lambda *a, **k: None  # open figures are collected after the run
+        except ImportError:
+            pass
+
+    # -- requests -----------------------------------------------------------
+
+    def init(self, header: dict) -> None:
+        try:
+            from PIL import Image
+
+            Image.MAX_IMAGE_PIXELS = int(header.get("max_pixels") or DECODE_MAX_PIXELS)
+        except ImportError:
+            pass
+        self.files = list(header.get("files", []))
+        self.cache = InputCache(self.files)
+        self.cache.install()
+        self.namespace = {"__name__": "__main__", "display": self.display}
+        if header.get("guard", True):
+            if self.guard_module is None:
+                raise RuntimeError(f"the guard is unavailable: {self.preload_errors.get('guard')}")
+            self.guard = self.guard_module
+            self.namespace.update(self.guard_names)
+            self.namespace["display"] = self.display
+
+    def add_files(self, header: dict) -> None:
+        self.files += list(header.get("files", []))
+        self.cache.names = {os.path.abspath(n) for n in self.files}
+
+    def execute(self, code: str):
+        """Runs one piece of model code; returns (outcome, error text)."""
+        try:
+            if self.guard is not None:
+                compiled = self.guard.compile_guarded(code, "<code>")
+            else:
+                compiled = compile(code, "<code>", "exec")
+        except SyntaxError:
+            return "OUTCOME_FAILED", traceback.format_exc(limit=0)
+        except Exception as exc:  # guard.GuardError
+            return "OUTCOME_FAILED", f"{type(exc).__name__}: {exc}\n"
+        try:
+            exec(compiled, self.namespace)
+        except SystemExit as exc:
+            return "OUTCOME_FAILED", f"SystemExit: {exc.code}\n"
+        except BaseException as exc:
+            # Only the model's own frames and the library frames below them.
+            return "OUTCOME_FAILED", tracebacks.format_for_model(exc, code)
+        return "OUTCOME_OK", ""
+
+    def run(self, header: dict) -> None:
+        self.output.start()
+        before = snapshot()
+        outcome, error = self.execute(header["code"])
+        sys.stdout = sys.stderr = Stream(self.output)  # model code may have replaced them
+        try:
+            sys.__stdout__.flush()
+        except Exception:
+            pass
+        self.output.emit(self.fd_capture.collect())
+        if error:
+            self.output.emit(error)
+        collect_figures(self.images)
+        collect_files(self.images, before)
+        images, notes = self.images.take()
+        self.output.finish(
+            lambda: self.channel.send(
+                {
+                    "op": "result",
+                    "outcome": outcome,
+                    "dropped": self.output.dropped,
+                    "notes": notes,
+                    "images": [{"mime_type": mime} for _, mime in images],
+                },
+                [data for data, _ in images],
+            )
+        )
+
+    def serve(self) -> None:
+        self.channel.send({"op": "ready"})
+        while True:
+            try:
+                header, blobs = self.channel.receive()
+            except protocol.ProtocolError:
+                return
+            op = header.get("op")
+            if op == "run":
+                self.run(header)
+            elif op in ("init", "add_files"):
+                try:
+                    (self.init if op == "init" else self.add_files)(header)
+                    self.channel.send({"op": "initialized"})
+                except Exception as exc:
+                    self.channel.send({"op": "error", "message": clip(f"{type(exc).__name__}: {exc}")})
+            elif op == "libraries":
+                self.channel.send({"op": "libraries", "libraries": libraries(header.get("names", []))})
+            elif op == "close":
+                return
+            else:
+                self.channel.send({"op": "error", "message": clip(f"unknown op {op!r}")})
+
+
+def libraries(specs):
+    """Imports each library by name and reports its version or the error."""
+    from importlib import import_module, metadata
+
+    report = {}
+    for spec in specs:
+        try:
+            import_module(spec["import"])
+            version = metadata.version(spec["distribution"])
+            report[spec["name"]] = {"available": True, "version": clip(version, 100)}
+        except Exception as exc:
+            report[spec["name"]] = {"available": False, "error": clip(f"{type(exc).__name__}: {exc}", 200)}
+    return report
+
+
+def main() -> None:
+    # A write past RLIMIT_FSIZE should be an OSError for the model, not a kill.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    Interpreter(int(sys.argv[1])).serve()
+
+
+if __name__ == "__main__":
+    main()
