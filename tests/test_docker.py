@@ -180,6 +180,10 @@ def test_the_containers_own_stderr_is_kept_apart_and_bounded(engine):
     with open_session("docker", entry=("-c", hostile)) as session:
         result = session.run("stderr flood")
         assert (result.outcome, result.output) == ("OUTCOME_OK", "ok\n")
+        # stderr frames travel beside the result on the attach stream: the last may land just after it.
+        deadline = time.monotonic() + 10
+        while not session._worker.channel.stderr_tail.endswith(b"the end\n") and time.monotonic() < deadline:
+            time.sleep(0.05)
         tail = session._worker.channel.stderr_tail
         assert len(tail) == 4096 and tail.endswith(b"xthe end\n")
         assert session.run("print(1)").output == "1\n"
