@@ -345,12 +345,12 @@ def test_image_out_of_date(engine, monkeypatch):
     from agentic_vision.sandboxing import docker_engine
     from agentic_vision.errors import SandboxUnavailable
 
-    monkeypatch.setattr(docker_engine, "source_hash", lambda root=None: "0" * 64)
+    monkeypatch.setattr(docker_engine, "source_hash", lambda: "0" * 64)
     with pytest.raises(SandboxUnavailable) as caught:
         docker_sandbox.DockerExecutor(pool_size=0)
     assert str(caught.value) == (
-        f"the sandbox image {docker_sandbox.image_name()} is out of date with this checkout's "
-        "sandbox/ files: run 'agentic-vision sandbox build'"
+        f"the sandbox image {docker_sandbox.image_name()} is out of date with this version's "
+        "sandbox files: run 'agentic-vision sandbox build'"
     )
 
 
@@ -389,14 +389,16 @@ def test_build_does_nothing_when_the_image_is_current(engine):
     assert inspect_image(connect(), image_name())["Id"] == before
 
 
-def test_build_outside_a_checkout_says_what_to_do(monkeypatch, tmp_path):
+def test_build_without_build_files_says_what_to_do(monkeypatch, tmp_path):
     from click.testing import CliRunner
 
     from agentic_vision.cli import docker as docker_commands
     from agentic_vision.errors import SandboxUnavailable
-    from agentic_vision.sandboxing import docker_build
+    from agentic_vision.sandboxing import runtime_files
 
-    monkeypatch.setattr(docker_build, "CHECKOUT", tmp_path)  # an installed package: no Dockerfile, no sandbox/
+    # Neither a checkout nor the wheel's copies: a package built without its build files.
+    monkeypatch.setattr(runtime_files, "CHECKOUT", tmp_path)
+    monkeypatch.setattr(runtime_files, "SHIPPED", tmp_path / "image_build")
     result = CliRunner().invoke(docker_commands.build_command, [])
     assert isinstance(result.exception, SandboxUnavailable)
-    assert "\n" not in str(result.exception) and "source checkout" in str(result.exception)
+    assert "\n" not in str(result.exception) and "no Dockerfile.sandbox" in str(result.exception)

@@ -75,3 +75,41 @@ def test_local_models_need_no_extra(installed, tmp_path):
     assert result.returncode == 1
     assert result.stderr.startswith(f"agentic-vision: cannot reach the model API at http://127.0.0.1:{port}/v1")
     assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1
+
+
+@pytest.mark.docker
+def test_the_installed_package_builds_the_docker_image(installed, tmp_path):
+    """`sandbox build` from the wheel sends the wheel's copy of Dockerfile.sandbox and
+    its installed sandbox files: the image gets the checkout's hash, and the installed
+    package then runs code in it."""
+    if os.environ.get("AGENTIC_VISION_TEST_DOCKER", "auto") == "0":
+        pytest.skip("Docker tests are switched off (AGENTIC_VISION_TEST_DOCKER=0)")
+    from agentic_vision.sandboxing.docker import docker_problem
+    from agentic_vision.sandboxing.docker_engine import HASH_LABEL, connect, image_name, source_hash
+
+    problem = docker_problem()
+    if problem:
+        if os.environ.get("AGENTIC_VISION_TEST_DOCKER") == "1":
+            pytest.fail(f"Docker is required here but unavailable: {problem}")
+        pytest.skip(f"Docker unavailable: {problem}")
+    engine = connect()
+    # The base of the checkout's image, so the build reuses its layers (a pip install otherwise).
+    base = engine.api.inspect_image(image_name())["Config"]["Labels"]["org.agentic-vision.sandbox.base"]
+    tag = f"agentic-vision/sandbox:wheel-test-{os.getpid()}"
+    env = {"AGENTIC_VISION_DOCKER_IMAGE": tag}
+    try:
+        built = run(installed, "sandbox", "build", "--base-image", base, cwd=tmp_path, env=env)
+        assert built.returncode == 0, built.stderr[-3000:]
+        assert f"building {tag} from {base}" in built.stderr
+        assert engine.api.inspect_image(tag)["Config"]["Labels"][HASH_LABEL] == source_hash()
+        ran = run(installed, "exec", "--sandbox", "docker", "import numpy, pypdfium2; print(numpy.ones(3).sum())",
+                  cwd=tmp_path, env=env)
+        assert (ran.returncode, ran.stdout) == (0, "3.0\n"), ran.stderr
+        again = run(installed, "sandbox", "build", "--base-image", base, cwd=tmp_path, env=env)
+        assert again.returncode == 0 and "is current" in again.stderr, again.stderr
+    finally:
+        try:
+            engine.api.remove_image(tag)
+        except Exception:  # not built: nothing to remove
+            pass
+        engine.client.close()

@@ -14,7 +14,7 @@ import sys
 import click
 
 from ..errors import SandboxUnavailable
-from ..sandboxing.docker_build import build_image, checkout_hash
+from ..sandboxing.docker_build import build_files, build_image
 from ..sandboxing.docker_engine import DEFAULT_ADDRESS, connect, image_name, inspect_image, settings
 from ..sandboxing.executors import get_executor
 from ..sandboxing.runtime_files import CHECKOUT
@@ -50,7 +50,7 @@ def connect_or_start(docker_host: str | None, echo):
 @docker_host_option
 def build_command(force, base_image, docker_host) -> None:
     """Build the Docker sandbox image (agentic-vision/sandbox:latest) on the engine."""
-    checkout_hash()  # before anything else: outside a checkout there is nothing to build
+    build_files()  # before anything else: without them there is nothing to build
     echo = lambda line: click.echo(f"[sandbox build] {line}", err=True)  # noqa: E731
     engine = connect_or_start(docker_host, echo)
     build_image(engine, image_name(), base=base_image, force=force, echo=echo)

@@ -1,7 +1,8 @@
 """Building the sandbox image through the Engine API (`agentic-vision sandbox build`).
 
 The engine may be remote, so the build context travels as a tar stream:
-Dockerfile.sandbox, sandbox/, a CA bundle for pip behind a TLS-intercepting
+Dockerfile.sandbox, sandbox/ (a checkout's, or the installed package's: see
+``runtime_files.image_sources``), a CA bundle for pip behind a TLS-intercepting
 proxy, an optional wheelhouse.  The image is labelled with the source hash
 (see ``image_source``) and its base; a current image is not
 rebuilt.  The API's builder is the classic one: Dockerfile.sandbox needs no
@@ -27,14 +28,13 @@ from typing import Callable
 import docker
 
 from ..errors import SandboxUnavailable
-from .docker_engine import HASH_LABEL, Engine, explain, source_hash
-from .image_source import source_files
-from .runtime_files import CHECKOUT
+from .docker_engine import HASH_LABEL, Engine, explain
+from .image_source import hash_of
+from .runtime_files import build_script, image_sources
 
 DEFAULT_BASE = "python:3.11-slim"
 LOCAL_BASE = "agentic-vision/base:bookworm"
 BASE_LABEL = "org.agentic-vision.sandbox.base"
-MAKE_BASE = CHECKOUT / "scripts" / "make-base-image.sh"
 PULL_TIMEOUT = 300
 
 
@@ -96,16 +96,17 @@ def choose_base(engine: Engine, base: str | None, echo) -> str:
 
 def make_local_base(engine: Engine, tag: str, echo) -> None:
     # debootstrap runs on this machine and `docker import`s the tree: only
-    # possible with a local engine, root and the script from a checkout.
-    if not MAKE_BASE.is_file() or not engine.local:
+    # possible with a local engine, root and the script (checkout or wheel).
+    make_base = build_script("make-base-image.sh")
+    if make_base is None or not engine.local:
         raise SandboxUnavailable(
             f"the base image {tag} is missing on the engine at {engine.address}: make it on that engine's machine "
             "with scripts/make-base-image.sh, or let the engine pull python:3.11-slim"
         )
-    echo(f"making {tag} with {MAKE_BASE.name} (debootstrap) ...")
+    echo(f"making {tag} with {make_base.name} (debootstrap) ...")
     env = dict(os.environ, BASE_TAG=tag, DOCKER_HOST=engine.address)
-    if subprocess.run(["bash", str(MAKE_BASE)], env=env, stdin=subprocess.DEVNULL).returncode != 0:
-        raise SandboxUnavailable(f"the base image {tag} was not made (see the output of {MAKE_BASE.name} above)")
+    if subprocess.run(["bash", str(make_base)], env=env, stdin=subprocess.DEVNULL).returncode != 0:
+        raise SandboxUnavailable(f"the base image {tag} was not made (see the output of {make_base.name} above)")
 
 
 def is_current(engine: Engine, image: str, base: str, want: str) -> bool:
@@ -145,10 +146,10 @@ def pip_cert() -> str | None:
     return None
 
 
-def write_context(tar_path: Path, ca: Path | None, wheelhouse: Path | None) -> None:
+def write_context(tar_path: Path, files: dict[str, Path], ca: Path | None, wheelhouse: Path | None) -> None:
     with tarfile.open(tar_path, "w") as tar:
-        for rel in source_files(CHECKOUT) or []:
-            tar.add(CHECKOUT / rel, arcname=rel, recursive=False)
+        for name in sorted(files):
+            tar.add(files[name], arcname=name, recursive=False)
         if ca is not None:
             tar.add(ca, arcname="build-ca.pem")
         if wheelhouse is not None:
@@ -156,21 +157,23 @@ def write_context(tar_path: Path, ca: Path | None, wheelhouse: Path | None) -> N
                 tar.add(wheel, arcname=f"wheelhouse/{wheel.name}")
 
 
-def checkout_hash() -> str:
-    """The source hash of this checkout; a one-line error in an installed package without one."""
-    want = source_hash(CHECKOUT)
-    if want is None:
+def build_files() -> dict[str, Path]:
+    """What the image is built from (checkout or installed package); a one-line error when absent."""
+    files = image_sources()
+    if files is None:
         raise SandboxUnavailable(
-            "building the sandbox image needs a source checkout: clone the agentic-vision repository "
-            "and run 'agentic-vision sandbox build' there"
+            "this installation has no Dockerfile.sandbox to build the sandbox image from: reinstall "
+            "agentic-vision from a wheel or sdist (pip install --force-reinstall agentic-vision), or run "
+            "'agentic-vision sandbox build' in a clone of the repository"
         )
-    return want
+    return files
 
 
 def build_image(engine: Engine, image: str, *, base: str | None = None, force: bool = False,
                 echo: Callable[[str], None] = print) -> bool:
     """Builds image on the engine unless it is current; returns whether it built."""
-    want = checkout_hash()
+    files = build_files()
+    want = hash_of(files)
     try:
         base = choose_base(engine, base or os.environ.get("AGENTIC_VISION_BASE_IMAGE"), echo)
         if not force and is_current(engine, image, base, want):
@@ -185,7 +188,7 @@ def build_image(engine: Engine, image: str, *, base: str | None = None, force: b
         echo(f"building {image} from {base} on {engine.address} (hash {want[:12]}, network {network}) ...")
         with tempfile.TemporaryDirectory(prefix="agentic-vision-build-") as tmp:
             context = Path(tmp) / "context.tar"
-            write_context(context, ca, wheelhouse)
+            write_context(context, files, ca, wheelhouse)
             with open(context, "rb") as f:
                 stream = engine.api.build(
                     fileobj=f, custom_context=True, dockerfile="Dockerfile.sandbox", tag=image,

@@ -17,7 +17,6 @@ import os
 import socket
 import ssl
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import urlparse
 
 import docker
@@ -27,8 +26,8 @@ from docker.context import ContextAPI
 from docker.utils import kwargs_from_env
 
 from ..errors import SandboxUnavailable
-from . import image_source
-from .runtime_files import CHECKOUT
+from .image_source import hash_of
+from .runtime_files import image_sources
 
 DEFAULT_IMAGE = "agentic-vision/sandbox:latest"
 DEFAULT_ADDRESS = "unix:///var/run/docker.sock"
@@ -175,9 +174,11 @@ def _one_line(exc: BaseException) -> str:
 # -- the sandbox image ------------------------------------------------------------------------
 
 
-def source_hash(root: Path = CHECKOUT) -> str | None:
-    """The hash the build puts in the image's label; None outside a checkout."""
-    return image_source.source_hash(root)
+def source_hash() -> str | None:
+    """The hash the build puts in the image's label, of this checkout's or this
+    installed package's build files; None when it has none."""
+    files = image_sources()
+    return hash_of(files) if files is not None else None
 
 
 def inspect_image(engine: Engine, image: str) -> dict:
@@ -195,5 +196,5 @@ def inspect_image(engine: Engine, image: str) -> dict:
     have = ((info.get("Config") or {}).get("Labels") or {}).get(HASH_LABEL, "unknown")
     want = source_hash()
     if want and have not in ("", "unknown") and have != want:
-        raise SandboxUnavailable(f"the sandbox image {image} is out of date with this checkout's sandbox/ files: {BUILD_HINT}")
+        raise SandboxUnavailable(f"the sandbox image {image} is out of date with this version's sandbox files: {BUILD_HINT}")
     return info

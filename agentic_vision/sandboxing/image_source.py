@@ -21,27 +21,43 @@ import sys
 from pathlib import Path
 
 
+def tree_files(folder: Path, prefix: str) -> list[str]:
+    """The files under ``folder`` as ``prefix/relative/path``, skipping __pycache__/, *.pyc and dot-files."""
+    paths = []
+    for dirpath, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if d != "__pycache__" and not d.startswith(".")]
+        for name in files:
+            if not name.endswith(".pyc") and not name.startswith("."):
+                paths.append(f"{prefix}/{os.path.relpath(os.path.join(dirpath, name), folder)}")
+    return paths
+
+
 def source_files(root: Path) -> list[str] | None:
     """Dockerfile.sandbox and sandbox/'s files, relative to ``root``; None outside a checkout."""
     root = Path(root)
     if not (root / "Dockerfile.sandbox").is_file() or not (root / "sandbox").is_dir():
         return None
-    paths = ["Dockerfile.sandbox"]
-    for dirpath, dirs, files in os.walk(root / "sandbox"):
-        dirs[:] = [d for d in dirs if d != "__pycache__" and not d.startswith(".")]
-        for name in files:
-            if not name.endswith(".pyc") and not name.startswith("."):
-                paths.append(os.path.relpath(os.path.join(dirpath, name), root))
-    return sorted(paths, key=lambda p: p.encode())  # `LC_ALL=C sort`
+    return sorted(["Dockerfile.sandbox", *tree_files(root / "sandbox", "sandbox")], key=lambda p: p.encode())
+
+
+def hash_of(files: dict[str, Path]) -> str:
+    """The label's hash of a build context given as {name in the context: file}.
+
+    An installed package holds the same files in other places (see
+    ``runtime_files.image_sources``); hashing by the names in the context gives
+    both the same hash.
+    """
+    names = sorted(files, key=lambda p: p.encode())  # `LC_ALL=C sort`
+    lines = "".join(f"{hashlib.sha256(Path(files[n]).read_bytes()).hexdigest()}  {n}\n" for n in names)
+    return hashlib.sha256(lines.encode()).hexdigest()
 
 
 def source_hash(root: Path) -> str | None:
-    """The hash the build script puts in the image's label; None outside a checkout."""
+    """The hash the build puts in the image's label; None outside a checkout."""
     paths = source_files(root)
     if paths is None:
         return None
-    lines = "".join(f"{hashlib.sha256((Path(root) / p).read_bytes()).hexdigest()}  {p}\n" for p in paths)
-    return hashlib.sha256(lines.encode()).hexdigest()
+    return hash_of({p: Path(root) / p for p in paths})
 
 
 def main(argv: list[str]) -> int:
