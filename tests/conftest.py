@@ -42,20 +42,27 @@ def sandbox_kinds() -> list:
     return kinds
 
 
+def require_docker() -> None:
+    """Skips the test without a working engine and image, or fails it where Docker is required (CI)."""
+    if not docker_wanted():
+        pytest.skip("Docker tests are switched off (AGENTIC_VISION_TEST_DOCKER=0)")
+    try:
+        from agentic_vision.sandboxing.docker import docker_problem
+    except ImportError:
+        problem = "the Docker sandbox is not part of this build"
+    else:
+        problem = docker_problem()
+    if problem:
+        if os.environ.get("AGENTIC_VISION_TEST_DOCKER") == "1":
+            pytest.fail(f"Docker is required here but unavailable: {problem}")
+        pytest.skip(f"Docker unavailable: {problem}")
+
+
 @pytest.fixture(params=sandbox_kinds())
 def sandbox_kind(request) -> str:
     kind = request.param
     if kind == "docker":
-        try:
-            from agentic_vision.sandboxing.docker import docker_problem
-        except ImportError:
-            problem = "the Docker sandbox is not part of this build"
-        else:
-            problem = docker_problem()
-        if problem:
-            if os.environ.get("AGENTIC_VISION_TEST_DOCKER") == "1":
-                pytest.fail(f"Docker is required here but unavailable: {problem}")
-            pytest.skip(f"Docker unavailable: {problem}")
+        require_docker()
     return kind
 
 

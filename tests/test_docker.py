@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import png_size
+from conftest import png_size, require_docker
 
 pytestmark = pytest.mark.docker
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,15 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def engine():
     """An engine that answers and a current image (tests of start-up errors need neither)."""
-    if os.environ.get("AGENTIC_VISION_TEST_DOCKER", "auto") == "0":
-        pytest.skip("Docker tests are switched off (AGENTIC_VISION_TEST_DOCKER=0)")
-    from agentic_vision.sandboxing.docker import docker_problem
-
-    problem = docker_problem()
-    if problem:
-        if os.environ.get("AGENTIC_VISION_TEST_DOCKER") == "1":
-            pytest.fail(f"Docker is required here but unavailable: {problem}")
-        pytest.skip(f"Docker unavailable: {problem}")
+    require_docker()
 
 
 @pytest.fixture

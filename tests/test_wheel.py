@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from agentic_vision.paths import sandbox_env_dir
-from conftest import sample
+from conftest import require_docker, sample
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -82,16 +82,9 @@ def test_the_installed_package_builds_the_docker_image(installed, tmp_path):
     """`sandbox build` from the wheel sends the wheel's copy of Dockerfile.sandbox and
     its installed sandbox files: the image gets the checkout's hash, and the installed
     package then runs code in it."""
-    if os.environ.get("AGENTIC_VISION_TEST_DOCKER", "auto") == "0":
-        pytest.skip("Docker tests are switched off (AGENTIC_VISION_TEST_DOCKER=0)")
-    from agentic_vision.sandboxing.docker import docker_problem
+    require_docker()
     from agentic_vision.sandboxing.docker_engine import HASH_LABEL, connect, image_name, source_hash
 
-    problem = docker_problem()
-    if problem:
-        if os.environ.get("AGENTIC_VISION_TEST_DOCKER") == "1":
-            pytest.fail(f"Docker is required here but unavailable: {problem}")
-        pytest.skip(f"Docker unavailable: {problem}")
     engine = connect()
     # The base of the checkout's image, so the build reuses its layers (a pip install otherwise).
     base = engine.api.inspect_image(image_name())["Config"]["Labels"]["org.agentic-vision.sandbox.base"]
