@@ -406,7 +406,7 @@ def test_get_model_routing_and_defaults(monkeypatch):
     assert (ollama.kind, ollama.model, ollama.base_url) == ("ollama", "gemma3:4b", "http://localhost:11434/v1")
     assert (ollama.max_image_side, ollama.temperature, ollama.max_images) == (1024, 0.2, 2)
     with pytest.raises(InputError, match="unknown option"):
-        get_model("ollama:qwen2.5vl", thinking="high")
+        get_model("ollama:qwen2.5vl", media_resolution="high")  # a Gemini option
     with pytest.raises(InputError, match="tool_protocol"):
         get_model("ollama:qwen2.5vl", tool_protocol="xml")
 

@@ -19,12 +19,9 @@ MODEL_ENV = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GEMINI_BASE_URL", "GOOG
 
 
 def make_model(name: str, base_url: str | None, thinking: str):
-    prefix = name.partition(":")[0] if ":" in name else ""
-    options = {}
+    options = {"thinking": thinking}
     if base_url:
         options["base_url"] = base_url
-    if prefix not in ("openai", "ollama"):
-        options["thinking"] = thinking
     return get_model(name, **options)
 
 

@@ -128,7 +128,8 @@ def exec_command(code, sandbox, inputs, max_pixels, timeout, out_dir, as_json, n
 @click.option("--max-steps", type=click.IntRange(min=1), default=12, show_default=True)
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True, help="Seconds per code run.")
 @click.option("--thinking", type=click.Choice(THINKING_LEVELS, case_sensitive=False), default="default",
-              show_default=True, help="Gemini's thinking (off: the model's lowest; see the README).")
+              show_default=True, help="How much the model thinks: Gemini's thinking level or budget, "
+              "reasoning_effort for openai:/ollama: models (off: none or the model's lowest; see the README).")
 @click.option("--max-pixels", type=click.IntRange(min=1), default=None,
               help="Largest input image in pixels, on the host and inside the sandbox (default 200 million).")
 @click.option("--page", "pages", default=None, metavar="N|A-B|LIST",
@@ -153,8 +154,6 @@ def ask_command(args, more_images, files, model, base_url, sandbox, docker_host,
             fail(f"file not found: {path}", EXIT_USAGE)
     options = {}
     if thinking.lower() != "default":
-        if model.startswith(("openai:", "ollama:")):
-            fail("--thinking is a Gemini setting; for openai:/ollama: models set the reasoning on the server", EXIT_USAGE)
         options["thinking"] = thinking.lower()
     if base_url:
         options["base_url"] = base_url

@@ -83,7 +83,9 @@ def summary_lines(records: list[dict], modes: list[str], prices: dict) -> list[s
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the generated tasks.")
 @click.option("--prices", "prices_file", type=click.Path(dir_okay=False), default=None,
               help='JSON {"model-prefix": {"input": USD, "output": USD}} per million tokens, over the example table.')
-@click.option("--thinking", default="default", show_default=True, help="Gemini thinking level (default, low, high, off, ...).")
+@click.option("--thinking", default="default", show_default=True,
+              help="Thinking level (default, off, minimal, low, medium, high): Gemini's thinking, "
+                   "reasoning_effort for openai:/ollama: models.")
 @click.option("--max-steps", type=click.IntRange(min=1), default=12, show_default=True, help="Local modes: code turns.")
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
               help="Local modes: seconds per code run.")

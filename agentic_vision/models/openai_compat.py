@@ -34,6 +34,7 @@ from PIL import Image as PILImage
 from ..errors import InputError, ModelError
 from ..images import encode_for_model
 from ..values import Outcome
+from . import reasoning
 from .base import Model, ModelImage, ModelTurn, Observation, ToolCall, ToolSpec, Usage, elided_note, refusal_message
 from .reach import check_reachable
 
@@ -127,10 +128,10 @@ def usage_of(response) -> Usage:
     if usage is None:
         return Usage()
     details = getattr(usage, "completion_tokens_details", None)
-    reasoning = (getattr(details, "reasoning_tokens", None) or 0) if details is not None else 0
+    thought = (getattr(details, "reasoning_tokens", None) or 0) if details is not None else 0
     completion = getattr(usage, "completion_tokens", None) or 0
     # completion_tokens includes reasoning on these APIs; Usage keeps them apart, as Gemini does.
-    return Usage.of(getattr(usage, "prompt_tokens", None), max(0, completion - reasoning), reasoning)
+    return Usage.of(getattr(usage, "prompt_tokens", None), max(0, completion - thought), thought)
 
 
 def _one_line(text: str, limit: int = 300) -> str:
@@ -199,6 +200,8 @@ class OpenAIModel(Model):
     ``Qwen/Qwen2.5-VL-7B-Instruct``, ``qwen2.5vl``); ``self.name`` is the routing
     name (``openai:...`` / ``ollama:...``) that ``get_model`` takes back.
     Settings left out take the defaults of the kind of server (``DEFAULTS``).
+    ``thinking``: default, off, minimal, low, medium or high, sent as the request's
+    ``reasoning_effort`` (see ``reasoning``).
     """
 
     def __init__(
@@ -218,6 +221,7 @@ class OpenAIModel(Model):
         timeout_s: float = _UNSET,  # type: ignore[assignment]
         image_detail: str | None = None,
         extra_body: dict | None = None,
+        thinking: str | None = "default",
     ) -> None:
         if not name:
             raise InputError(f"no model name: use {provider}:NAME")
@@ -252,6 +256,7 @@ class OpenAIModel(Model):
         self.tool_protocol = tool_protocol
         self.image_detail = image_detail
         self.extra_body = dict(extra_body or {})
+        self.thinking = reasoning.check(self.kind, self.name, thinking)
         self._api_key = api_key
         self._client = client
         self._checked = False
@@ -262,7 +267,7 @@ class OpenAIModel(Model):
     def from_name(cls, prefix: str, rest: str, **options) -> "OpenAIModel":
         """``openai:NAME`` / ``ollama:NAME`` with the options of ``get_model``."""
         allowed = {"base_url", "api_key", "client", "tool_protocol", "max_image_side", "max_images",
-                   "temperature", "max_tokens", "retries", "timeout_s", "image_detail", "extra_body"}
+                   "temperature", "max_tokens", "retries", "timeout_s", "image_detail", "extra_body", "thinking"}
         unknown = sorted(set(options) - allowed)
         if unknown:
             raise InputError(f"unknown option(s) for {prefix}:NAME models: {', '.join(unknown)} "
@@ -315,8 +320,12 @@ class OpenAIModel(Model):
             kwargs["temperature"] = self.temperature
         if self.max_tokens is not None:
             kwargs["max_tokens"] = self.max_tokens
-        if self.extra_body:
-            kwargs["extra_body"] = self.extra_body
+        effort = reasoning.effort(self.thinking)
+        if effort is not None:
+            kwargs["reasoning_effort"] = effort
+        extra = self.request_extra_body()
+        if extra:
+            kwargs["extra_body"] = extra
         try:
             return self.client.chat.completions.create(**kwargs)
         except openai.APITimeoutError as exc:
@@ -330,8 +339,20 @@ class OpenAIModel(Model):
         except openai.OpenAIError as exc:  # e.g. a response that is not JSON
             raise ModelError(f"bad answer from {self.base_url}: {_one_line(str(exc))}") from exc
 
+    def request_extra_body(self) -> dict:
+        """``extra_body`` as sent: the thinking fields under the user's own (which win)."""
+        extra = reasoning.extra_body(self.kind, self.thinking)
+        for key, value in self.extra_body.items():
+            both = isinstance(value, dict) and isinstance(extra.get(key), dict)
+            extra[key] = {**extra[key], **value} if both else value
+        return extra
+
     def describe(self, exc: openai.APIStatusError, sent_tools: bool = False) -> str:
         code, message = exc.status_code, error_message(exc)
+        param = exc.body.get("param") if isinstance(exc.body, dict) else None
+        if self.thinking != "default" and reasoning.refused(code, message, param):
+            return (f"model {self.model} does not take --thinking {self.thinking} (the server refused "
+                    f"reasoning_effort={reasoning.effort(self.thinking)!r}, {code}: {message}): drop --thinking")
         if sent_tools and tools_refused(exc):
             return f"model {self.model} does not support tool calling ({code}): {message}; use tool_protocol='text'"
         if code == 400 and _NO_IMAGES.search(message):
@@ -489,7 +510,7 @@ class OpenAIConversation:
         choice = choices[0]
         message = choice.message
         content = message.content or ""
-        reasoning = _reasoning_of(message)
+        thoughts = _reasoning_of(message)
         if self.protocol == "native":
             entry = _Entry("assistant", text=content, protocol="native")
             entry.calls = [self._native_call(tc) for tc in (message.tool_calls or [])]
@@ -510,7 +531,7 @@ class OpenAIConversation:
             hint = ": raise max_tokens" if why == "length" else ""
             raise ModelError(f"the model returned an empty answer ({why}){hint}")
         self.history.append(entry)
-        return ModelTurn(text=text, thoughts=reasoning, calls=[c.call for c in entry.calls], usage=usage_of(response))
+        return ModelTurn(text=text, thoughts=thoughts, calls=[c.call for c in entry.calls], usage=usage_of(response))
 
     def _native_call(self, tc) -> _Call:
         self._calls += 1

@@ -66,6 +66,11 @@ the list) while calls are unanswered; a malformed ``tools`` list or
 is refused with 400 and ``tools_error`` (default: like Ollama, "... does not
 support tools"); with ``supports_images=False`` any image is refused with 400
 ``images_error`` (default: like vLLM, "... is not a multimodal model").
+``reasoning_effort`` must be one of ``reasoning_efforts`` (default: OpenAI's newest
+models' none, minimal, low, medium, high, xhigh), else 400 "Unsupported value";
+``reasoning_efforts=None`` is a model that takes no reasoning setting (gpt-4o): any
+``reasoning_effort`` is refused with 400 ``param: "reasoning_effort"``, worded as
+OpenAI does or as ``reasoning_error`` says (``{model}`` is filled in).
 """
 
 from __future__ import annotations
@@ -93,18 +98,20 @@ _TYPES = {400: "invalid_request_error", 401: "invalid_request_error", 403: "perm
           404: "invalid_request_error", 429: "rate_limit_error", 500: "server_error",
           502: "server_error", 503: "server_error", 504: "server_error"}
 _CODES = {401: "invalid_api_key", 404: "model_not_found", 429: "rate_limit_exceeded"}
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")  # what OpenAI's newest models take
 
 
 class _ApiError(ApiError):
     def __init__(self, code: int, message: str, type: str | None = None, param: str | None = None,
-                 headers: dict | None = None):
+                 headers: dict | None = None, error_code: str | None = None):
         super().__init__(code, message, headers)
         self.param = param
         self.type = type or _TYPES.get(code, "api_error")
+        self.error_code = error_code or _CODES.get(code)
 
     def payload(self) -> dict:
         return {"error": {"message": self.message, "type": self.type, "param": self.param,
-                          "code": _CODES.get(self.code)}}
+                          "code": self.error_code}}
 
 
 def _bad(message: str, param: str | None = None) -> None:
@@ -258,7 +265,8 @@ class ScriptedOpenAI(ScriptedServer):
     ``tools_error`` (``{model}`` is filled in).  ``supports_images=False``: refuse
     images with ``images_error``.  ``api_key``: the only key accepted (None: any or
     none).  ``models``: the names served (None: any).  ``reasoning_field``: where
-    reasoning goes in the message (``reasoning_content``: vLLM; ``reasoning``: Ollama)."""
+    reasoning goes in the message (``reasoning_content``: vLLM; ``reasoning``: Ollama).
+    ``reasoning_efforts``: the ``reasoning_effort`` values taken (None: the field is refused)."""
 
     name, request_kind = "ScriptedOpenAI", "chat completion"
     error_type, reply_type, text_reply = _ApiError, Reply, staticmethod(reply.text)
@@ -269,9 +277,13 @@ class ScriptedOpenAI(ScriptedServer):
                  models: list[str] | tuple[str, ...] | None = None,
                  tools_error: str = "registry.ollama.ai/library/{model} does not support tools",
                  images_error: str = "{model} is not a multimodal model",
-                 reasoning_field: str = "reasoning_content", host: str = "127.0.0.1", port: int = 0):
+                 reasoning_field: str = "reasoning_content",
+                 reasoning_efforts: tuple[str, ...] | list[str] | None = REASONING_EFFORTS,
+                 reasoning_error: str | None = None, host: str = "127.0.0.1", port: int = 0):
         super().__init__(script, router=router, host=host, port=port)
         self.supports_tools, self.supports_images = supports_tools, supports_images
+        self.reasoning_efforts = tuple(reasoning_efforts) if reasoning_efforts is not None else None
+        self.reasoning_error = reasoning_error
         self.api_key, self.models = api_key, list(models) if models is not None else None
         self.tools_error, self.images_error = tools_error, images_error
         self.reasoning_field = reasoning_field
@@ -388,6 +400,7 @@ class ScriptedOpenAI(ScriptedServer):
             if body.get(key) is not None and (not isinstance(body[key], int) or body[key] < 1):
                 _bad(f"Invalid '{key}': expected an integer >= 1.", key)
         self._check_tools(body)
+        self._check_reasoning(body, model)
         pending: dict[str, bool] = {}  # tool_call_id -> answered
         for i, message in enumerate(messages):
             where = f"messages[{i}]"
@@ -427,6 +440,22 @@ class ScriptedOpenAI(ScriptedServer):
             _bad("An assistant message with 'tool_calls' must be followed by tool messages responding to each "
                  f"'tool_call_id'. The following tool_call_ids did not have response messages before {where}: "
                  f"{', '.join(missing)}", "messages")
+
+    def _check_reasoning(self, body: dict, model: str) -> None:
+        """``reasoning_effort`` as OpenAI checks it: refused by a model that takes none (gpt-4o),
+        or a value outside the model's list; ``reasoning_error`` words the first refusal instead."""
+        if "reasoning_effort" not in body or body["reasoning_effort"] is None:
+            return
+        value = body["reasoning_effort"]
+        if self.reasoning_efforts is None:
+            message = (self.reasoning_error or "Unsupported parameter: 'reasoning_effort' is not supported "
+                       "with this model.").replace("{model}", model)
+            raise _ApiError(400, message, param="reasoning_effort", error_code="unsupported_parameter")
+        if not isinstance(value, str) or value not in self.reasoning_efforts:
+            listed = ", ".join(repr(v) for v in self.reasoning_efforts)
+            raise _ApiError(400, f"Unsupported value: 'reasoning_effort' does not support {value!r} with this "
+                            f"model. Supported values are: {listed}.", param="reasoning_effort",
+                            error_code="unsupported_value")
 
     def _check_tools(self, body: dict) -> None:
         tools, choice = body.get("tools"), body.get("tool_choice")
