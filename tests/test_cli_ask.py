@@ -199,7 +199,7 @@ def test_no_sandbox_environment_is_one_line_after_the_key_is_checked(tmp_path):
     assert result.returncode == 3
     assert result.stderr == ("agentic-vision: the local sandbox's library environment is not set up: run "
                              "'agentic-vision sandbox setup' (once, a few minutes) or use --sandbox docker\n")
-    assert server.requests == []
+    assert server.requests == [] and [r.method for r in server.lookups] == ["get"]  # the model was looked up
 
 
 def test_ctrl_c_writes_the_partial_trace_marked_interrupted(tmp_path):

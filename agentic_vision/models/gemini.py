@@ -24,6 +24,7 @@ from ..errors import InputError, ModelError
 from ..values import Outcome
 from . import thinking as thinking_levels
 from .base import Model, ModelImage, ModelTurn, Observation, ToolCall, ToolSpec, Usage, elided_note, refusal_message
+from .gemini_lookup import check_model
 from .reach import check_reachable
 
 IMAGE_DELIVERY = ("auto", "function_response", "parts")
@@ -128,13 +129,15 @@ class GeminiModel(Model):
 
     def check_ready(self, reachable: bool = True) -> None:
         """Fails early, before any sandbox starts: no key (InputError), an API
-        nothing answers at (ModelError, within seconds)."""
+        nothing answers at (ModelError, within seconds), a model the API does not
+        have (InputError naming the nearest one; see ``gemini_lookup``)."""
         _ = self.client
         if not reachable or self._checked or self._client_given:
             return
         vertex = os.environ.get("GOOGLE_GENAI_USE_VERTEXAI", "").lower() in ("1", "true")
-        if not vertex:
+        if not vertex:  # Vertex names its models differently; generateContent will tell
             check_reachable(*self.api_url)
+            check_model(self.client, self.name)
         self._checked = True
 
     def thinking_config(self) -> types.ThinkingConfig | None:

@@ -24,8 +24,11 @@ reply, on the last part otherwise.  Function calls get ids ``call_<n>_<part>``.
 Endpoints: ``POST /{v1,v1beta,v1alpha}/models/{model}:generateContent`` and
 ``:streamGenerateContent`` (``?alt=sse`` gives server-sent events, otherwise a
 JSON array); ``:countTokens`` (the prompt's deterministic count, no step used);
-``GET models`` and ``models/{model}`` (``models=``: the names listed, default
-one).  An API key (``x-goog-api-key`` header or ``?key=``) is required.
+``GET models`` and ``models/{model}`` (``models=``: the names served, listed,
+and 404 for any other name; None, the default, answers ``models/{model}`` for
+any name and lists ``gemini-3-flash-preview``).  Those GETs are recorded in
+``server.lookups``, apart from the model calls in ``server.requests``.  An API
+key (``x-goog-api-key`` header or ``?key=``) is required.
 
 **The script** is a list of *steps*, one consumed per accepted request:
 
@@ -75,6 +78,7 @@ from .http_server import AUTO, ApiError, Image, RecordedRequestBase, ScriptedSer
 
 __all__ = ["ScriptedGemini", "RecordedRequest", "Reply", "reply", "Image", "AUTO"]
 
+DEFAULT_MODEL = "gemini-3-flash-preview"  # what the listing shows when no models= are given
 _STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
            404: "NOT_FOUND", 408: "DEADLINE_EXCEEDED", 429: "RESOURCE_EXHAUSTED",
            500: "INTERNAL", 502: "UNAVAILABLE", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
@@ -142,7 +146,7 @@ class RecordedRequest(RecordedRequestBase):
     path: str
     api_version: str | None = None
     model: str | None = None
-    method: str | None = None  # "generateContent" or "streamGenerateContent"
+    method: str | None = None  # "generateContent", "streamGenerateContent", "countTokens"; "get" / "list" (models)
     api_key: str | None = None
     raw: Any = None
     body: dict | None = None
@@ -275,7 +279,10 @@ class ScriptedGemini(ScriptedServer):
     responses (Gemini 3) or refuse them (older models).  ``check_thought_signatures``:
     Gemini 3 signature validation.  ``strict_function_response_ids``: refuse a function
     response without the id of the call it answers.  ``model_version``: reported
-    ``modelVersion`` (default: the model in the URL)."""
+    ``modelVersion`` (default: the model in the URL).  ``models``: the names ``GET
+    models/{name}`` knows (None: any).  ``models_errors``: ``{"get": reply.error(...),
+    "list": ...}``, what ``GET models/{name}`` and ``GET models`` answer instead (a key
+    without that permission, a proxy that does not serve them)."""
 
     name, request_kind = "ScriptedGemini", "generateContent"
     error_type, reply_type, text_reply = _ApiError, Reply, staticmethod(reply.text)
@@ -284,10 +291,12 @@ class ScriptedGemini(ScriptedServer):
     def __init__(self, script: list | tuple = (), *, router: Callable[[RecordedRequest], Any] | None = None,
                  api_key: str | None = None, multimodal_function_responses: bool = True,
                  check_thought_signatures: bool = True, strict_function_response_ids: bool = False,
-                 model_version: str | None = None, models: tuple | list = ("gemini-3-flash-preview",),
-                 host: str = "127.0.0.1", port: int = 0):
+                 model_version: str | None = None, models: tuple | list | None = None,
+                 models_errors: dict[str, Reply] | None = None, host: str = "127.0.0.1", port: int = 0):
         super().__init__(script, router=router, host=host, port=port)
-        self.models = list(models)
+        self.models = list(models) if models is not None else None
+        self.models_errors = dict(models_errors or {})
+        self.lookups: list[RecordedRequest] = []  # GET models / models/{name}, apart from the model calls
         self.api_key, self.model_version = api_key, model_version
         self.multimodal_function_responses = multimodal_function_responses
         self.check_thought_signatures = check_thought_signatures
@@ -302,6 +311,10 @@ class ScriptedGemini(ScriptedServer):
     # -- HTTP ----------------------------------------------------------------------
     def _record(self, h: BaseHTTPRequestHandler) -> RecordedRequest:
         return RecordedRequest(path=urlsplit(h.path).path)
+
+    def _log(self, rec: RecordedRequest) -> None:
+        # GeminiModel looks its model up before the first call: ``requests`` stays the model calls.
+        (self.lookups if rec.method in ("get", "list") else self.requests).append(rec)
 
     def _serve(self, h: BaseHTTPRequestHandler, rec: RecordedRequest, raw: bytes) -> None:
         match = _PATH.match(rec.path) if h.command == "POST" else None
@@ -321,6 +334,9 @@ class ScriptedGemini(ScriptedServer):
         if self.api_key is not None and rec.api_key != self.api_key:
             _bad("API key not valid. Please pass a valid API key.")
         if listing:
+            if rec.method in self.models_errors:
+                code, status, message = self.models_errors[rec.method].error
+                raise _ApiError(code, message, status)
             rec.status, rec.response = 200, self._models(rec.model)
             return
         raw_body = self._read_json(rec, raw, "Invalid JSON payload received.",
@@ -363,8 +379,8 @@ class ScriptedGemini(ScriptedServer):
                     "inputTokenLimit": 1048576, "outputTokenLimit": 65536,
                     "supportedGenerationMethods": ["generateContent", "countTokens"]}
         if name is None:
-            return {"models": [model(n) for n in self.models]}
-        if name not in self.models:
+            return {"models": [model(n) for n in self.models or [DEFAULT_MODEL]]}
+        if self.models is not None and name not in self.models:
             raise _ApiError(404, f"models/{name} is not found for API version v1beta.")
         return model(name)
 

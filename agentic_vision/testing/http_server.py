@@ -181,8 +181,12 @@ class ScriptedServer:
         except Exception as e:  # e.g. a script step that raised: say so instead of dropping the connection
             rec.status, rec.response = 500, self._script_error(f"unexpected error: {e!r}").payload()
         with self._lock:
-            self.requests.append(rec)
+            self._log(rec)
         self._respond(h, rec, headers)
+
+    def _log(self, rec: Any) -> None:
+        """Keep the record (under the lock) where tests look for it."""
+        self.requests.append(rec)
 
     def _respond(self, h: BaseHTTPRequestHandler, rec: Any, headers: dict) -> None:
         self._send(h, rec.status, json.dumps(rec.response).encode(), "application/json", headers)
