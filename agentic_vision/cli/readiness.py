@@ -15,8 +15,9 @@ AUTO_SETUP = "AGENTIC_VISION_AUTO_SETUP"  # ./av sets it: a checkout sets itself
 
 def choose_sandbox(kind: str, quiet: bool, docker_host: str | None = None) -> str:
     """The sandbox kind to use ("auto" resolved), with the local environment ready."""
-    from ..sandboxing.executors import resolve_kind
+    from ..sandboxing.executors import check_docker_host, resolve_kind
 
+    check_docker_host(kind, docker_host, cli=True)
     resolved = resolve_kind(kind, docker_host)
     if resolved == "local":
         ensure_local_env(quiet)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import threading
 
-from ..errors import InputError
+from ..errors import InputError, SandboxUnavailable
 from .bubblewrap import LocalExecutor
-from .docker import DockerExecutor, docker_ready
+from .docker import DockerExecutor, docker_problem, docker_ready
+from .docker_engine import settings
 
 _executors: dict = {}
 _lock = threading.Lock()
@@ -21,6 +22,32 @@ def resolve_kind(kind: str, docker_host: str | None = None) -> str:
     if kind != "auto":
         return kind
     return "docker" if docker_ready(docker_host) else "local"
+
+
+def check_docker_host(kind: str, docker_host: str | None, cli: bool = False) -> None:
+    """An engine named for the local sandbox would go unused: refused, not ignored."""
+    if docker_host and kind == "local":
+        name, other = ("--docker-host", "--sandbox docker or auto") if cli else ("docker_host", "sandbox 'docker' or 'auto'")
+        raise InputError(f"{name} is for the Docker sandbox, not the local one: drop it, or use {other}")
+
+
+def sandbox_in_use(kind: str, docker_host: str | None = None) -> tuple[str, str | None]:
+    """What a server or a run starting now will use: the kind ("auto" resolved against the
+    given engine) and, for Docker, the engine's address.  The Docker sandbox asked for by
+    name and unusable is one SandboxUnavailable line now, not an error per request."""
+    kind = resolve_kind(kind, docker_host)
+    if kind == "local":
+        return kind, None
+    problem = docker_problem(docker_host=docker_host)  # cached: "auto" has just asked
+    if problem:
+        raise SandboxUnavailable(problem)
+    return kind, settings(docker_host)[1]
+
+
+def describe_sandbox(asked: str, kind: str, engine: str | None) -> str:
+    """For start-up lines: "docker at tcp://...", "local", "auto, now docker at ..."."""
+    where = f"{kind} at {engine}" if engine else kind
+    return where if asked == kind else f"{asked}, now {where}"
 
 
 def get_executor(kind: str = "local", *, pool_size: int | None = None, **options):
