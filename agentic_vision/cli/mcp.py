@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from .docker import docker_host_option
 from .exits import EXIT_USAGE, fail
 
 
@@ -18,6 +19,7 @@ from .exits import EXIT_USAGE, fail
               help="Port for streamable-http (0: any free one, printed on stderr).")
 @click.option("--sandbox", type=click.Choice(["auto", "local", "docker"]), default="auto", show_default=True,
               envvar="AGENTIC_VISION_SANDBOX", help="Where the code runs.")
+@docker_host_option
 @click.option("--allow-dir", "allow_dirs", multiple=True, type=click.Path(file_okay=False),
               help="A directory whose files clients may copy into the sandbox (repeatable; default: the current one).")
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
@@ -35,19 +37,22 @@ from .exits import EXIT_USAGE, fail
 @click.option("--max-steps", type=click.IntRange(min=1), default=12, show_default=True, help="The most steps an ask may take.")
 @click.option("--trace-dir", type=click.Path(file_okay=False), default=None, help="Write an HTML trace of every ask here.")
 @click.option("--no-guard", is_flag=True, help="Skip the RestrictedPython first-pass guard (the OS sandbox still holds).")
-def mcp_command(transport, host, port, sandbox, allow_dirs, timeout, max_sessions, idle_timeout, image_max_side,
-                max_image_bytes, model, max_steps, trace_dir, no_guard) -> None:
+def mcp_command(transport, host, port, sandbox, docker_host, allow_dirs, timeout, max_sessions, idle_timeout,
+                image_max_side, max_image_bytes, model, max_steps, trace_dir, no_guard) -> None:
     """Serve run_python, ask and their friends to MCP clients (stdio by default)."""
     try:
         import mcp  # noqa: F401  (the optional SDK)
     except ImportError:
         fail("the MCP server needs the mcp extra: pip install 'agentic-vision[mcp]'", EXIT_USAGE)
+    from ..sandboxing.executors import check_docker_host
     from ..servers.mcp import ServerConfig, serve
+
+    check_docker_host(sandbox, docker_host, cli=True)
     for d in allow_dirs:
         if not Path(d).is_dir():
             fail(f"--allow-dir {d}: not a directory", EXIT_USAGE)
     config = ServerConfig(
-        sandbox=sandbox,
+        sandbox=sandbox, docker_host=docker_host,
         allow_dirs=tuple(Path(d).resolve() for d in allow_dirs) or (Path.cwd(),),
         timeout=timeout, max_sessions=max_sessions, idle_timeout=idle_timeout, image_max_side=image_max_side,
         max_result_image_bytes=max_image_bytes, model=model, max_steps=max_steps,

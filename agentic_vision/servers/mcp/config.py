@@ -5,12 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ...sandboxing.executors import check_docker_host
+
 MiB = 1024 * 1024
 
 
 @dataclass(frozen=True)
 class ServerConfig:
     sandbox: str = "auto"  # local, docker or auto, as for exec
+    docker_host: str | None = None  # the Docker sandbox's engine (default: DOCKER_HOST, the context, the socket)
     allow_dirs: tuple[Path, ...] = field(default_factory=lambda: (Path.cwd(),))
     timeout: float = 30.0  # seconds per run; also the most a call may ask for
     max_sessions: int = 4  # sandboxes open at once, the loop's own included
@@ -22,11 +25,15 @@ class ServerConfig:
     trace_dir: Path | None = None
     guard: bool = True
 
+    def __post_init__(self) -> None:
+        check_docker_host(self.sandbox, self.docker_host)
+
     def limits(self, executor) -> dict:
         """The limits as a client may read them (the limits resource)."""
         return {
             "timeout_s": self.timeout,
             "sandbox": executor.kind,
+            "docker_engine": executor.engine.address if executor.kind == "docker" else None,
             "sandbox_limits": executor.limits.as_dict(),
             "enforcement": executor.enforcement,
             "max_sessions": self.max_sessions,

@@ -22,7 +22,8 @@ def register_resources(app: MCPServer, state: ServerState) -> None:
                   description="Time, memory, process, file, image and session limits of this server's sandbox.")
     async def limits() -> str:
         try:
-            executor = await anyio.to_thread.run_sync(lambda: get_executor(cfg.sandbox, pool_size=0))
+            executor = await anyio.to_thread.run_sync(
+                lambda: get_executor(cfg.sandbox, pool_size=0, docker_host=cfg.docker_host))
         except AgenticVisionError as exc:
             raise ResourceError(str(exc)) from None
         return json.dumps(cfg.limits(executor), indent=2)

@@ -17,7 +17,7 @@ import uvicorn
 from mcp.server import MCPServer
 
 from ...errors import InputError
-from ...sandboxing.executors import get_executor
+from ...sandboxing.executors import describe_sandbox, get_executor
 from .access import FileAccess
 from .config import ServerConfig
 from .resources import register_resources
@@ -46,7 +46,8 @@ def _version() -> str:
 def build_server(config: ServerConfig, transport: str = "stdio") -> MCPServer:
     if transport not in TRANSPORTS:
         raise InputError(f"unknown transport {transport!r}: choose one of {', '.join(TRANSPORTS)}")
-    registry = SessionRegistry(config.sandbox, config.timeout, config.max_sessions, guard=config.guard)
+    registry = SessionRegistry(config.sandbox, config.timeout, config.max_sessions, guard=config.guard,
+                               docker_host=config.docker_host)
     state = ServerState(config, FileAccess(config.allow_dirs), registry, transport)
 
     @asynccontextmanager
@@ -70,7 +71,8 @@ def build_server(config: ServerConfig, transport: str = "stdio") -> MCPServer:
 
 def serve(config: ServerConfig, transport: str = "stdio", host: str = "127.0.0.1", port: int = 8000) -> None:
     """Serves until the client leaves (stdio) or the process is interrupted (HTTP)."""
-    get_executor(config.sandbox, pool_size=0)  # a missing sandbox is one line now, not an error per call
+    # A missing sandbox (or an engine that does not answer) is one line now, not an error per call.
+    executor = get_executor(config.sandbox, pool_size=0, docker_host=config.docker_host)
     app = build_server(config, transport)
     if transport == "stdio":
         anyio.run(app.run_stdio_async)
@@ -81,7 +83,9 @@ def serve(config: ServerConfig, transport: str = "stdio", host: str = "127.0.0.1
     sock = _bind(host, port)
     starlette_app = app.streamable_http_app(host=host, session_idle_timeout=config.idle_timeout)
     shown = f"[{host}]" if ":" in host else host
-    print(f"agentic-vision mcp: serving on http://{shown}:{sock.getsockname()[1]}/mcp", file=sys.stderr, flush=True)
+    engine = executor.engine.address if executor.kind == "docker" else None
+    print(f"agentic-vision mcp: serving on http://{shown}:{sock.getsockname()[1]}/mcp "
+          f"(sandbox {describe_sandbox(config.sandbox, executor.kind, engine)})", file=sys.stderr, flush=True)
     server = uvicorn.Server(uvicorn.Config(starlette_app, log_level="warning", lifespan="on"))
     anyio.run(server.serve, [sock])
 
