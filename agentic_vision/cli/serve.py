@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ..errors import InputError
+from .docker import docker_host_option
 
 
 @click.command("serve")
@@ -13,6 +14,7 @@ from ..errors import InputError
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
 @click.option("--sandbox", type=click.Choice(["auto", "local", "docker"]), default="auto", show_default=True,
               envvar="AGENTIC_VISION_SANDBOX", help="Where the code of each request runs.")
+@docker_host_option
 @click.option("--route", "routes", multiple=True, metavar="NAME=MODEL[@BASE_URL]",
               help="Run requests for model NAME on another backend, e.g. "
                    "gemini-3-flash-preview=ollama:qwen2.5vl (repeatable).")
@@ -27,8 +29,8 @@ from ..errors import InputError
 @click.option("--max-steps", type=click.IntRange(min=1), default=12, show_default=True)
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]),
               default="info", show_default=True)
-def serve_command(host, port, sandbox, routes, auth_key, max_concurrent, max_body_mb, timeout, max_steps,
-                  log_level) -> None:
+def serve_command(host, port, sandbox, docker_host, routes, auth_key, max_concurrent, max_body_mb, timeout,
+                  max_steps, log_level) -> None:
     """Serve the Gemini API: codeExecution requests run the local loop, others go upstream.
 
     Point existing code at it with GOOGLE_GEMINI_BASE_URL=http://HOST:PORT (Python)
@@ -41,15 +43,21 @@ def serve_command(host, port, sandbox, routes, auth_key, max_concurrent, max_bod
     except ImportError as exc:
         raise InputError(f"the gateway needs the serve extra ({exc.name} is missing): "
                          "pip install 'agentic-vision[serve]' (in a checkout: EXTRAS=serve ./av serve)") from None
-    config = GatewayConfig(sandbox=sandbox, routes=list(routes), auth_key=auth_key, max_concurrent=max_concurrent,
-                           max_body_bytes=int(max_body_mb * 2**20), timeout=timeout, max_steps=max_steps)
+    from ..sandboxing.executors import check_docker_host, describe_sandbox, sandbox_in_use
+
+    check_docker_host(sandbox, docker_host, cli=True)
+    config = GatewayConfig(sandbox=sandbox, docker_host=docker_host, routes=list(routes), auth_key=auth_key,
+                           max_concurrent=max_concurrent, max_body_bytes=int(max_body_mb * 2**20), timeout=timeout,
+                           max_steps=max_steps)
     check_bind(host, config)
+    # An engine that does not answer is one line now, before serving, not a 500 per request.
+    kind, engine = sandbox_in_use(sandbox, docker_host)
     if not config.upstream_key and auth_key:
         click.echo("agentic-vision: no GEMINI_API_KEY: Gemini models will not be served "
                    "(with --auth-key, clients' keys are not forwarded)", err=True)
     keys = "its own key" if config.upstream_key else "each client's key" if not auth_key else "no key"
-    click.echo(f"agentic-vision gateway on http://{host}:{port} (sandbox {sandbox}; Gemini at "
-               f"{config.upstream_url} with {keys})", err=True)
+    click.echo(f"agentic-vision gateway on http://{host}:{port} (sandbox {describe_sandbox(sandbox, kind, engine)}; "
+               f"Gemini at {config.upstream_url} with {keys})", err=True)
     for route in config.routes.values():
         click.echo(f"  route {route.name} -> {route.model}" + (f" at {route.base_url}" if route.base_url else ""),
                    err=True)

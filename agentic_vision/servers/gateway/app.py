@@ -188,7 +188,8 @@ class Gateway:
         c = self.config
         settings = dict(timeout=c.timeout, max_steps=c.max_steps, max_retries=c.max_retries,
                         max_image_side=c.max_image_side, guard=c.guard)
-        return Exchange(backend, parsed, sandbox=c.sandbox, sandbox_options={"pool_size": c.warm_sandboxes},
+        return Exchange(backend, parsed, sandbox=c.sandbox,
+                        sandbox_options={"pool_size": c.warm_sandboxes, "docker_host": c.docker_host},
                         settings=settings, system="\n".join(texts),
                         include_thoughts=bool(thinking.get("includeThoughts")), stream=stream)
 

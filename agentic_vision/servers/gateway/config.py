@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, field
 
 from ...errors import InputError
+from ...sandboxing.executors import check_docker_host
 
 GEMINI_URL = "https://generativelanguage.googleapis.com"
 _ROUTE = re.compile(r"^(?P<name>[^=\s]+)=(?P<model>[^\s]+?)(?:@(?P<url>[a-zA-Z][a-zA-Z0-9+.-]*://\S+))?$")
@@ -42,9 +43,12 @@ class GatewayConfig:
     ``upstream_key`` (default: GEMINI_API_KEY / GOOGLE_API_KEY) is the key the gateway
     uses for Gemini; without one, the key each client sent is forwarded, unless
     ``auth_key`` is set (then the client's key is the gateway's own and stays here).
+    ``docker_host`` is the Docker sandbox's engine (default: DOCKER_HOST, the Docker
+    context, else the local socket).
     """
 
     sandbox: str = "auto"
+    docker_host: str | None = None
     routes: dict[str, Route] = field(default_factory=dict)
     auth_key: str | None = None
     upstream_url: str = field(default_factory=lambda: os.environ.get("GOOGLE_GEMINI_BASE_URL") or GEMINI_URL)
@@ -63,6 +67,7 @@ class GatewayConfig:
     def __post_init__(self) -> None:
         if isinstance(self.routes, (list, tuple)):
             self.routes = {r.name: r for r in (parse_route(r) if isinstance(r, str) else r for r in self.routes)}
+        check_docker_host(self.sandbox, self.docker_host)
         if self.max_concurrent < 1:
             raise InputError("max_concurrent must be at least 1")
         self.upstream_url = self.upstream_url.rstrip("/")
