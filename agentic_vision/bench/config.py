@@ -49,10 +49,11 @@ class RunConfig:
     suite: str = ""
     traces: bool = True
     env: tuple[tuple[str, str], ...] = ()
+    docker_host: str | None = None  # the Docker sandbox's engine, as the workers reach it
 
     def build_runner(self):
         # The modes import google-genai (~1.5 s): not for every start of the command line.
         from .modes import ModeRunner
 
         return ModeRunner(make_model(self.model, self.base_url, self.thinking), sandbox=self.sandbox,
-                          max_steps=self.max_steps, timeout=self.timeout)
+                          docker_host=self.docker_host, max_steps=self.max_steps, timeout=self.timeout)

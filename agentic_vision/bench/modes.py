@@ -29,6 +29,7 @@ from ..inputs import prepare_image
 from ..loop.agent import Agent
 from ..loop.prompt import TOOL_NAME
 from ..models.base import ToolSpec, Usage
+from ..sandboxing.executors import check_docker_host
 from ..values import LOCAL_MODES, BenchMode, StopReason
 from ..models.gemini import GeminiModel, no_answer_reason, read_hosted, response_parts, split_text, usage_of
 from .tasks import Task
@@ -78,12 +79,16 @@ def _finish(episode: Episode) -> Episode:
 class ModeRunner:
     """Runs one task in one mode; thread-safe (one model shared by all workers)."""
 
-    def __init__(self, model, sandbox: str = "auto", **settings) -> None:
+    def __init__(self, model, sandbox: str = "auto", docker_host: str | None = None, **settings) -> None:
+        """``docker_host``: the Docker sandbox's engine (default: DOCKER_HOST, the context, the socket)."""
+        check_docker_host(sandbox, docker_host)
         self.model = model
+        self.docker_host = docker_host
         # Fail now (no API key) rather than once per task; the client it makes is shared by
         # every worker thread (GeminiModel makes it once, under a lock).
         model.check_ready()
         self.max_image_side = settings.get("max_image_side", 1536)
+        settings["sandbox_options"] = {**(settings.get("sandbox_options") or {}), "docker_host": docker_host}
         self.agents = {
             BenchMode.LOCAL: Agent(model=model, sandbox=sandbox, **settings),
             BenchMode.LOCAL_BLIND: Agent(model=model, sandbox=sandbox, **{**settings, "show_images": False}),

@@ -137,7 +137,7 @@ def play_remote(config: RunConfig, task: Task, index: int, mode: str, files: lis
     runner = _runner(config)
     task = replace(task, images=_materialise(files, blobs))
     sandbox = config.sandbox if mode in LOCAL_MODES else None
-    node = where_it_ran(sandbox, ray.get_runtime_context().get_node_id())
+    node = where_it_ran(sandbox, ray.get_runtime_context().get_node_id(), config.docker_host)
     return play(runner, task, mode, index=index, suite=config.suite, model=runner.model.name,
                 sandbox=config.sandbox, traces=config.traces, node=node)
 
@@ -171,7 +171,7 @@ def _failed(task: Task, mode: str, index: int, config: RunConfig, reason: str, s
     episode = Episode(stop_reason=stop, error=reason)
     record = make_record(task, mode, episode, model=config.model, sandbox=config.sandbox, suite=config.suite,
                          latency_s=0.0, trace=None, index=index)
-    record["node"] = {"id": None, "hostname": None, "sandbox": None}
+    record["node"] = {"id": None, "hostname": None, "sandbox": None, "docker_engine": None}
     return record
 
 

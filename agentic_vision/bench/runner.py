@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import InputError, SandboxUnavailable
+from ..sandboxing.docker_engine import settings
 from ..sandboxing.executors import resolve_kind
 from ..trace import render_trace, write_trace_html
 from ..values import LOCAL_MODES, Outcome, StopReason
@@ -92,9 +93,12 @@ def write_meta(out_dir: Path, meta: dict, resume: bool) -> None:
     path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 
 
-def where_it_ran(sandbox: str | None, node_id: str | None = None) -> dict:
-    """The ``node`` of a record: the Ray node id (None in a local run), the host, the sandbox kind."""
-    return {"id": node_id, "hostname": socket.gethostname(), "sandbox": resolve_kind(sandbox) if sandbox else None}
+def where_it_ran(sandbox: str | None, node_id: str | None = None, docker_host: str | None = None) -> dict:
+    """The ``node`` of a record: the Ray node id (None in a local run), the host, the sandbox kind
+    and, for Docker, the engine's address."""
+    kind = resolve_kind(sandbox, docker_host) if sandbox else None
+    engine = settings(docker_host)[1] if kind == "docker" else None
+    return {"id": node_id, "hostname": socket.gethostname(), "sandbox": kind, "docker_engine": engine}
 
 
 def play(runner: ModeRunner, task: Task, mode: str, *, index: int | None, suite: str, model: str,
@@ -120,7 +124,7 @@ def play(runner: ModeRunner, task: Task, mode: str, *, index: int | None, suite:
             print(f"agentic-vision bench: no trace for {task.id} ({mode}): {exc}", file=sys.stderr)
     record = make_record(task, mode, episode, model=model, sandbox=sandbox, suite=suite, latency_s=latency,
                          trace=None, index=index)
-    record["node"] = node or where_it_ran(sandbox if mode in LOCAL_MODES else None)
+    record["node"] = node or where_it_ran(sandbox if mode in LOCAL_MODES else None, docker_host=runner.docker_host)
     return record, html
 
 

@@ -20,6 +20,8 @@ from ..bench.report import write_report
 from ..bench.results import RESULTS_NAME, read_results
 from ..bench.suite import load_suite
 from ..errors import AgenticVisionError, InputError
+from ..sandboxing.executors import check_docker_host
+from .docker import docker_host_option
 from .exits import exit_status, fail, file_error
 from ..bench.config import RayOptions
 from .progress import Progress
@@ -65,6 +67,7 @@ def summary_lines(records: list[dict], modes: list[str], prices: dict) -> list[s
 @click.option("--base-url", default=None, help="Server for openai:/ollama: models (passed through).")
 @click.option("--sandbox", type=click.Choice(["auto", "local", "docker"]), default="auto", show_default=True,
               envvar="AGENTIC_VISION_SANDBOX", help="Where the local modes run code.")
+@docker_host_option
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Directory for results.jsonl, report.md, accuracy.png, traces/ and generated images.")
 @click.option("--resume", is_flag=True, help="Continue a run in --out: skip the (task, mode) pairs already done.")
@@ -92,14 +95,14 @@ def summary_lines(records: list[dict], modes: list[str], prices: dict) -> list[s
 @click.option("--no-traces", is_flag=True, help="Do not write HTML traces of the local modes.")
 @click.option("--report-only", is_flag=True, help="Rebuild report.md and accuracy.png from results.jsonl; run nothing.")
 @click.option("--quiet", is_flag=True, help="No progress on stderr.")
-def bench_command(suite, modes_text, model, base_url, sandbox, out_dir, resume, concurrency, ray_address, ray_cpus,
-                  ray_resource, limit, seed, prices_file, thinking, max_steps, timeout, no_traces, report_only,
-                  quiet) -> None:
+def bench_command(suite, modes_text, model, base_url, sandbox, docker_host, out_dir, resume, concurrency,
+                  ray_address, ray_cpus, ray_resource, limit, seed, prices_file, thinking, max_steps, timeout,
+                  no_traces, report_only, quiet) -> None:
     """Run a suite in several modes (direct, hosted, local, local-blind) and write a report."""
     ray = RayOptions(ray_address, ray_cpus, ray_resource) if ray_address else None
     try:
         _bench(suite, parse_modes(modes_text), model, base_url, sandbox, Path(out_dir), resume, concurrency, ray,
-               limit, seed, prices_file, thinking, max_steps, timeout, no_traces, report_only, quiet)
+               limit, seed, prices_file, thinking, max_steps, timeout, no_traces, report_only, quiet, docker_host)
     except OSError as exc:  # e.g. --out cannot be written
         exc = file_error(exc)
         fail(str(exc), exit_status(exc))
@@ -108,7 +111,8 @@ def bench_command(suite, modes_text, model, base_url, sandbox, out_dir, resume, 
 
 
 def _bench(suite_name, modes, model_name, base_url, sandbox, out_dir, resume, concurrency, ray, limit, seed,
-           prices_file, thinking, max_steps, timeout, no_traces, report_only, quiet) -> None:
+           prices_file, thinking, max_steps, timeout, no_traces, report_only, quiet, docker_host=None) -> None:
+    check_docker_host(sandbox, docker_host, cli=True)
     prices, price_source = load_prices(prices_file)
     say = (lambda text: None) if quiet else (lambda text: click.echo(text, err=True))
     if report_only:
@@ -128,6 +132,7 @@ def _bench(suite_name, modes, model_name, base_url, sandbox, out_dir, resume, co
     from ..bench.modes import ModeRunner, available_modes
     from ..bench.on_ray import import_ray, run_pairs_on_ray
     from ..bench.runner import run_pairs, write_meta
+    from ..sandboxing.executors import describe_sandbox, sandbox_in_use
 
     existing = out_dir / RESULTS_NAME
     if not resume and existing.is_file() and existing.stat().st_size:
@@ -148,24 +153,31 @@ def _bench(suite_name, modes, model_name, base_url, sandbox, out_dir, resume, co
     # No API key, no API: one line now, not one failure per task (on Ray the nodes reach the API).
     model.check_ready(reachable=ray is None)
     sandbox_kind = sandbox if any(m in LOCAL_MODES for m in modes) else None
+    where, engine = sandbox, docker_host
+    if sandbox_kind and ray is None:  # an engine that does not answer: one line now (on Ray the nodes reach it)
+        kind, engine = sandbox_in_use(sandbox, docker_host)
+        where = describe_sandbox(sandbox, kind, engine)
+    elif sandbox_kind and docker_host:
+        where = f"{sandbox} at {docker_host}"
     notes = loaded_suite.notes + skipped
     meta = {"suite": loaded_suite.name, "model": model.name, "modes": modes, "sandbox": sandbox_kind,
+            "docker_engine": engine if sandbox_kind else None,
             "seed": seed, "limit": limit, "concurrency": concurrency or (None if ray else 2),
             "tasks": len(loaded_suite.tasks), "notes": notes, "ray": ray.address if ray else None,
             "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     out_dir.mkdir(parents=True, exist_ok=True)
     write_meta(out_dir, meta, resume)
     say(f"bench: {len(loaded_suite.tasks)} tasks × {len(modes)} modes ({', '.join(modes)}) on {model.name}"
-        + (f", sandbox {sandbox}" if sandbox_kind else "") + (f", Ray cluster {ray.address}" if ray else ""))
+        + (f", sandbox {where}" if sandbox_kind else "") + (f", Ray cluster {ray.address}" if ray else ""))
     counter = Progress(not quiet and sys.stderr.isatty())
     try:
         if ray is not None:
             config = RunConfig(model_name, base_url, thinking, sandbox, max_steps, timeout, loaded_suite.name,
-                               not no_traces, model_env())
+                               not no_traces, model_env(), docker_host=docker_host)
             records = run_pairs_on_ray(loaded_suite.tasks, modes, config, ray, out_dir, resume=resume,
                                        concurrency=concurrency, on_record=counter.count, say=say)
         else:
-            runner = ModeRunner(model, sandbox=sandbox, max_steps=max_steps, timeout=timeout)
+            runner = ModeRunner(model, sandbox=sandbox, docker_host=docker_host, max_steps=max_steps, timeout=timeout)
             records = run_pairs(loaded_suite.tasks, modes, runner, out_dir, resume=resume,
                                 concurrency=concurrency or 2, suite=loaded_suite.name, model=model.name,
                                 sandbox=sandbox_kind, traces=not no_traces, on_record=counter.count)

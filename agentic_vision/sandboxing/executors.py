@@ -27,7 +27,8 @@ def resolve_kind(kind: str, docker_host: str | None = None) -> str:
 def check_docker_host(kind: str, docker_host: str | None, cli: bool = False) -> None:
     """An engine named for the local sandbox would go unused: refused, not ignored."""
     if docker_host and kind == "local":
-        name, other = ("--docker-host", "--sandbox docker or auto") if cli else ("docker_host", "sandbox 'docker' or 'auto'")
+        name, other = ("--docker-host", "--sandbox docker or auto") if cli else \
+            ("docker_host", "sandbox 'docker' or 'auto'")
         raise InputError(f"{name} is for the Docker sandbox, not the local one: drop it, or use {other}")
 
 
