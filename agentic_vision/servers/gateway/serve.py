@@ -10,6 +10,7 @@ import time
 import uvicorn
 
 from ...errors import InputError
+from ..stopping import exit_on_sigterm
 from .app import create_app
 from .config import GatewayConfig
 
@@ -38,6 +39,7 @@ def _uvicorn_config(config: GatewayConfig, host: str, port: int, log_level: str)
 
 def serve(config: GatewayConfig, host: str = "127.0.0.1", port: int = 8080, log_level: str = "info") -> None:
     check_bind(host, config)
+    exit_on_sigterm()
     uvicorn.Server(_uvicorn_config(config, host, port, log_level)).run()
 
 

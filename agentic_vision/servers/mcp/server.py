@@ -18,6 +18,7 @@ from mcp.server import MCPServer
 
 from ...errors import InputError
 from ...sandboxing.executors import describe_sandbox, get_executor
+from ..stopping import exit_on_sigterm
 from .access import FileAccess
 from .config import ServerConfig
 from .resources import register_resources
@@ -87,6 +88,7 @@ def serve(config: ServerConfig, transport: str = "stdio", host: str = "127.0.0.1
     print(f"agentic-vision mcp: serving on http://{shown}:{sock.getsockname()[1]}/mcp "
           f"(sandbox {describe_sandbox(config.sandbox, executor.kind, engine)})", file=sys.stderr, flush=True)
     server = uvicorn.Server(uvicorn.Config(starlette_app, log_level="warning", lifespan="on"))
+    exit_on_sigterm()
     anyio.run(server.serve, [sock])
 
 
