@@ -88,7 +88,10 @@ def render_report(records: list[dict], meta: dict, prices: dict, price_source: s
     lines = [f"# Benchmark: {meta.get('suite', '?')} on {meta.get('model', '?')}", ""]
     facts = [f"{len(task_ids)} tasks", f"modes: {', '.join(summaries) or 'none'}"]
     if meta.get("sandbox"):
-        facts.append(f"sandbox: {meta['sandbox']}")
+        where = meta["sandbox"]
+        if meta.get("docker_engine"):  # the run used Docker ("auto" too)
+            where = f"docker at {meta['docker_engine']}" + ("" if where == "docker" else f" ({where})")
+        facts.append(f"sandbox: {where}")
     if meta.get("seed") is not None:
         facts.append(f"seed: {meta['seed']}")
     if meta.get("started_at"):
