@@ -269,3 +269,17 @@ def test_a_docker_host_with_the_local_sandbox_is_refused(command, tmp_path):
     assert done.returncode == 2 and done.stdout == ""
     assert one_line(done.stderr) == ("agentic-vision: --docker-host is for the Docker sandbox, not the local one: "
                                      "drop it, or use --sandbox docker or auto")
+
+
+def test_the_configurations_refuse_a_docker_host_with_the_local_sandbox():
+    from agentic_vision.bench.config import RunConfig
+    from agentic_vision.errors import InputError
+    from agentic_vision.servers.gateway import GatewayConfig
+    from agentic_vision.servers.mcp import ServerConfig
+
+    for make in (lambda **kw: RunConfig("gemini-3-flash-preview", **kw), GatewayConfig, ServerConfig):
+        with pytest.raises(InputError) as caught:
+            make(sandbox="local", docker_host="tcp://127.0.0.1:2375")
+        assert str(caught.value) == ("docker_host is for the Docker sandbox, not the local one: drop it, "
+                                     "or use sandbox 'docker' or 'auto'")
+        assert make(sandbox="docker", docker_host="tcp://127.0.0.1:2375").docker_host == "tcp://127.0.0.1:2375"

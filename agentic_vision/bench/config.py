@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 
 from ..models import get_model
+from ..sandboxing.executors import check_docker_host
 
 # Settings the model backends read from the environment; a Ray run carries the
 # driver's values to the workers, whose own environment is the cluster's.
@@ -50,6 +51,9 @@ class RunConfig:
     traces: bool = True
     env: tuple[tuple[str, str], ...] = ()
     docker_host: str | None = None  # the Docker sandbox's engine, as the workers reach it
+
+    def __post_init__(self) -> None:
+        check_docker_host(self.sandbox, self.docker_host)  # in the driver, before anything is shipped
 
     def build_runner(self):
         # The modes import google-genai (~1.5 s): not for every start of the command line.
