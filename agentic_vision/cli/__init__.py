@@ -25,7 +25,7 @@ from ..sandboxing.runtime_files import library_summary
 from ..sandboxing.session import Session, open_session
 from ..trace import write_trace
 from .bench import bench_command
-from .docker import build_command, check_command, docker_info, engine_line
+from .docker import build_command, check_command, docker_host_option, docker_info, engine_line
 from .exits import EXIT_FAILED, EXIT_USAGE, exit_status, fail, file_error
 from .mcp import mcp_command
 from .progress import Progress
@@ -72,8 +72,7 @@ def write_images(images, out_dir: Path, stem: str = "image") -> list[Path]:
               help="Where images the code produced are written.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the output.")
 @click.option("--no-guard", is_flag=True, help="Skip the RestrictedPython first-pass guard (the OS sandbox still holds).")
-@click.option("--docker-host", default=None, metavar="URL",
-              help="Docker engine for --sandbox docker/auto (default: DOCKER_HOST, the Docker context, the local socket).")
+@docker_host_option
 def exec_command(code, sandbox, inputs, max_pixels, timeout, out_dir, as_json, no_guard, docker_host) -> None:
     """Run CODE (or - for stdin) in a fresh sandbox session."""
     if code == "-":
@@ -123,8 +122,7 @@ def exec_command(code, sandbox, inputs, max_pixels, timeout, out_dir, as_json, n
 @click.option("--base-url", default=None, help="Server for openai:/ollama: models (or OPENAI_BASE_URL).")
 @click.option("--sandbox", type=click.Choice(["auto", "local", "docker"]), default="auto", show_default=True,
               envvar="AGENTIC_VISION_SANDBOX")
-@click.option("--docker-host", default=None, metavar="URL",
-              help="Docker engine for --sandbox docker/auto (default: DOCKER_HOST, the Docker context, the local socket).")
+@docker_host_option
 @click.option("--max-steps", type=click.IntRange(min=1), default=12, show_default=True)
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True, help="Seconds per code run.")
 @click.option("--thinking", type=click.Choice(THINKING_LEVELS, case_sensitive=False), default="default",
