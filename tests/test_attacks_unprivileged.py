@@ -1,10 +1,18 @@
-"""The OS attacks again, with the host process an unprivileged user.
+"""The OS and channel attacks again, with the host process an unprivileged user.
 
 A child process runs as uid 65534 and opens the local sandboxes
 (unprivileged_host.py): bubblewrap then runs as that user itself, with no
-uid to drop to and no cgroup.  The attacks are those of test_attacks_os.py,
-played by one child in a session each and judged here by the same host
-effects as the root versions.
+uid to drop to and no cgroup, so the sandbox's processes are the same host
+user as the host process that holds their channel.  The attacks are those
+of test_attacks_os.py, test_attacks_channel.py (the hostile runtime in
+place of the broker, swapped in with the same ``entry`` option) and
+test_attacks_broker.py (model code against the real broker): every entry of
+the latter two's ``ATTACKS``, each played
+in its own session by the child and judged here by the same checks as the
+root versions: the host's peak memory and wall time as the child measured
+them, one note, what reached the host, and a working session afterwards.
+One child plays many attacks (two children, side by side, play the channel
+attacks), since a child's start costs more than most attacks.
 """
 
 from __future__ import annotations
@@ -17,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+import test_attacks_broker
+import test_attacks_channel
 from test_attacks_os import (
     PROC_CODE,
     SHM_CODE,
@@ -30,7 +40,7 @@ from test_attacks_os import (
     probe_code,
     sysctl_code,
 )
-from unprivileged_host import UID, facts_of, home, needs_root, run_unprivileged, step  # noqa: F401
+from unprivileged_host import UID, facts_of, finish, home, needs_root, run_unprivileged, start_unprivileged, step  # noqa: F401
 
 pytestmark = needs_root
 
@@ -101,3 +111,37 @@ def test_memory_folders_and_proc_as_an_unprivileged_host_user(os_attacks, home):
     here = str(Path(__file__).resolve().parent.parent)
     check_proc(printed(facts["proc"]), [str(home), here, sys.prefix])
 
+
+# -- the channel attacks ------------------------------------------------------------------------
+
+
+CHANNEL_MODULES = (test_attacks_channel, test_attacks_broker)
+ATTACKS = {**test_attacks_channel.ATTACKS, **test_attacks_broker.ATTACKS}
+
+
+@pytest.fixture(scope="module")
+def channel_attacks(home):
+    """id -> what the host saw of that attack; the hostile runtime's and the model
+    code's attacks in two children at once (most of their time is waiting)."""
+    children = [
+        (list(module.ATTACKS), start_unprivileged(home, [step(play, *args, **options)
+                                                         for options, play, _, args in module.ATTACKS.values()]))
+        for module in CHANNEL_MODULES
+    ]
+    found = {}
+    for names, child in children:
+        found.update(zip(names, finish(child)))
+    return found
+
+
+@pytest.mark.parametrize("attack", ATTACKS)
+def test_channel_attack_as_an_unprivileged_host_user(channel_attacks, attack):
+    _, _, check, _ = ATTACKS[attack]
+    check(facts_of(channel_attacks[attack]))
+
+
+@pytest.mark.parametrize("module", CHANNEL_MODULES, ids=lambda m: m.__name__)
+def test_every_channel_attack_is_played_unprivileged_too(module):
+    """A play_* added to a channel attack module must be listed in its ATTACKS."""
+    plays = {name for name in vars(module) if name.startswith("play_")}
+    assert plays == {play.__name__ for _, play, _, _ in module.ATTACKS.values()}
