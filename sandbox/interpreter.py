@@ -77,10 +77,20 @@ class Interpreter:
         self.files: list[str] = []
         self.preload_errors: dict[str, str] = {}
         self.preload()
-        stream = Stream(self.output)
-        sys.stdout = stream
-        sys.stderr = stream
+        # One stream for the interpreter's life, and every stream it replaces
+        # kept: print() holds only a borrowed reference to sys.stdout (CPython
+        # gh-130163), so a stream freed while a thread prints to it crashes the
+        # interpreter.
+        self.stream = Stream(self.output)
+        self.replaced: list = []
+        self.set_streams()
         self.hook_display()
+
+    def set_streams(self) -> None:
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not self.stream and all(stream is not kept for kept in self.replaced):
+                self.replaced.append(stream)
+        sys.stdout = sys.stderr = self.stream
 
     def preload(self) -> None:
         os.environ.setdefault("MPLBACKEND", "Agg")
@@ -193,7 +203,7 @@ class Interpreter:
         self.output.start()
         before = snapshot()
         outcome, error = self.execute(header["code"])
-        sys.stdout = sys.stderr = Stream(self.output)  # model code may have replaced them
+        self.set_streams()  # model code may have replaced them
         try:
             sys.__stdout__.flush()
         except Exception:

@@ -300,6 +300,23 @@ def test_a_thread_printing_between_runs_costs_the_host_nothing(attacker):
     check_printing_thread(play_printing_thread(attacker))
 
 
+def play_runs_beside_a_printing_thread(session) -> dict:
+    """Many runs start and end while a thread prints: each one swaps the run's
+    streams in, which must not free a stream the thread is printing to."""
+    session.run("import threading\nthreading.Thread(target=lambda: [print('y') for _ in iter(int, 1)], daemon=True).start()")
+    results = [execution(session.run("pass")) for _ in range(40)]
+    return {"outcomes": sorted({r["outcome"] for r in results}),
+            "failed": [r["output"][-300:] for r in results if r["outcome"] != "OUTCOME_OK"][:1]}
+
+
+def check_runs_beside_a_printing_thread(facts: dict) -> None:
+    assert facts["outcomes"] == ["OUTCOME_OK"], facts["failed"]
+
+
+def test_runs_beside_a_printing_thread_do_not_crash_the_interpreter(attacker):
+    check_runs_beside_a_printing_thread(play_runs_beside_a_printing_thread(attacker))
+
+
 HUGE_OUTPUT_CODE = "import sys, os\nfor _ in range(200):\n    sys.stdout.write('w' * 1_000_000)\nos.write(1, b'v' * 50_000_000)"
 
 
@@ -330,5 +347,6 @@ ATTACKS = {
     "broker socket: a flooding child": (ATTACKER_SESSION, play_flooding_child, check_flooding_child, ()),
     "broker socket: closed": (ATTACKER_SESSION, play_closed_socket, check_closed_socket, ()),
     "a printing thread": (ATTACKER_SESSION, play_printing_thread, check_printing_thread, ()),
+    "runs beside a printing thread": (ATTACKER_SESSION, play_runs_beside_a_printing_thread, check_runs_beside_a_printing_thread, ()),
     "huge output": (ATTACKER_SESSION, play_huge_output, check_huge_output, ()),
 }
