@@ -18,8 +18,8 @@ attacks), since a child's start costs more than most attacks.
 from __future__ import annotations
 
 import json
-import os
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -27,9 +27,11 @@ import pytest
 
 import test_attacks_broker
 import test_attacks_channel
+from host_effects import check_honest, execution
 from test_attacks_os import (
     PROC_CODE,
     SHM_CODE,
+    SPINNERS_CODE,
     check_memory_folders,
     check_probes,
     check_proc,
@@ -64,6 +66,30 @@ def play_code(session, code: str) -> dict:
             "uids": {pid: host_uids(pid) for pid in children_of(session.worker_pid)}}
 
 
+def play_stray_processes(session) -> dict:
+    """Processes that ignore SIGTERM in their own sessions, then a run past its
+    timeout: with no cgroup here, what ends the sandbox must end them too."""
+    spinning = session.run(SPINNERS_CODE).output
+    before = children_of(session.worker_pid)
+    late = session.run("import time; time.sleep(60)", timeout=1).outcome.value
+    survivors = [pid for pid in before if wait_gone(pid)]
+    return {"spinning": spinning, "before": len(before), "late": late, "survivors": survivors,
+            "after": execution(session.run("print(1)"))}
+
+
+def wait_gone(pid: int, timeout: float = 10) -> bool:
+    """True if ``pid`` is still there after ``timeout`` s (a zombie is gone)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                return False
+        except OSError:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def printed(facts: dict) -> dict:
     assert facts["outcome"] == "OUTCOME_OK", facts["output"]
     # Every process of the sandbox is the unprivileged caller on the host.
@@ -83,8 +109,9 @@ def os_attacks(home):
     before = {"sysctls": host_sysctls(), "keys": keys_of_uid(), "marker": marker}
     codes = {"probes": probe_code(), "sysctls": sysctl_code(marker), "keyring": KEYRING_CODE, "shm": SHM_CODE, "proc": PROC_CODE}
     session = {"timeout": 60, "guard": False}
-    found = run_unprivileged(home, [step(play_code, code, **session) for code in codes.values()])
-    return before, {name: facts_of(f) for name, f in zip(codes, found)}
+    steps = [step(play_code, code, **session) for code in codes.values()] + [step(play_stray_processes, **session)]
+    found = [facts_of(f) for f in run_unprivileged(home, steps)]
+    return before, {**dict(zip(codes, found)), "stray processes": found[-1]}
 
 
 def test_syscall_probes_as_an_unprivileged_host_user(os_attacks):
@@ -145,3 +172,12 @@ def test_every_channel_attack_is_played_unprivileged_too(module):
     """A play_* added to a channel attack module must be listed in its ATTACKS."""
     plays = {name for name in vars(module) if name.startswith("play_")}
     assert plays == {play.__name__ for _, play, _, _ in module.ATTACKS.values()}
+
+
+def test_stray_processes_end_with_their_sandbox_as_an_unprivileged_host_user(os_attacks):
+    _, facts = os_attacks
+    out = facts["stray processes"]
+    assert out["spinning"] == "spinning\n" and out["before"] >= 6, out  # bubblewrap, broker, interpreter, 4 spinners
+    assert out["late"] == "OUTCOME_DEADLINE_EXCEEDED"
+    assert out["survivors"] == [], out
+    check_honest(out["after"])
