@@ -3,16 +3,21 @@
 A child process runs as uid 65534 and opens the local sandboxes
 (unprivileged_host.py): bubblewrap then runs as that user itself, with no
 uid to drop to and no cgroup, so the sandbox's processes are the same host
-user as the host process that holds their channel.  The attacks are those
-of test_attacks_os.py, test_attacks_channel.py (the hostile runtime in
-place of the broker, swapped in with the same ``entry`` option) and
-test_attacks_broker.py (model code against the real broker): every entry of
-the latter two's ``ATTACKS``, each played
-in its own session by the child and judged here by the same checks as the
-root versions: the host's peak memory and wall time as the child measured
-them, one note, what reached the host, and a working session afterwards.
-One child plays many attacks (two children, side by side, play the channel
-attacks), since a child's start costs more than most attacks.
+user as the host process that holds their channel.  The attacks are the
+system call probes, sysctl writes, keyring, memory folders and /proc of
+test_attacks_os.py, stray processes, and every entry of the ``ATTACKS`` of
+test_attacks_channel.py (the hostile runtime in place of the broker, swapped
+in with the same ``entry`` option) and test_attacks_broker.py (model code
+against the real broker).  Each is played in its own session by the child
+and judged here by the same checks as the root version: the host's peak
+memory and wall time as the child measured them, one note, that nothing
+forged reached the host, and a working session afterwards.  One child plays
+many attacks (two children, side by side, the channel attacks), since a
+child's start costs more than most attacks.
+
+Every channel attack runs here.  The CPU quota has no unprivileged version
+(there is no cgroup to hold it; the enforcement report says so); the Docker
+sandbox is not run (see unprivileged_host.py).
 """
 
 from __future__ import annotations
