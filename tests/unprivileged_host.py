@@ -76,16 +76,15 @@ def step(play, *args, **session) -> dict:
 
 def start_unprivileged(home: Path, steps: list[dict]) -> subprocess.Popen:
     """Starts the child that runs ``steps``; ``finish`` collects their facts."""
+    with tempfile.NamedTemporaryFile("w", dir=home, prefix="steps-", suffix=".json", delete=False) as f:
+        json.dump(steps, f)
+    os.chmod(f.name, 0o644)
     env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "AGENTIC_VISION_HOME": str(home), "LANG": "C.UTF-8"}
-    child = subprocess.Popen(
-        ["setpriv", f"--reuid={UID}", f"--regid={UID}", "--clear-groups", "--",
-         SYSTEM_PYTHON, __file__, sysconfig.get_paths()["purelib"], str(home / "venv" / "bin" / "python")],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=home,
+    return subprocess.Popen(
+        ["setpriv", f"--reuid={UID}", f"--regid={UID}", "--clear-groups", "--", SYSTEM_PYTHON, __file__,
+         sysconfig.get_paths()["purelib"], str(home / "venv" / "bin" / "python"), f.name],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=home,
     )
-    child.stdin.write(json.dumps(steps))
-    child.stdin.close()
-    child.stdin = None  # for communicate()
-    return child
 
 
 def finish(child: subprocess.Popen, timeout: float = 240) -> list[dict]:
@@ -122,7 +121,7 @@ def main() -> None:
 
     python = sys.argv[2]
     found = []
-    for spec in json.loads(sys.stdin.read()):
+    for spec in json.loads(Path(sys.argv[3]).read_text()):
         module, name = spec["play"].split(":")
         options = dict(spec["session"])
         if "entry" in options:
