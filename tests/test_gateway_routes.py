@@ -99,3 +99,43 @@ def test_what_a_route_cannot_honour_is_a_clear_400():
     assert setting.value.code == 400 and "responseLogprobs" in setting.value.message
     assert "models/vlm" in listed
     assert backend.requests == []
+
+
+@pytest.mark.parametrize("thinking, sent", [
+    (types.ThinkingConfig(thinking_budget=0), "none"),
+    (types.ThinkingConfig(thinking_level=types.ThinkingLevel.LOW), "low"),
+    (types.ThinkingConfig(thinking_budget=5000), "medium"),
+    (types.ThinkingConfig(thinking_budget=30000), "high"),
+    (types.ThinkingConfig(include_thoughts=True), None),
+    (types.ThinkingConfig(thinking_budget=-1), None),
+])
+def test_a_routed_models_thinking_config_is_its_reasoning_effort(thinking, sent):
+    with ScriptedOpenAI(["Forty-two."]) as backend, gateway(routes=[f"vlm=openai:gpt-5.1@{backend.url}"]) as gw:
+        client = client_for(gw)  # kept: a client that is collected closes its connections
+        response = client.models.generate_content(
+            model="vlm", contents=[image_part(), "What is six times seven?"],
+            config=types.GenerateContentConfig(tools=CONFIG.tools, thinking_config=thinking))
+    assert response.text == "Forty-two."
+    body = backend.requests[0].body
+    assert body.get("reasoning_effort") == sent
+    assert ("reasoning_effort" in body) == (sent is not None)
+
+
+def test_a_thinking_level_the_routed_server_lacks_is_a_400():
+    with ScriptedOpenAI([]) as backend, gateway(routes=[f"vlm=ollama:qwen3-vl@{backend.url}"]) as gw:
+        client = client_for(gw)
+        with pytest.raises(genai.errors.ClientError) as minimal:
+            client.models.generate_content(
+                model="vlm", contents=[image_part(), "Zoom in."],
+                config=types.GenerateContentConfig(tools=CONFIG.tools, thinking_config=types.ThinkingConfig(
+                    thinking_level=types.ThinkingLevel.MINIMAL)))
+        with pytest.raises(genai.errors.ClientError) as negative:
+            client.models.generate_content(
+                model="vlm", contents=[image_part(), "Zoom in."],
+                config=types.GenerateContentConfig(tools=CONFIG.tools, thinking_config=types.ThinkingConfig(
+                    thinking_budget=-5)))
+        after = client.models.list()  # still serving
+    assert minimal.value.code == 400 and "'minimal'" in minimal.value.message and "low" in minimal.value.message
+    assert negative.value.code == 400 and "thinkingBudget" in negative.value.message
+    assert any(m.name == "models/vlm" for m in after)
+    assert backend.requests == []

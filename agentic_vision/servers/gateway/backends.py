@@ -24,7 +24,10 @@ from .errors import GatewayError, bad_request
 # generationConfig keys an OpenAI-compatible backend takes, and the name it knows them by.
 _OPENAI_SETTINGS = {"topP": "top_p", "seed": "seed", "stopSequences": "stop", "presencePenalty": "presence_penalty",
                     "frequencyPenalty": "frequency_penalty"}
-_TOLERATED = {"thinkingConfig", "mediaResolution"}  # requests for more care, which a local model may ignore
+_TOLERATED = {"mediaResolution"}  # a request for more care, which a local model may ignore
+# Gemini 2.5's budgets for --thinking low/medium/high (models/thinking.py): a
+# budget up to one of them is that level's reasoning_effort.
+_BUDGET_LEVELS = ((1024, "low"), (8192, "medium"))
 
 
 class Backends:
@@ -129,8 +132,38 @@ def openai_options(settings: dict, spec: str) -> dict:
             extra[_OPENAI_SETTINGS[key]] = value
         elif key == "candidateCount" and value in (1, None):
             pass
+        elif key == "thinkingConfig":
+            level = thinking_level(value)
+            if level != "default":
+                options["thinking"] = level
         elif key not in _TOLERATED:
             raise bad_request(f"generationConfig.{key} cannot be honoured by {spec}; leave it out.")
     if extra:
         options["extra_body"] = extra
     return options
+
+
+def thinking_level(config) -> str:
+    """A Gemini ``thinkingConfig`` as a --thinking level, for an OpenAI-compatible backend.
+
+    ``thinkingLevel`` is taken as it is; ``thinkingBudget`` 0 is off, -1
+    (dynamic) the default, and a budget up to 1024 / 8192 / more tokens is
+    low / medium / high.  ``includeThoughts`` alone asks for nothing more.
+    """
+    if not isinstance(config, dict):
+        raise bad_request("Invalid value at 'generationConfig.thinkingConfig': expected a JSON object.")
+    level = config.get("thinkingLevel")
+    if level not in (None, "THINKING_LEVEL_UNSPECIFIED"):
+        if not isinstance(level, str) or level.upper() not in ("MINIMAL", "LOW", "MEDIUM", "HIGH"):
+            raise bad_request(f"Invalid value at 'generationConfig.thinkingConfig.thinkingLevel' ({level!r}): "
+                              "use MINIMAL, LOW, MEDIUM or HIGH.")
+        return level.lower()
+    budget = config.get("thinkingBudget")
+    if budget is None or budget == -1:
+        return "default"
+    if not isinstance(budget, int) or isinstance(budget, bool) or budget < -1:
+        raise bad_request("Invalid value at 'generationConfig.thinkingConfig.thinkingBudget': "
+                          "a number of tokens, 0 (off) or -1 (dynamic).")
+    if budget == 0:
+        return "off"
+    return next((level for limit, level in _BUDGET_LEVELS if budget <= limit), "high")
