@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import re
 import os
 import socket
 import subprocess
@@ -235,6 +236,27 @@ def test_serve_refuses_other_addresses_without_an_auth_key_and_requires_it_with_
         assert status == 401
         status, _, payload = raw_request(f"http://127.0.0.1:{port}", "GET", "/v1beta/files", headers={"x-goog-api-key": "k3y"})
         assert status == 200 and json.loads(payload) == {"files": []}
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+def test_serve_on_port_0_prints_the_port_it_took_and_a_taken_port_is_one_line():
+    command = [sys.executable, "-m", "agentic_vision", "serve", "--sandbox", "local", "--log-level", "warning"]
+    server = subprocess.Popen(command + ["--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "GEMINI_API_KEY": "k"})
+    try:
+        line = server.stderr.readline()
+        port = int(re.search(r"gateway on http://127\.0\.0\.1:(\d+) ", line).group(1))
+        assert port != 0
+        status, _, payload = raw_request(f"http://127.0.0.1:{port}", "GET", "/v1beta/files")
+        assert status == 200 and json.loads(payload) == {"files": []}
+        taken = subprocess.run(command + ["--port", str(port)], capture_output=True, text=True, timeout=60)
+        assert taken.returncode == 2, taken.stderr
+        assert taken.stderr.count("\n") == 1 and "Traceback" not in taken.stderr
+        assert f"cannot listen on 127.0.0.1 port {port}" in taken.stderr and "--port" in taken.stderr
+        # The one that holds the port still serves.
+        assert raw_request(f"http://127.0.0.1:{port}", "GET", "/v1beta/files")[0] == 200
     finally:
         server.terminate()
         server.wait(timeout=20)

@@ -39,7 +39,7 @@ def serve_command(host, port, sandbox, docker_host, routes, auth_key, max_concur
     """
     try:
         from ..servers.gateway import GatewayConfig, serve
-        from ..servers.gateway.serve import check_bind
+        from ..servers.gateway.serve import check_bind, listen_socket
     except ImportError as exc:
         raise InputError(f"the gateway needs the serve extra ({exc.name} is missing): "
                          "pip install 'agentic-vision[serve]' (in a checkout: EXTRAS=serve ./av serve)") from None
@@ -56,9 +56,12 @@ def serve_command(host, port, sandbox, docker_host, routes, auth_key, max_concur
         click.echo("agentic-vision: no GEMINI_API_KEY: Gemini models will not be served "
                    "(with --auth-key, clients' keys are not forwarded)", err=True)
     keys = "its own key" if config.upstream_key else "each client's key" if not auth_key else "no key"
-    click.echo(f"agentic-vision gateway on http://{host}:{port} (sandbox {describe_sandbox(sandbox, kind, engine)}; "
+    sock = listen_socket(host, port)
+    port = sock.getsockname()[1]
+    where = f"[{host}]" if ":" in host else host
+    click.echo(f"agentic-vision gateway on http://{where}:{port} (sandbox {describe_sandbox(sandbox, kind, engine)}; "
                f"Gemini at {config.upstream_url} with {keys})", err=True)
     for route in config.routes.values():
         click.echo(f"  route {route.name} -> {route.model}" + (f" at {route.base_url}" if route.base_url else ""),
                    err=True)
-    serve(config, host=host, port=port, log_level=log_level)
+    serve(config, host=host, port=port, log_level=log_level, sock=sock)

@@ -37,10 +37,29 @@ def _uvicorn_config(config: GatewayConfig, host: str, port: int, log_level: str)
                           access_log=log_level in ("info", "debug"), timeout_graceful_shutdown=5, lifespan="on")
 
 
-def serve(config: GatewayConfig, host: str = "127.0.0.1", port: int = 8080, log_level: str = "info") -> None:
+def listen_socket(host: str, port: int) -> socket.socket:
+    """The listening socket, bound here so that port 0 has a number to print and a
+    taken port is one line, before anything is served."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        raise InputError(f"cannot listen on {host} port {port}: {exc.strerror or exc} "
+                         "(choose another --port, or --port 0 for any free one)") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(config: GatewayConfig, host: str = "127.0.0.1", port: int = 8080, log_level: str = "info",
+          sock: socket.socket | None = None) -> None:
+    """Serves until SIGINT/SIGTERM; on ``sock`` when given (see ``listen_socket``)."""
     check_bind(host, config)
     exit_on_sigterm()
-    uvicorn.Server(_uvicorn_config(config, host, port, log_level)).run()
+    sock = sock or listen_socket(host, port)
+    uvicorn.Server(_uvicorn_config(config, host, sock.getsockname()[1], log_level)).run(sockets=[sock])
 
 
 class BackgroundGateway:
