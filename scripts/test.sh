@@ -20,4 +20,8 @@ if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
   (cd tests/js && npm ci --no-audit --no-fund --loglevel=error)
   export AGENTIC_VISION_TEST_JS=1
 fi
+if [ "${AGENTIC_VISION_TEST_DOCKER:-auto}" != 0 ]; then
+  # The Docker-over-ssh tests run their own sshd on loopback; without one they are skipped.
+  scripts/install-openssh-server.sh || echo "[setup] could not install openssh-server: the Docker-over-ssh tests will be skipped" >&2
+fi
 exec .venv/bin/python -m pytest "$@"
