@@ -89,7 +89,7 @@ def test_sandbox_info_names_the_engine(engine, no_cli_env, forwarder):
 
     real = docker.from_env().version()
     assert found["engine"] == {
-        "address": forwarder.address, "from": "--docker-host", "local": True,
+        "address": forwarder.address, "from": "--docker-host", "local": True, "transport": "tcp",
         "version": real["Version"], "api_version": real["ApiVersion"], "os": f"{real['Os']}/{real['Arch']}",
     }
     assert "problem" not in found  # the image is built and current

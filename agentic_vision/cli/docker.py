@@ -24,7 +24,7 @@ START_SCRIPT = CHECKOUT / "scripts" / "start-docker.sh"
 
 docker_host_option = click.option(
     "--docker-host", default=None, metavar="URL",
-    help="Docker engine for the Docker sandbox, e.g. tcp://host:2376 or ssh://user@host "
+    help="Docker engine for the Docker sandbox, e.g. tcp://host:2376 or ssh://user@host[:port] "
          "(default: DOCKER_HOST, the current Docker context, else the local socket).",
 )
 
@@ -90,7 +90,7 @@ def check_command(as_json, docker_host) -> None:
 
 def engine_line(d: dict) -> str:
     where = "local" if d["local"] else "remote"
-    return f"{d['address']} ({where}, from {d['from']}): Docker {d['version']}, API {d['api_version']}, {d['os']}"
+    return f"{d['address']} ({where}, over {d['transport']}, from {d['from']}): Docker {d['version']}, API {d['api_version']}, {d['os']}"
 
 
 def docker_info(docker_host: str | None) -> dict:

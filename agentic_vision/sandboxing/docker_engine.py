@@ -7,15 +7,23 @@ Where the engine is comes, in this order, from an explicit setting
 socket: what ``docker.from_env`` reads.  No ``docker`` CLI is involved.
 
 Every way of not reaching it (nothing listening, permission denied on the
-socket, a TLS failure, an engine too old, a missing or stale image) becomes
-one ``SandboxUnavailable`` line within a few seconds.
+socket, a TLS failure, an ssh login refused, an engine too old, a missing or
+stale image) becomes one ``SandboxUnavailable`` line within a few seconds.
+
+An ``ssh://user@host[:port]`` engine goes through the SDK's paramiko
+transport (the ``ssh`` extra): it logs in with the keys of ``~/.ssh`` (or
+``IdentityFile`` in ``~/.ssh/config``, or ssh-agent), refuses a host whose key
+is not in ``~/.ssh/known_hosts``, and runs ``docker system dial-stdio`` there
+for every connection, so that machine needs the ``docker`` CLI.
 """
 
 from __future__ import annotations
 
+import http.client
 import os
 import socket
 import ssl
+import threading
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
@@ -28,6 +36,11 @@ from docker.utils import kwargs_from_env
 from ..errors import SandboxUnavailable
 from .image_source import hash_of
 from .runtime_files import image_sources
+
+try:
+    import paramiko  # the `ssh` extra: how the SDK reaches ssh:// engines
+except ImportError:
+    paramiko = None
 
 DEFAULT_IMAGE = "agentic-vision/sandbox:latest"
 DEFAULT_ADDRESS = "unix:///var/run/docker.sock"
@@ -58,6 +71,11 @@ class Engine:
         return self.client.api
 
     @property
+    def transport(self) -> str:
+        """How the API travels: unix, tcp, ssh or npipe."""
+        return urlparse(self.address).scheme.removeprefix("http+") or "unix"
+
+    @property
     def local(self) -> bool:
         """Whether the engine runs on this machine (a unix socket or a loopback address)."""
         url = urlparse(self.address)
@@ -70,6 +88,7 @@ class Engine:
             "address": self.address,
             "from": self.source,
             "local": self.local,
+            "transport": self.transport,
             "version": self.version.get("Version", "?"),
             "api_version": self.version.get("ApiVersion", "?"),
             "os": f"{self.version.get('Os', '?')}/{self.version.get('Arch', '?')}",
@@ -102,10 +121,10 @@ def settings(docker_host: str | None = None) -> tuple[dict, str, str]:
 def connect(docker_host: str | None = None) -> Engine:
     """Connects and checks the engine; SandboxUnavailable (one line) when it cannot be used."""
     params, address, source = settings(docker_host)
-    try:
-        probe = docker.DockerClient(version=MIN_API, timeout=PROBE_TIMEOUT, **params)
-    except docker.errors.DockerException as exc:
-        raise SandboxUnavailable(f"the Docker host {address!r} is not usable: {_one_line(exc)}") from None
+    if address.startswith("ssh://") and paramiko is None:
+        raise SandboxUnavailable(f"the Docker host {address} is reached over ssh, which needs paramiko: "
+                                 "pip install 'agentic-vision[ssh]'")
+    probe = _client(address, version=MIN_API, timeout=PROBE_TIMEOUT, **params)
     try:
         version = probe.api.version(api_version=False)  # unversioned: answers whatever the engine speaks
     except Exception as exc:  # requests/urllib3/ssl/docker errors: all classified below
@@ -118,8 +137,47 @@ def connect(docker_host: str | None = None) -> Engine:
             f"the Docker engine at {address} is too old (Engine {version.get('Version', '?')}, API {api}): "
             f"the Docker sandbox needs API {MIN_API} or newer (Docker 20.10+); upgrade the engine"
         )
-    client = docker.DockerClient(version=api, timeout=API_TIMEOUT, max_pool_size=32, **params)
+    client = _client(address, version=api, timeout=API_TIMEOUT, max_pool_size=32, **params)
     return Engine(client, address, source, version)
+
+
+def _client(address: str, **kwargs) -> docker.DockerClient:
+    """A client, or SandboxUnavailable within PROBE_TIMEOUT.
+
+    For ssh:// the SDK logs in (paramiko) while it makes the client, with no
+    timeout of its own (a host that drops packets holds it for minutes), so
+    that is done in a thread given PROBE_TIMEOUT; a login that ends later is
+    closed by the thread itself.
+    """
+    done: dict = {}
+    lock = threading.Lock()
+
+    def make() -> None:
+        try:
+            client = docker.DockerClient(**kwargs)
+        except Exception as exc:  # docker, paramiko and socket errors: classified below
+            client, done["error"] = None, exc
+        with lock:
+            if done.get("abandoned") and client is not None:
+                client.close()
+            done["client"] = client
+
+    if not address.startswith("ssh://"):
+        make()
+    else:
+        login = threading.Thread(target=make, name="docker-ssh-login", daemon=True)
+        login.start()
+        login.join(PROBE_TIMEOUT)
+        with lock:
+            if "client" not in done:
+                done["abandoned"] = True
+                raise SandboxUnavailable(f"the ssh server for the Docker host {address} did not answer within {PROBE_TIMEOUT:g} s")
+    if done.get("error") is None:
+        return done["client"]
+    exc = done["error"]
+    if isinstance(exc, docker.errors.DockerException):
+        raise SandboxUnavailable(f"the Docker host {address!r} is not usable: {_one_line(exc)}") from None
+    raise explain(exc, address) from None
 
 
 def _causes(exc: BaseException):
@@ -134,11 +192,17 @@ def _causes(exc: BaseException):
         todo += [e.__cause__, e.__context__] + [a for a in e.args if isinstance(a, BaseException)]
         if isinstance(e, urllib3.exceptions.MaxRetryError):
             todo.append(e.reason)
+        if paramiko is not None and isinstance(e, paramiko.ssh_exception.NoValidConnectionsError):
+            todo += list(e.errors.values())  # per address tried: ConnectionRefusedError...
 
 
 def explain(exc: BaseException, address: str) -> SandboxUnavailable:
     """What went wrong reaching the engine at address, as one line that says what to do."""
     causes = list(_causes(exc))
+    if address.startswith("ssh://") and paramiko is not None:
+        problem = _explain_ssh(causes, address)
+        if problem is not None:
+            return problem
     for e in causes:
         if isinstance(e, ssl.SSLError):
             return SandboxUnavailable(
@@ -164,6 +228,42 @@ def explain(exc: BaseException, address: str) -> SandboxUnavailable:
         if isinstance(e, socket.gaierror):
             return SandboxUnavailable(f"the Docker host in {address} is not known ({e.strerror}): check DOCKER_HOST / --docker-host")
     return SandboxUnavailable(f"cannot use the Docker engine at {address}: {_one_line(exc)}")
+
+
+def _explain_ssh(causes: list, address: str) -> SandboxUnavailable | None:
+    url = urlparse(address)
+    host, port = url.hostname or "?", url.port or 22
+    login = f"ssh -p {port} {url.username + '@' if url.username else ''}{host}"
+    for e in causes:
+        if isinstance(e, paramiko.AuthenticationException):
+            return SandboxUnavailable(
+                f"the ssh server at {host}:{port} refused the login ({_one_line(e)}): put your public key in that user's "
+                "authorized_keys, or name the key with IdentityFile in ~/.ssh/config (keys in ~/.ssh and ssh-agent are tried)"
+            )
+        if isinstance(e, paramiko.BadHostKeyException):
+            return SandboxUnavailable(
+                f"the ssh host key of {host}:{port} is not the one in ~/.ssh/known_hosts: if the host really changed its "
+                f"key, remove the old line (ssh-keygen -R) and check the new one with '{login}'"
+            )
+        if isinstance(e, paramiko.SSHException) and "not found in known_hosts" in str(e):
+            # The SDK refuses unknown hosts (paramiko's RejectPolicy); so do we.
+            return SandboxUnavailable(
+                f"the ssh host key of {host}:{port} is not in ~/.ssh/known_hosts and unknown hosts are refused: "
+                f"connect once with '{login}' to check and accept it"
+            )
+        if isinstance(e, ConnectionRefusedError):
+            return SandboxUnavailable(
+                f"no ssh server answers at {host}:{port} (connection refused): check the host and port in {address}"
+            )
+        if isinstance(e, paramiko.SSHException):
+            return SandboxUnavailable(f"ssh to {host}:{port} failed: {_one_line(e)}")
+        if isinstance(e, (http.client.RemoteDisconnected, urllib3.exceptions.ProtocolError)):
+            # Logged in, but what the SDK runs there for each connection ended at once.
+            return SandboxUnavailable(
+                f"the ssh login to {host}:{port} worked but no Docker engine answered through it: 'docker system "
+                "dial-stdio' failed there; that machine needs the docker CLI on that user's PATH and a running engine"
+            )
+    return None
 
 
 def _one_line(exc: BaseException) -> str:
