@@ -37,6 +37,7 @@ import docker
 from typing import Sequence
 
 from ..errors import SandboxUnavailable
+from .channel_bridge import as_socket
 from .docker_engine import Engine, connect, explain, image_name, inspect_image
 from . import seccomp
 from .limits import Limits
@@ -242,8 +243,11 @@ class DockerExecutor(PooledExecutor):
         try:
             attached = self.api.attach_socket(cid, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
             # The SDK hands back the raw socket's file object over plain
-            # connections and the (TLS) socket itself otherwise.
+            # connections, the (TLS) socket itself otherwise, and over ssh://
+            # a paramiko channel, which gets a real socket in front.
             sock = attached._sock if isinstance(attached, socket.SocketIO) else attached
+            if not isinstance(sock, socket.socket):
+                sock = as_socket(sock)
             sock.settimeout(None)  # the client's request timeout must not end an idle session
             self.api.start(cid)
         except Exception as exc:

@@ -181,13 +181,7 @@ class SocketChannel:
     def write_some(self, data) -> int:
         """Writes what fits now; BlockingIOError when nothing does (the socket
         itself stays blocking for the reader)."""
-        if isinstance(self.sock, socket.socket):
-            return self.sock.send(data, socket.MSG_DONTWAIT)
-        # An ssh channel (paramiko's, for an ssh:// engine) takes no flags: it
-        # sends without blocking while the channel's window has room.
-        if not self.sock.send_ready():
-            raise BlockingIOError
-        return self.sock.send(data)
+        return self.sock.send(data, socket.MSG_DONTWAIT)
 
     @property
     def alive(self) -> bool:

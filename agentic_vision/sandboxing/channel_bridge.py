@@ -1,0 +1,50 @@
+"""An ssh channel (paramiko's, for an ssh:// engine) as a real socket.
+
+A session's channel needs a socket: sends that do not block (MSG_DONTWAIT),
+poll() for room, shutdown().  A paramiko channel has none of these, so two
+threads pump between it and one end of a socketpair, and the session gets the
+other end.  A sandbox that stops reading fills the pair's buffer, and the
+session's writes then wait within their deadline, as over any socket.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+CHUNK = 256 * 1024
+
+
+def as_socket(channel) -> socket.socket:
+    """The session's end of a socketpair whose other end is pumped to and from channel."""
+    ours, theirs = socket.socketpair()
+    channel.settimeout(None)  # the pumps wait as long as the session lasts
+
+    def up() -> None:  # the session -> the engine's stream
+        try:
+            while data := theirs.recv(CHUNK):
+                channel.sendall(data)
+            channel.shutdown_write()  # the session closed its writing end (stdin)
+        except OSError:
+            pass
+
+    def down() -> None:  # the engine's stream -> the session
+        try:
+            while data := channel.recv(CHUNK):
+                theirs.sendall(data)
+        except OSError:
+            pass
+        try:
+            theirs.shutdown(socket.SHUT_WR)  # the session reads the end of the stream
+        except OSError:
+            pass
+        # The stream ended (container gone) or the session closed its end (killed):
+        # once the session stops writing too, nothing uses either side.
+        writer.join()
+        channel.close()
+        theirs.close()
+
+    writer = threading.Thread(target=up, name="ssh-channel-up", daemon=True)
+    writer.start()
+    threading.Thread(target=down, name="ssh-channel-down", daemon=True).start()
+    return ours
