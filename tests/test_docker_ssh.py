@@ -172,6 +172,34 @@ def test_exec_over_ssh_carries_the_image_both_ways(sshd, ssh, forwarder, tmp_pat
     assert forwarder.bytes_down - down > len(crop)
 
 
+def test_an_input_larger_than_the_ssh_window_arrives_whole(sshd, ssh, tmp_path):
+    """OpenSSH's channel window is 2 MB: a 12 MB input needs its flow control all the way."""
+    import hashlib
+
+    import numpy as np
+    from PIL import Image
+
+    big = tmp_path / "noise.png"
+    Image.fromarray(np.random.default_rng(7).integers(0, 256, (2000, 2000, 3), dtype=np.uint8)).save(big, compress_level=0)
+    env = client_env(tmp_path / "home", ssh[1], sshd.known_hosts_line())
+    code = "import hashlib\nprint(hashlib.sha256(open('noise.png', 'rb').read()).hexdigest())"
+    result = cli("exec", "--sandbox", "docker", "--docker-host", f"ssh://root@127.0.0.1:{sshd.port}",
+                 "--input", str(big), code, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == hashlib.sha256(big.read_bytes()).hexdigest() + "\n"
+
+
+def test_a_run_over_its_time_limit_is_stopped_over_ssh(sshd, ssh, tmp_path):
+    env = client_env(tmp_path / "home", ssh[1], sshd.known_hosts_line())
+    started = time.monotonic()
+    result = cli("exec", "--sandbox", "docker", "--docker-host", f"ssh://root@127.0.0.1:{sshd.port}", "--timeout", "2",
+                 "--json", "print('spinning', flush=True)\nwhile True: pass", env=env)
+    data = json.loads(result.stdout)
+    assert data["outcome"] == "OUTCOME_DEADLINE_EXCEEDED", result.stderr
+    assert data["output"].startswith("spinning\n")
+    assert time.monotonic() - started < 30
+
+
 def test_sandbox_info_names_the_ssh_engine(sshd, ssh, tmp_path):
     env = client_env(tmp_path / "home", ssh[1], sshd.known_hosts_line())
     env["PATH"] = os.environ["PATH"]  # `sandbox info` also starts the local sandbox (setpriv, bwrap)
