@@ -276,6 +276,19 @@ def test_a_remote_without_the_docker_cli(ssh, tmp_path):
     assert took < 15
 
 
+def test_a_server_that_allows_too_few_channels_names_max_sessions(ssh, tmp_path):
+    # One connection, many channels: the API's connections and each session's stream.
+    narrow = ssh[0]("narrow", "MaxSessions 2\n")
+    env = client_env(tmp_path / "home", ssh[1], narrow.known_hosts_line())
+    message, took = ssh_error(env, f"ssh://root@127.0.0.1:{narrow.port}")
+    assert message == (
+        f"agentic-vision: the ssh server at 127.0.0.1:{narrow.port} opened no further channel (Connect failed): each "
+        "sandbox session holds one and the API a few more; raise MaxSessions (OpenSSH's default is 10) in that "
+        "server's sshd_config"
+    )
+    assert took < 15
+
+
 def test_a_server_that_never_speaks_ssh_fails_within_the_probe_timeout(ssh, sshd, tmp_path):
     env = client_env(tmp_path / "home", ssh[1], sshd.known_hosts_line())
     with socket.create_server(("127.0.0.1", 0)) as silent:  # connections are queued, never answered

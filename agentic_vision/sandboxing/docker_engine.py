@@ -20,6 +20,7 @@ for every connection, so that machine needs the ``docker`` CLI.
 from __future__ import annotations
 
 import http.client
+import logging
 import os
 import socket
 import ssl
@@ -41,6 +42,10 @@ try:
     import paramiko  # the `ssh` extra: how the SDK reaches ssh:// engines
 except ImportError:
     paramiko = None
+else:
+    # Its failures become our one-line errors; without a handler, logging's
+    # last resort would print them to stderr as well.
+    logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 DEFAULT_IMAGE = "agentic-vision/sandbox:latest"
 DEFAULT_ADDRESS = "unix:///var/run/docker.sock"
@@ -254,6 +259,13 @@ def _explain_ssh(causes: list, address: str) -> SandboxUnavailable | None:
         if isinstance(e, ConnectionRefusedError):
             return SandboxUnavailable(
                 f"no ssh server answers at {host}:{port} (connection refused): check the host and port in {address}"
+            )
+        if isinstance(e, paramiko.ChannelException):
+            # Every API connection and every sandbox session's stream is a channel of
+            # the one ssh connection; OpenSSH allows MaxSessions (10) of them.
+            return SandboxUnavailable(
+                f"the ssh server at {host}:{port} opened no further channel ({e.text}): each sandbox session holds one "
+                "and the API a few more; raise MaxSessions (OpenSSH's default is 10) in that server's sshd_config"
             )
         if isinstance(e, paramiko.SSHException):
             return SandboxUnavailable(f"ssh to {host}:{port} failed: {_one_line(e)}")
