@@ -2,18 +2,23 @@
 
 Lets tests reach the local Docker engine as ``DOCKER_HOST=tcp://127.0.0.1:PORT``
 and count what really went over TCP.  ``rewrite`` replaces bytes in what the
-engine answers (same length, so HTTP framing stays valid).
+engine answers (same length, so HTTP framing stays valid).  ``tls``: a
+server-side SSL context, so that clients speak TLS to the forwarder (an engine
+with DOCKER_TLS_VERIFY).
 """
 
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 
 
 class Forwarder:
-    def __init__(self, unix_path: str = "/var/run/docker.sock", rewrite: tuple[bytes, bytes] | None = None) -> None:
+    def __init__(self, unix_path: str = "/var/run/docker.sock", rewrite: tuple[bytes, bytes] | None = None,
+                 tls: ssl.SSLContext | None = None) -> None:
         self.unix_path = unix_path
+        self.tls = tls
         self.rewrite = rewrite
         self.connections = 0
         self.bytes_up = 0  # client -> engine
@@ -33,9 +38,14 @@ class Forwarder:
                 return
             engine = socket.socket(socket.AF_UNIX)
             try:
+                if self.tls is not None:
+                    client.settimeout(10)
+                    client = self.tls.wrap_socket(client, server_side=True)
+                    client.settimeout(None)
                 engine.connect(self.unix_path)
-            except OSError:
+            except OSError:  # ssl.SSLError too: a failed handshake
                 client.close()
+                engine.close()
                 continue
             with self._lock:
                 self.connections += 1

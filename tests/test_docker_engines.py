@@ -72,6 +72,57 @@ def test_docker_host_over_tcp_carries_inputs_and_images(engine, no_cli_env, forw
     assert forwarder.bytes_down > len(crop)
 
 
+def tls_certificates(certs) -> "ssl.SSLContext":
+    """A CA, a server certificate for 127.0.0.1 and a client one (ca.pem, cert.pem, key.pem as
+    DOCKER_CERT_PATH holds them); the server's SSL context, which requires the client's."""
+    import ssl
+
+    def openssl(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=certs)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=test CA",
+            "-keyout", "ca-key.pem", "-out", "ca.pem")
+    for name, ext in (("server", "subjectAltName=IP:127.0.0.1"), ("client", "extendedKeyUsage=clientAuth")):
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}", "-keyout", f"{name}-key.pem",
+                "-out", f"{name}.csr")
+        (certs / f"{name}.ext").write_text(ext + "\n")
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem", "-CAcreateserial",
+                "-days", "1", "-extfile", f"{name}.ext", "-out", f"{name}-cert.pem")
+    shutil.copy(certs / "client-cert.pem", certs / "cert.pem")
+    shutil.copy(certs / "client-key.pem", certs / "key.pem")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(certs / "server-cert.pem", certs / "server-key.pem")
+    context.load_verify_locations(certs / "ca.pem")
+    context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+def test_docker_host_over_tls_carries_inputs_and_images(engine, no_cli_env, photo, tmp_path):
+    if shutil.which("openssl") is None:
+        pytest.skip("needs openssl to make the certificates")
+    if not os.path.exists(SOCKET):
+        pytest.skip(f"the engine does not listen on {SOCKET}")
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    tls = Forwarder(SOCKET, tls=tls_certificates(certs))
+    try:
+        # requests lets these override the CA the SDK sets from DOCKER_CERT_PATH.
+        env = {k: v for k, v in no_cli_env.items() if k not in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")}
+        env.update(DOCKER_HOST=tls.address, DOCKER_TLS_VERIFY="1", DOCKER_CERT_PATH=str(certs))
+        code = "from PIL import Image\nImage.open('photo.jpg').crop((0, 0, 120, 80)).save('crop.png')\nprint('ok')"
+        result = cli("exec", "--sandbox", "docker", "--input", str(photo), "--out", str(tmp_path / "out"), "--json", code,
+                     env=env)
+        assert result.returncode == 0, result.stderr
+        data = json.loads(result.stdout)
+        assert data["output"] == "ok\n"
+        [image] = data["images"]
+        assert png_size((tmp_path / "out" / os.path.basename(image["path"])).read_bytes()) == (120, 80)
+        assert tls.connections >= 2
+        assert tls.bytes_up > photo.stat().st_size
+    finally:
+        tls.close()
+
+
 def test_the_docker_host_option_wins_over_the_environment(engine, no_cli_env, forwarder):
     env = dict(no_cli_env, DOCKER_HOST=f"tcp://127.0.0.1:{closed_port()}")
     result = cli("exec", "--sandbox", "docker", "--docker-host", forwarder.address, "print('over the option')", env=env)

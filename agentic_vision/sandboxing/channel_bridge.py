@@ -1,8 +1,9 @@
-"""An ssh channel (paramiko's, for an ssh:// engine) as a real socket.
+"""An engine's stream that is not a plain socket, as one.
 
-A session's channel needs a socket: sends that do not block (MSG_DONTWAIT),
-poll() for room, shutdown().  A paramiko channel has none of these, so two
-threads pump between it and one end of a socketpair, and the session gets the
+A session's channel needs a plain socket: sends that do not block
+(MSG_DONTWAIT), poll() for room, shutdown().  A paramiko channel (ssh://)
+has none of these, and a TLS socket refuses send flags, so two threads pump
+between the stream and one end of a socketpair, and the session gets the
 other end.  A sandbox that stops reading fills the pair's buffer, and the
 session's writes then wait within their deadline, as over any socket.
 """
@@ -11,12 +12,17 @@ from __future__ import annotations
 
 import socket
 import threading
+from typing import Callable
 
 CHUNK = 256 * 1024
 
 
-def as_socket(channel) -> socket.socket:
-    """The session's end of a socketpair whose other end is pumped to and from channel."""
+def as_socket(channel, shut_write: Callable[[], None] | None = None) -> socket.socket:
+    """The session's end of a socketpair whose other end is pumped to and from channel.
+
+    ``shut_write`` half-closes channel once the session closed its writing end
+    (TLS has no half-close that keeps reading: None).
+    """
     ours, theirs = socket.socketpair()
     channel.settimeout(None)  # the pumps wait as long as the session lasts
 
@@ -24,7 +30,8 @@ def as_socket(channel) -> socket.socket:
         try:
             while data := theirs.recv(CHUNK):
                 channel.sendall(data)
-            channel.shutdown_write()  # the session closed its writing end (stdin)
+            if shut_write is not None:
+                shut_write()  # the session closed its writing end (stdin)
         except OSError:
             pass
 

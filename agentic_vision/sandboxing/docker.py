@@ -28,6 +28,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import threading
 import time
 import uuid
@@ -243,11 +244,13 @@ class DockerExecutor(PooledExecutor):
         try:
             attached = self.api.attach_socket(cid, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
             # The SDK hands back the raw socket's file object over plain
-            # connections, the (TLS) socket itself otherwise, and over ssh://
-            # a paramiko channel, which gets a real socket in front.
+            # connections, the TLS socket itself over TLS and a paramiko
+            # channel over ssh://; those two get a plain socket in front.
             sock = attached._sock if isinstance(attached, socket.SocketIO) else attached
-            if not isinstance(sock, socket.socket):
+            if isinstance(sock, ssl.SSLSocket):
                 sock = as_socket(sock)
+            elif not isinstance(sock, socket.socket):
+                sock = as_socket(sock, sock.shutdown_write)
             sock.settimeout(None)  # the client's request timeout must not end an idle session
             self.api.start(cid)
         except Exception as exc:
