@@ -51,7 +51,7 @@ def as_socket(channel, shut_write: Callable[[], None] | None = None) -> socket.s
         channel.close()
         theirs.close()
 
-    writer = threading.Thread(target=up, name="ssh-channel-up", daemon=True)
+    writer = threading.Thread(target=up, name="engine-stream-up", daemon=True)
     writer.start()
-    threading.Thread(target=down, name="ssh-channel-down", daemon=True).start()
+    threading.Thread(target=down, name="engine-stream-down", daemon=True).start()
     return ours
