@@ -25,7 +25,7 @@ from ..sandboxing.runtime_files import library_summary
 from ..sandboxing.session import Session, open_session
 from ..trace import write_trace
 from .bench import bench_command
-from .docker import build_command, check_command, docker_host_option, docker_info, engine_line
+from .docker import build_command, check_command, docker_host_option, docker_info, engine_line, sandbox_option
 from .exits import EXIT_FAILED, EXIT_USAGE, exit_status, fail, file_error
 from .mcp import mcp_command
 from .progress import Progress
@@ -61,8 +61,7 @@ def write_images(images, out_dir: Path, stem: str = "image") -> list[Path]:
 
 @cli.command("exec")
 @click.argument("code")
-@click.option("--sandbox", type=click.Choice(["auto", "local", "docker"]), default="auto", show_default=True,
-              envvar="AGENTIC_VISION_SANDBOX", help="Where the code runs (auto: Docker when ready, else local).")
+@sandbox_option("Where the code runs (auto: Docker when ready, else local).")
 @click.option("--input", "inputs", multiple=True, type=click.Path(dir_okay=False),
               help="A file to put in the working directory (repeatable).")
 @click.option("--max-pixels", type=click.IntRange(min=1), default=None,
@@ -120,8 +119,7 @@ def exec_command(code, sandbox, inputs, max_pixels, timeout, out_dir, as_json, n
 @click.option("--model", default="gemini-3-flash-preview", show_default=True, envvar="AGENTIC_VISION_MODEL",
               help="gemini-…, openai:NAME or ollama:NAME.")
 @click.option("--base-url", default=None, help="Server for openai:/ollama: models (or OPENAI_BASE_URL).")
-@click.option("--sandbox", type=click.Choice(["auto", "local", "docker"]), default="auto", show_default=True,
-              envvar="AGENTIC_VISION_SANDBOX")
+@sandbox_option()
 @docker_host_option
 @click.option("--max-steps", type=click.IntRange(min=1), default=12, show_default=True)
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True, help="Seconds per code run.")

@@ -21,7 +21,7 @@ from ..bench.results import RESULTS_NAME, read_results
 from ..bench.suite import load_suite
 from ..errors import AgenticVisionError, InputError
 from ..sandboxing.executors import check_docker_host
-from .docker import docker_host_option
+from .docker import docker_host_option, sandbox_option
 from .exits import exit_status, fail, file_error
 from ..bench.config import RayOptions
 from .progress import Progress
@@ -65,8 +65,7 @@ def summary_lines(records: list[dict], modes: list[str], prices: dict) -> list[s
 @click.option("--model", default="gemini-3-flash-preview", show_default=True, envvar="AGENTIC_VISION_MODEL",
               help="gemini-…, openai:NAME or ollama:NAME.")
 @click.option("--base-url", default=None, help="Server for openai:/ollama: models (passed through).")
-@click.option("--sandbox", type=click.Choice(["auto", "local", "docker"]), default="auto", show_default=True,
-              envvar="AGENTIC_VISION_SANDBOX", help="Where the local modes run code.")
+@sandbox_option("Where the local modes run code.")
 @docker_host_option
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Directory for results.jsonl, report.md, accuracy.png, traces/ and generated images.")

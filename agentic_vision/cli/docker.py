@@ -22,6 +22,12 @@ from ..sandboxing.session import Session
 
 START_SCRIPT = CHECKOUT / "scripts" / "start-docker.sh"
 
+def sandbox_option(help: str | None = None):
+    """``--sandbox auto|local|docker`` (AGENTIC_VISION_SANDBOX), the same on every command."""
+    return click.option("--sandbox", type=click.Choice(["auto", "local", "docker"]), default="auto",
+                        show_default=True, envvar="AGENTIC_VISION_SANDBOX", help=help)
+
+
 docker_host_option = click.option(
     "--docker-host", default=None, metavar="URL",
     help="Docker engine for the Docker sandbox, e.g. tcp://host:2376 or ssh://user@host[:port] "

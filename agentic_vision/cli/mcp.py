@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .docker import docker_host_option
+from .docker import docker_host_option, sandbox_option
 from .exits import EXIT_USAGE, fail
 
 
@@ -17,8 +17,7 @@ from .exits import EXIT_USAGE, fail
 @click.option("--host", default="127.0.0.1", show_default=True, help="Loopback address for streamable-http.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
               help="Port for streamable-http (0: any free one, printed on stderr).")
-@click.option("--sandbox", type=click.Choice(["auto", "local", "docker"]), default="auto", show_default=True,
-              envvar="AGENTIC_VISION_SANDBOX", help="Where the code runs.")
+@sandbox_option("Where the code runs.")
 @docker_host_option
 @click.option("--allow-dir", "allow_dirs", multiple=True, type=click.Path(file_okay=False),
               help="A directory whose files clients may copy into the sandbox (repeatable; default: the current one).")

@@ -5,15 +5,14 @@ from __future__ import annotations
 import click
 
 from ..errors import InputError
-from .docker import docker_host_option
+from .docker import docker_host_option, sandbox_option
 
 
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on; anything but loopback needs --auth-key.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
-@click.option("--sandbox", type=click.Choice(["auto", "local", "docker"]), default="auto", show_default=True,
-              envvar="AGENTIC_VISION_SANDBOX", help="Where the code of each request runs.")
+@sandbox_option("Where the code of each request runs.")
 @docker_host_option
 @click.option("--route", "routes", multiple=True, metavar="NAME=MODEL[@BASE_URL]",
               help="Run requests for model NAME on another backend, e.g. "
