@@ -9,13 +9,19 @@ with DOCKER_TLS_VERIFY).
 
 from __future__ import annotations
 
+import os
 import socket
 import ssl
 import threading
+from contextlib import contextmanager
+
+import pytest
+
+DOCKER_SOCKET = "/var/run/docker.sock"
 
 
 class Forwarder:
-    def __init__(self, unix_path: str = "/var/run/docker.sock", rewrite: tuple[bytes, bytes] | None = None,
+    def __init__(self, unix_path: str = DOCKER_SOCKET, rewrite: tuple[bytes, bytes] | None = None,
                  tls: ssl.SSLContext | None = None) -> None:
         self.unix_path = unix_path
         self.tls = tls
@@ -82,3 +88,16 @@ def closed_port() -> int:
     """A loopback port that nothing listens on (bound once, then released)."""
     with socket.create_server(("127.0.0.1", 0)) as s:
         return s.getsockname()[1]
+
+
+@contextmanager
+def engine_forwarder(**options):
+    """A Forwarder (``rewrite=``, ``tls=``) to the local engine's socket, closed afterwards;
+    the test is skipped where the engine listens elsewhere."""
+    if not os.path.exists(DOCKER_SOCKET):
+        pytest.skip(f"the engine does not listen on {DOCKER_SOCKET}")
+    fwd = Forwarder(DOCKER_SOCKET, **options)
+    try:
+        yield fwd
+    finally:
+        fwd.close()

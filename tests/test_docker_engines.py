@@ -15,11 +15,11 @@ import time
 import pytest
 
 from conftest import png_size
-from tcp_forwarder import Forwarder, closed_port
+from tcp_forwarder import DOCKER_SOCKET as SOCKET
+from tcp_forwarder import closed_port, engine_forwarder
 from test_docker import cli, engine, one_line_error  # noqa: F401  (engine is a fixture)
 
 pytestmark = pytest.mark.docker
-SOCKET = "/var/run/docker.sock"
 
 
 @pytest.fixture
@@ -37,11 +37,8 @@ def no_cli_env(tmp_path):
 
 @pytest.fixture
 def forwarder():
-    if not os.path.exists(SOCKET):
-        pytest.skip(f"the engine does not listen on {SOCKET}")
-    fwd = Forwarder(SOCKET)
-    yield fwd
-    fwd.close()
+    with engine_forwarder() as fwd:
+        yield fwd
 
 
 def test_exec_needs_no_docker_binary(engine, no_cli_env):
@@ -100,12 +97,9 @@ def tls_certificates(certs) -> "ssl.SSLContext":
 def test_docker_host_over_tls_carries_inputs_and_images(engine, no_cli_env, photo, tmp_path):
     if shutil.which("openssl") is None:
         pytest.skip("needs openssl to make the certificates")
-    if not os.path.exists(SOCKET):
-        pytest.skip(f"the engine does not listen on {SOCKET}")
     certs = tmp_path / "certs"
     certs.mkdir()
-    tls = Forwarder(SOCKET, tls=tls_certificates(certs))
-    try:
+    with engine_forwarder(tls=tls_certificates(certs)) as tls:
         # requests lets these override the CA the SDK sets from DOCKER_CERT_PATH.
         env = {k: v for k, v in no_cli_env.items() if k not in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")}
         env.update(DOCKER_HOST=tls.address, DOCKER_TLS_VERIFY="1", DOCKER_CERT_PATH=str(certs))
@@ -119,8 +113,6 @@ def test_docker_host_over_tls_carries_inputs_and_images(engine, no_cli_env, phot
         assert png_size((tmp_path / "out" / os.path.basename(image["path"])).read_bytes()) == (120, 80)
         assert tls.connections >= 2
         assert tls.bytes_up > photo.stat().st_size
-    finally:
-        tls.close()
 
 
 def test_the_docker_host_option_wins_over_the_environment(engine, no_cli_env, forwarder):
@@ -273,12 +265,9 @@ def test_an_engine_too_old_is_refused(engine):
     from agentic_vision.sandboxing.docker_engine import connect
 
     real = docker.from_env().version()["ApiVersion"]
-    fwd = Forwarder(SOCKET, rewrite=(f'"ApiVersion":"{real}"'.encode(), b'"ApiVersion":"1.40"'))
-    try:
+    with engine_forwarder(rewrite=(f'"ApiVersion":"{real}"'.encode(), b'"ApiVersion":"1.40"')) as fwd:
         with pytest.raises(SandboxUnavailable) as caught:
             connect(fwd.address)
-    finally:
-        fwd.close()
     assert str(caught.value).startswith(f"the Docker engine at {fwd.address} is too old (Engine ")
     assert str(caught.value).endswith("API 1.40): the Docker sandbox needs API 1.41 or newer (Docker 20.10+); upgrade the engine")
 

@@ -28,11 +28,11 @@ from PIL import Image
 from agentic_vision.testing.gemini_server import ScriptedGemini, reply
 from conftest import sample
 from mcp_support import PYTHON, decode, sync_client, text_of
-from tcp_forwarder import Forwarder, closed_port
+from tcp_forwarder import DOCKER_SOCKET as SOCKET
+from tcp_forwarder import closed_port, engine_forwarder
 from test_docker import engine  # noqa: F401  (a fixture)
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(180)]
-SOCKET = "/var/run/docker.sock"
 CROP = "from PIL import Image\nim = Image.open('coins.png')\nprint(im.size)\nim.crop((0, 0, 100, 80)).show()"
 COINS = sample("coins.png")  # 384x303
 
@@ -46,11 +46,8 @@ def clean_env(**extra) -> dict:
 
 @pytest.fixture(scope="module")
 def forwarder(engine):  # noqa: F811
-    if not os.path.exists(SOCKET):
-        pytest.skip(f"the engine does not listen on {SOCKET}")
-    fwd = Forwarder(SOCKET)
-    yield fwd
-    fwd.close()
+    with engine_forwarder() as fwd:
+        yield fwd
 
 
 def free_port() -> int:

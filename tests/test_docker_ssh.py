@@ -24,12 +24,11 @@ from pathlib import Path
 import pytest
 
 from conftest import png_size, require_docker, sample
-from tcp_forwarder import Forwarder, closed_port
+from tcp_forwarder import closed_port, engine_forwarder
 from test_docker import ROOT, cli, one_line_error
 
 pytestmark = pytest.mark.docker
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
-SOCKET = "/var/run/docker.sock"
 PRIVSEP_DIR = Path("/run/sshd")  # compiled into Debian's sshd; made by its service, which we never start
 
 
@@ -120,11 +119,8 @@ def ssh(tmp_path_factory):
 @pytest.fixture(scope="module")
 def forwarder():
     """The engine as the sshd's sessions reach it: a counting TCP forwarder to its socket."""
-    if not os.path.exists(SOCKET):
-        pytest.skip(f"the engine does not listen on {SOCKET}")
-    fwd = Forwarder(SOCKET)
-    yield fwd
-    fwd.close()
+    with engine_forwarder() as fwd:
+        yield fwd
 
 
 @pytest.fixture(scope="module")
