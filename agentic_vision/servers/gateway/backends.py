@@ -18,6 +18,7 @@ from google.genai import types
 from ...models import get_model
 from ...models.base import Model
 from ...models.gemini import GeminiModel, make_client
+from ...models.thinking import BUDGETS
 from .config import GatewayConfig
 from .errors import GatewayError, bad_request
 
@@ -25,9 +26,6 @@ from .errors import GatewayError, bad_request
 _OPENAI_SETTINGS = {"topP": "top_p", "seed": "seed", "stopSequences": "stop", "presencePenalty": "presence_penalty",
                     "frequencyPenalty": "frequency_penalty"}
 _TOLERATED = {"mediaResolution"}  # a request for more care, which a local model may ignore
-# Gemini 2.5's budgets for --thinking low/medium/high (models/thinking.py): a
-# budget up to one of them is that level's reasoning_effort.
-_BUDGET_LEVELS = ((1024, "low"), (8192, "medium"))
 
 
 class Backends:
@@ -147,8 +145,9 @@ def thinking_level(config) -> str:
     """A Gemini ``thinkingConfig`` as a --thinking level, for an OpenAI-compatible backend.
 
     ``thinkingLevel`` is taken as it is; ``thinkingBudget`` 0 is off, -1
-    (dynamic) the default, and a budget up to 1024 / 8192 / more tokens is
-    low / medium / high.  ``includeThoughts`` alone asks for nothing more.
+    (dynamic) the default, and a budget up to Gemini 2.5's low / medium
+    budgets of ``--thinking`` (1024 / 8192 tokens), or more, is low / medium /
+    high.  ``includeThoughts`` alone asks for nothing more.
     """
     if not isinstance(config, dict):
         raise bad_request("Invalid value at 'generationConfig.thinkingConfig': expected a JSON object.")
@@ -166,4 +165,4 @@ def thinking_level(config) -> str:
                           "a number of tokens, 0 (off) or -1 (dynamic).")
     if budget == 0:
         return "off"
-    return next((level for limit, level in _BUDGET_LEVELS if budget <= limit), "high")
+    return next((level for level in ("low", "medium") if budget <= BUDGETS[level]), "high")
