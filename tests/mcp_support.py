@@ -19,7 +19,7 @@ from mcp.client.stdio import StdioServerParameters
 
 PYTHON = sys.executable  # the worktree's .venv, with the package installed
 ROOT = Path(__file__).resolve().parent.parent
-TOOLS = {"run_python", "add_files", "add_image", "list_files", "reset_session", "ask"}
+TOOLS = {"run_python", "add_files", "add_image", "list_files", "reset_session", "share_session", "ask"}
 
 
 def server_env(extra: dict | None = None) -> dict:
@@ -34,10 +34,10 @@ def stdio_params(*args: str, cwd: Path, env: dict | None = None) -> StdioServerP
 
 
 @contextmanager
-def http_server(*args: str, cwd: Path, env: dict | None = None):
+def http_server(*args: str, cwd: Path, env: dict | None = None, sandbox: str = "local"):
     """`agentic-vision mcp --transport streamable-http --port 0`; yields (url, process)."""
     proc = subprocess.Popen(
-        [PYTHON, "-m", "agentic_vision.cli", "mcp", "--sandbox", "local", "--transport", "streamable-http",
+        [PYTHON, "-m", "agentic_vision.cli", "mcp", "--sandbox", sandbox, "--transport", "streamable-http",
          "--port", "0", *args],
         cwd=cwd, env=server_env(env), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         text=True,
@@ -164,12 +164,30 @@ class SyncClient:
 
 
 @contextmanager
-def sync_client(target, **options):
-    """``target``: stdio parameters or an http URL; ``options`` go to ``mcp.Client``."""
+def sync_client(target, headers: dict | None = None, seen: list | None = None, **options):
+    """``target``: stdio parameters or an http URL; ``options`` go to ``mcp.Client``.
+
+    Over HTTP, ``headers`` go with every request and ``seen`` collects the headers of every response.
+    """
     import anyio.from_thread
 
     from mcp import Client
 
     with anyio.from_thread.start_blocking_portal() as portal:
-        with portal.wrap_async_context_manager(Client(target, **options)) as client:
-            yield SyncClient(portal, client)
+        if headers is None and seen is None:
+            with portal.wrap_async_context_manager(Client(target, **options)) as client:
+                yield SyncClient(portal, client)
+            return
+        import httpx2
+        from mcp.client.streamable_http import streamable_http_client
+
+        async def record(response):
+            if seen is not None:
+                seen.append(response.headers)
+
+        http = httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=300),
+                                  event_hooks={"response": [record]})
+        with portal.wrap_async_context_manager(http):
+            transport = streamable_http_client(target, http_client=http)
+            with portal.wrap_async_context_manager(Client(transport, **options)) as client:
+                yield SyncClient(portal, client)

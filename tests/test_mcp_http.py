@@ -25,7 +25,7 @@ def server(tmp_path_factory):
 def test_tools_a_crop_a_failure_and_a_timeout_over_http(server):
     url, _, root = server
     pixels = save_astronaut(root / "astronaut.png")
-    with sync_client(url) as client:
+    with sync_client(url, mode="legacy") as client:
         assert set(client.tools()) == TOOLS
         result = client.call("run_python", {"code": "from PIL import Image\nImage.open('astronaut.png')"
                                                     ".crop((0, 0, 64, 32)).show()", "files": ["astronaut.png"]})
@@ -39,20 +39,19 @@ def test_tools_a_crop_a_failure_and_a_timeout_over_http(server):
     assert looped.is_error and text_of(looped).startswith("OUTCOME_DEADLINE_EXCEEDED\n")
 
 
-def test_stateless_calls_share_nothing_unless_they_name_a_session(server):
+def test_stateless_calls_share_nothing_and_say_how_to_keep_state(server):
     url = server[0]
     with sync_client(url) as client:
         client.call("run_python", {"code": "x = 1"})
         unnamed = client.call("run_python", {"code": "print(x)"})
-        client.call("run_python", {"code": "x = 41", "session": "work"})
+        named = client.call("run_python", {"code": "x = 41", "session": "work"})
         listing = client.call("list_files", {})
     assert unnamed.is_error and "NameError" in text_of(unnamed)
-    assert 'pass session="NAME"' in text_of(unnamed)  # the result says how to keep state
+    assert "call share_session for a session token" in text_of(unnamed)  # the result says how to keep state
+    assert named.is_error and text_of(named) == (
+        "session 'work': a stateless request has no connection to own a named session; call share_session "
+        "and pass the token it returns as session (or connect with the initialize handshake)")
     assert listing.is_error and "keeps no state between calls" in text_of(listing)
-    with sync_client(url) as later:  # a new connection, the same named session
-        named = later.call("run_python", {"code": "print(x + 1)", "session": "work"})
-        assert text_of(later.call("reset_session", {"session": "work"})) == "session 'work' closed"
-    assert text_of(named) == "OUTCOME_OK\n42\n"
 
 
 def test_a_handshake_connection_keeps_its_default_session(server):
@@ -107,15 +106,17 @@ anyio.run(main)
 """
 
 
-@pytest.mark.parametrize("name", [None, "kept"])
-def test_a_client_that_disconnects_mid_run_leaves_no_sandbox_behind(server, name):
-    """A one-off session ends with its call; a named one outlives the client, its run does not."""
+@pytest.mark.parametrize("shared", [False, True])
+def test_a_client_that_disconnects_mid_run_leaves_no_sandbox_behind(server, shared):
+    """A one-off session ends with its call; a shared one outlives the client, its run does not."""
     url, proc, _ = server
     before = sandboxes_of(proc.pid)
-    session = {"session": name} if name else {}
-    if name:
+    name = None
+    if shared:
         with sync_client(url) as setup:
-            setup.call("run_python", {"code": "warm = 1", **session})
+            name = text_of(setup.call("share_session", {})).splitlines()[0]
+            setup.call("run_python", {"code": "warm = 1", "session": name})
+    session = {"session": name} if name else {}
     client = subprocess.Popen([PYTHON, "-c", CLIENT, url, *([name] if name else [])], stdout=subprocess.PIPE, text=True)
     try:
         assert client.stdout.readline() == "connected\n"
@@ -139,10 +140,11 @@ def test_a_client_that_disconnects_mid_run_leaves_no_sandbox_behind(server, name
 
 def test_sessions_are_capped_and_idle_ones_closed(tmp_path):
     with http_server("--max-sessions", "1", "--idle-timeout", "2", cwd=tmp_path) as (url, proc):
-        with sync_client(url) as client:
+        with sync_client(url, mode="legacy") as client:
             first = client.call("run_python", {"code": "z = 1", "session": "first"})
             second = client.call("run_python", {"code": "print(1)", "session": "second"})
-            one_off = client.call("run_python", {"code": "print(1)"})
+            with sync_client(url) as stateless:
+                one_off = stateless.call("run_python", {"code": "print(1)"})
             assert not first.is_error
             for refused in (second, one_off):
                 assert refused.is_error and text_of(refused).startswith("all 1 sandbox sessions this server allows are open:")

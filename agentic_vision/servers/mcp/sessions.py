@@ -1,13 +1,15 @@
 """Sandbox sessions of MCP clients: who owns which, how many, and stopping them.
 
-A session is found by a key (scope, name).  Over stdio the process serves one
-client, so the scope is the process and its sessions end when the client
-disconnects (the server exits).  Over HTTP a legacy connection has an
-``Mcp-Session-Id`` and its default session is keyed by it; a stateless
-request has no connection to hang state on, so it gets a one-off session
-unless it names one.  Named HTTP sessions are server-wide.  Sessions nobody
-used for ``idle_timeout`` seconds are closed, since HTTP never says that a
-client left.
+A session is found by a key (owner, name): a name is only ever looked up
+within its owner, so a client naming another's session gets one of its own.
+Over stdio the process serves one client, so the owner is the process and
+its sessions end when the client disconnects (the server exits).  Over HTTP
+the owner is a connection made with the initialize handshake (its
+``Mcp-Session-Id``); a stateless request has no connection to own state, so
+it gets a one-off session.  The one way into a session across owners is its
+share token (``share``): 256 random bits, handed out only to a client that
+can already reach the session.  Sessions nobody used for ``idle_timeout``
+seconds are closed, since HTTP never says that a client left.
 
 Sandbox runs are synchronous and run in threads; ``in_thread`` turns a
 cancelled tool call into a stopped run, not an abandoned one.
@@ -15,7 +17,9 @@ cancelled tool call into a stopped run, not an abandoned one.
 
 from __future__ import annotations
 
+import hashlib
 import re
+import secrets
 import threading
 import time
 from dataclasses import dataclass, field
@@ -27,6 +31,7 @@ from ...errors import AgenticVisionError, InputError
 from ...sandboxing.session import InputFile, Session, open_session
 
 DEFAULT = "default"
+TOKEN_PREFIX = "shared:"  # ':' is no name character, so a token is never taken for a name
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 T = TypeVar("T")
@@ -36,8 +41,17 @@ class SessionLimit(AgenticVisionError):
     """Too many sandboxes are open."""
 
 
+def _digest(token: str) -> str:
+    # Tokens are looked up by their hash: a lookup's timing can tell nothing about a token held.
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def is_token(session: str | None) -> bool:
+    return isinstance(session, str) and session.startswith(TOKEN_PREFIX)
+
+
 def check_name(name: str) -> str:
-    if not _NAME.match(name or ""):
+    if not isinstance(name, str) or not _NAME.match(name):
         raise InputError(f"session name {name!r}: use 1-64 letters, digits, '.', '_' or '-'")
     return name
 
@@ -48,6 +62,7 @@ class ManagedSession:
     sandbox: Session
     lock: threading.Lock = field(default_factory=threading.Lock)  # one run at a time
     last_used: float = field(default_factory=time.monotonic)
+    token: str | None = None  # set once the session is shared
 
     @property
     def name(self) -> str:
@@ -79,6 +94,7 @@ class SessionRegistry:
         self.max_sessions = max_sessions
         self.guard = guard
         self._sessions: dict[tuple[str, str], ManagedSession] = {}
+        self._shared: dict[str, tuple[str, str]] = {}  # token digest -> key
         self._opening: set[tuple[str, str]] = set()  # keys whose sandbox is starting
         self._reserved = 0  # slots of sandboxes being opened, one-off runs and asks
         self._lock = threading.Lock()
@@ -134,6 +150,27 @@ class SessionRegistry:
                     self._sessions[key] = managed
                 self._opened.notify_all()
 
+    def share(self, key: tuple[str, str]) -> str:
+        """The token that reaches the session under ``key``, opened if there is none (blocks)."""
+        managed = self.get_or_open(key)
+        with self._lock:
+            if self._sessions.get(key) is not managed:
+                raise InputError("the session was closed while it was being shared; try again")
+            if managed.token is None:
+                managed.token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+                self._shared[_digest(managed.token)] = key
+            return managed.token
+
+    def shared_key(self, token: str) -> tuple[str, str] | None:
+        """The key of the open session ``token`` reaches; None for a closed one or a wrong token."""
+        with self._lock:
+            return self._shared.get(_digest(token))
+
+    def _forget(self, managed: ManagedSession) -> None:
+        # Called with the lock held: the token of a closed session reaches nothing, ever again.
+        if managed.token is not None:
+            self._shared.pop(_digest(managed.token), None)
+
     def one_off(self) -> ManagedSession:
         """A session for one call only; the caller closes it (and releases its slot)."""
         self.reserve()
@@ -146,6 +183,8 @@ class SessionRegistry:
     def close(self, key: tuple[str, str]) -> bool:
         with self._lock:
             managed = self._sessions.pop(key, None)
+            if managed is not None:
+                self._forget(managed)
         if managed is None:
             return False
         managed.sandbox.interrupt()  # a run in progress ends as "stopped on request"
@@ -166,7 +205,7 @@ class SessionRegistry:
 
     def close_all(self) -> None:
         with self._lock:
-            sessions, self._sessions = list(self._sessions.values()), {}
+            sessions, self._sessions, self._shared = list(self._sessions.values()), {}, {}
         for managed in sessions:
             managed.sandbox.interrupt()
             managed.sandbox.close()

@@ -1,4 +1,4 @@
-"""The MCP tools: run_python, add_files, add_image, list_files, reset_session, ask.
+"""The MCP tools: run_python, add_files, add_image, list_files, reset_session, share_session, ask.
 
 Every refusal and every failure is a tool result with ``isError`` and a
 line that says what to do, never a protocol error: the client's model reads
@@ -18,6 +18,7 @@ import anyio
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp_types import CallToolResult, ToolAnnotations
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from pydantic import Field
 
 from ...errors import AgenticVisionError, InputError
@@ -28,7 +29,7 @@ from ...trace import write_trace
 from .access import FileAccess
 from .config import ServerConfig
 from .results import ask_result, execution_result, refusal, text_result
-from .sessions import DEFAULT, ManagedSession, SessionRegistry, check_name, in_thread
+from .sessions import DEFAULT, ManagedSession, SessionRegistry, check_name, in_thread, is_token
 
 # Guard-friendly (no leading underscores) and leaves no names behind.
 LISTING = """
@@ -48,8 +49,12 @@ print(agentic_vision_listing())
 del agentic_vision_listing
 """
 
-NO_STATE = ("this connection keeps no state between calls: pass session=\"NAME\" (any name you choose) "
-            "to keep files and variables")
+NO_STATE = ("this stateless request keeps no state between calls: call share_session for a session token and "
+            "pass it as session to keep files and variables (or connect with the initialize handshake)")
+NO_OWNER = ("session {name!r}: a stateless request has no connection to own a named session; call share_session "
+            "and pass the token it returns as session (or connect with the initialize handshake)")
+UNKNOWN_TOKEN = ("no open session has this token: it was closed (reset_session or the idle timeout) or is wrong; "
+                 "share_session makes a new one")
 
 
 class AskCancelled(Exception):
@@ -63,21 +68,38 @@ class ServerState:
     registry: SessionRegistry
     transport: str  # "stdio" or "streamable-http"
 
-    def key(self, ctx: Context, session: str | None) -> tuple[str, str] | None:
-        """Where the call's session lives; None: a stateless request without a name."""
-        stdio = self.transport == "stdio"
-        if session is not None:
-            return ("stdio" if stdio else "http", check_name(session))
-        if stdio:
-            return ("stdio", DEFAULT)
+    def owner(self, ctx: Context) -> str | None:
+        """Who owns the sessions this call names; None for a stateless HTTP request."""
+        if self.transport == "stdio":
+            return "stdio"  # the process serves one client
+        # Only a connection made with the initialize handshake has an owner: the SDK's session
+        # manager answered 404 to any Mcp-Session-Id it did not issue. A stateless (2026-07-28)
+        # request reaches the tools without that check, so its headers are client input only.
+        if ctx.protocol_version not in HANDSHAKE_PROTOCOL_VERSIONS:
+            return None
         connection = (ctx.headers or {}).get("mcp-session-id")
-        return (f"http:{connection}", DEFAULT) if connection else None
+        return f"http:{connection}" if connection else None
+
+    def key(self, ctx: Context, session: str | None) -> tuple[str, str] | None:
+        """Where the call's session lives; None: a stateless request without a session."""
+        if is_token(session):
+            key = self.registry.shared_key(session)
+            if key is None:
+                raise InputError(UNKNOWN_TOKEN)
+            return key
+        owner = self.owner(ctx)
+        if owner is None:
+            if session is None:
+                return None
+            raise InputError(NO_OWNER.format(name=check_name(session)))
+        return (owner, DEFAULT if session is None else check_name(session))
 
 
 SessionArg = Annotated[
     str | None,
-    Field(description="Name of the sandbox session to use; omit for this connection's default session. "
-                      "Over stateless HTTP, calls without a name share nothing."),
+    Field(description="A name of your choice for one of this connection's own sandbox sessions (omit for its "
+                      "default session), or a token from share_session to reach a shared one. Another client "
+                      "naming the same name gets a session of its own."),
 ]
 
 
@@ -216,7 +238,24 @@ def register_tools(app: MCPServer, state: ServerState) -> None:
         except AgenticVisionError as exc:
             return refusal(str(exc))
         closed = await anyio.to_thread.run_sync(registry.close, key)
-        return text_result(f"session {key[1]!r} closed" if closed else f"no session {key[1]!r} was open")
+        label = "the shared session" if is_token(session) else f"session {key[1]!r}"
+        return text_result(f"{label} closed" if closed else f"no {label} was open")
+
+    @app.tool(annotations=ToolAnnotations(title="Share a sandbox session by a token", open_world_hint=False))
+    async def share_session(ctx: Context, session: SessionArg = None) -> CallToolResult:
+        """Return a token for the session (opened if needed): whoever passes the token as `session`, from any
+        connection, reaches its files and variables, so hand it only to whom you mean to share with. A
+        stateless request without a session gets a new session and its token. The token lasts as long as the
+        session."""
+        try:
+            key = state.key(ctx, session)
+            if key is None:  # a stateless request: a new session that only its token reaches
+                key = (f"shared:{secrets.token_hex(16)}", DEFAULT)
+            token = await anyio.to_thread.run_sync(registry.share, key)
+        except AgenticVisionError as exc:
+            return refusal(str(exc))
+        return text_result(f"{token}\n[pass session=\"{token}\" to reach this session from any connection; "
+                           "whoever has the token reaches its files and variables]\n")
 
     @app.tool(annotations=ToolAnnotations(title="Ask a vision model that runs code on the images"))
     async def ask(
