@@ -24,6 +24,8 @@ class ServerConfig:
     max_steps: int = 12  # the most an ask may take; a call may ask for fewer
     trace_dir: Path | None = None
     guard: bool = True
+    auth_token: str | None = None  # HTTP: the bearer token every request must carry
+    allow_hardlinks: bool = False  # read files under allow_dirs that have more than one link
 
     def __post_init__(self) -> None:
         check_docker_host(self.sandbox, self.docker_host)
