@@ -14,7 +14,7 @@ from .exits import EXIT_USAGE, fail
 
 @click.command("mcp")
 @click.option("--transport", type=click.Choice(["stdio", "streamable-http"]), default="stdio", show_default=True,
-              help="stdio for a client that starts the server; streamable-http to listen on loopback.")
+              help="stdio for a client that starts the server; streamable-http to listen on --host.")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address for streamable-http; anything but loopback needs --auth-token.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,

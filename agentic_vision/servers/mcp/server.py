@@ -90,7 +90,8 @@ def serve(config: ServerConfig, transport: str = "stdio", host: str = "127.0.0.1
     shown = f"[{host}]" if ":" in host else host
     engine = executor.engine.address if executor.kind == "docker" else None
     print(f"agentic-vision mcp: serving on http://{shown}:{sock.getsockname()[1]}/mcp "
-          f"(sandbox {describe_sandbox(config.sandbox, executor.kind, engine)})", file=sys.stderr, flush=True)
+          f"(sandbox {describe_sandbox(config.sandbox, executor.kind, engine)}"
+          f"{'; bearer token required' if config.auth_token else ''})", file=sys.stderr, flush=True)
     server = uvicorn.Server(uvicorn.Config(asgi_app, log_level="warning", lifespan="on"))
     exit_on_sigterm()
     anyio.run(server.serve, [sock])
