@@ -164,3 +164,108 @@ def test_a_url_nothing_answers_at_is_one_line():
         port = s.getsockname()[1]
     with pytest.raises(InputError, match=rf"cannot fetch http://127.0.0.1:{port}/x.png"):
         prepare_inputs([f"http://127.0.0.1:{port}/x.png"])
+
+
+class Tricky(http.server.ThreadingHTTPServer):
+    """Servers that misbehave: trickled headers or body, redirects to other schemes and
+    along chains, a body without Content-Length."""
+
+    def __init__(self):
+        coins = sample("coins.png").read_bytes()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.0"
+
+            def redirect(self, location):
+                self.send_response(302)
+                self.send_header("Location", location)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def trickle(self, data: bytes, seconds: float = 20):
+                end = time.monotonic() + seconds
+                for byte in data:
+                    if time.monotonic() > end:
+                        return
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(0.2)
+
+            def do_GET(self):
+                try:
+                    self.route()
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def route(self):
+                path = self.path
+                if path == "/trickled-headers.png":
+                    self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Pad: ")
+                    self.trickle(b"a" * 200)
+                elif path == "/trickled-body.png":
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(coins)))
+                    self.end_headers()
+                    self.trickle(coins)
+                elif path == "/to-file":
+                    self.redirect("file:///etc/passwd")
+                elif path == "/to-ftp":
+                    self.redirect("ftp://127.0.0.1/coins.png")
+                elif path == "/hop-1":
+                    self.redirect("/hop-2")
+                elif path == "/hop-2":
+                    self.redirect(f"http://127.0.0.1:{self.server.server_address[1]}/images/big.png")
+                elif path == "/short":
+                    self.redirect("/images/the-final-name.png?x=1")
+                elif path in ("/images/the-final-name.png?x=1", "/images/big.png", "/no-length.png"):
+                    self.send_response(200)
+                    self.send_header("Content-Type", "image/png")
+                    if path != "/no-length.png":  # HTTP/1.0: the body ends when the connection does
+                        self.send_header("Content-Length", str(len(coins)))
+                    self.end_headers()
+                    self.wfile.write(coins)
+                else:
+                    self.send_error(404)
+
+            def log_message(self, *a):
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server_address[1]}"
+
+    __enter__ = Site.__enter__
+    __exit__ = Site.__exit__
+
+
+@pytest.mark.parametrize("path", ["/trickled-headers.png", "/trickled-body.png"])
+def test_a_download_is_cut_at_its_deadline_however_the_bytes_trickle(path):
+    # 0.5 s per read and 2 s in all; the server sends a byte every 0.2 s for 20 s.
+    with Tricky() as site:
+        started = time.monotonic()
+        with pytest.raises(InputError) as info:
+            prepare_inputs([site.url + path], options=InputOptions(download_timeout=0.5))
+        took = time.monotonic() - started
+    assert f"{site.url}{path} took longer than 2 s to download" == str(info.value)
+    assert took < 3.5, f"cut after {took:.1f} s"
+
+
+@pytest.mark.parametrize("path, scheme", [("/to-file", "file"), ("/to-ftp", "ftp")])
+def test_redirects_go_to_http_only(path, scheme):
+    with Tricky() as site:
+        with pytest.raises(InputError) as info:
+            prepare_inputs([site.url + path])
+    message = str(info.value)
+    assert message.startswith(f"{site.url}{path} redirects to a {scheme}: URL") and "only http(s)" in message
+    assert "\n" not in message
+
+
+def test_a_redirect_chain_is_checked_for_size_and_named_from_its_end():
+    with Tricky() as site:
+        with pytest.raises(InputError, match=r"/hop-1 is 0 MiB, over the limit of 1000 bytes"):
+            prepare_inputs([site.url + "/hop-1"], options=InputOptions(max_download_bytes=1000))
+        inputs = prepare_inputs([site.url + "/short"])
+        with pytest.raises(InputError, match=r"/no-length.png is larger than the limit of 1000 bytes"):
+            prepare_inputs([site.url + "/no-length.png"], options=InputOptions(max_download_bytes=1000))
+    assert [im.name for im in inputs.images] == ["the-final-name.png"]
+    assert inputs.images[0].sandbox_data == sample("coins.png").read_bytes()
