@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import http.server
+import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -10,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from agentic_vision import Agent, InputError
+from agentic_vision.inputs.pdf import is_pdf
 from agentic_vision.inputs.sources import InputOptions, prepare_inputs
 from agentic_vision.models.gemini import GeminiModel
 from agentic_vision.testing.gemini_server import ScriptedGemini, reply
@@ -92,6 +97,115 @@ def test_the_code_gets_the_pdf_and_the_pages_and_can_render_more(pdfs):
     tool = first["tools"][0]["functionDeclarations"][0]["description"]
     assert "plan-page-1.png" in tool and "page 1 of plan.pdf at 300 dpi" in tool and "pypdfium2" in tool
     assert "plan.pdf has 5 pages" in first.first_user_text() or "plan.pdf has 5 pages" in str(first.body)
+
+
+def test_a_png_with_a_pdf_in_a_text_chunk_is_a_png(pdfs):
+    import io
+
+    from PIL import Image, PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", pdfs["plan"].read_bytes()[:4000].decode("latin-1"))  # "%PDF-" at byte ~60
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48), "red").save(buf, format="PNG", pnginfo=info)
+    data = buf.getvalue()
+    assert b"%PDF-" in data[:1024] and not is_pdf(data)
+    inputs = prepare_inputs([data])
+    assert [(im.name, im.width, im.height) for im in inputs.images] == [("image-1.png", 64, 48)]
+    assert not inputs.messages and [f.name for f in inputs.files] == ["image-1.png"]
+
+
+@pytest.mark.parametrize("prefix, pdf", [(b"", True), (b"\xef\xbb\xbf", True), (b"\r\n\r\n", True),
+                                         (b"GIF89a", False), (b"garbage ", False)])
+def test_a_pdf_starts_with_its_header(pdfs, prefix, pdf):
+    assert is_pdf(prefix + pdfs["plan"].read_bytes()) is pdf
+
+
+def huge_page_pdf() -> bytes:
+    """One 200-inch page: 50 MP at the capped resolution, a few KB of PDF."""
+    from fpdf import FPDF
+
+    pdf = FPDF(unit="pt", format=(14400, 14400))
+    pdf.add_page()
+    for i in range(100):
+        pdf.line(0, i * 140, 14400, 14400 - i * 140)
+    return bytes(pdf.output())
+
+
+def test_a_render_over_the_memory_cap_is_one_line_and_the_host_stays_small(tmp_path):
+    path = tmp_path / "huge.pdf"
+    path.write_bytes(huge_page_pdf())
+    script = (
+        "import sys\n"
+        "from agentic_vision.errors import InputError\n"
+        "from agentic_vision.inputs.pdf import render_pdf\n"
+        "try:\n"
+        "    render_pdf(open(sys.argv[1], 'rb').read(), 'huge.pdf')\n"
+        "    print('rendered')\n"
+        "except InputError as exc:\n"
+        "    print(exc)\n"
+        "print(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "AGENTIC_VISION_RENDER_MEMORY_MB": "300"})
+    message, peak_kb = done.stdout.strip().splitlines()
+    assert message == ("huge.pdf needs more than 300 MiB of memory to render: set AGENTIC_VISION_RENDER_MEMORY_MB "
+                       "higher if you trust the file"), done.stdout + done.stderr
+    assert int(peak_kb) < 200_000, f"the host process peaked at {int(peak_kb) // 1024} MB"
+
+
+def test_the_default_caps_render_a_huge_page_at_its_pixel_limit():
+    inputs = prepare_inputs([("huge.pdf", huge_page_pdf())])
+    [page] = inputs.images
+    assert page.width * page.height <= 50_000_000 and page.width > 7000
+    assert max(page.model.width, page.model.height) == 1536
+
+
+HOSTILE = """
+import json, os, signal, socket, sys
+settings = json.loads(sys.stdin.buffer.readline())
+confine(settings)
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+found = {"uid": os.getuid()}
+def attempt(name, action):
+    try:
+        action()
+        found[name] = "done"
+    except OSError as exc:
+        found[name] = exc.errno
+attempt("inet", lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM).connect(("127.0.0.1", settings["port"])))
+attempt("read", lambda: open(settings["secret"]).read())
+attempt("write", lambda: os.write(os.open("/tmp/out", os.O_WRONLY | os.O_CREAT), b"x" * 100))
+attempt("fork", lambda: os.fork() == 0 and os._exit(0))
+send(sys.stdout.buffer, found)
+"""
+
+
+@pytest.mark.parametrize("layers", ["as found", "without bubblewrap"])
+def test_the_renderer_cannot_reach_the_network_files_or_processes(tmp_path, monkeypatch, layers):
+    """What PDFium could do once a PDF took it over: the child's own code after confine()."""
+    import socket
+
+    from agentic_vision.inputs.pdf import CHILD_PROGRAM
+    from agentic_vision.sandboxing import parser_jail
+
+    if layers == "without bubblewrap":
+        monkeypatch.setattr(parser_jail, "_bwrap", lambda: None)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("host secret")
+    secret.chmod(0o600)
+    program = CHILD_PROGRAM.split('\nif __name__ == "__main__":')[0] + HOSTILE
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        listener.settimeout(0.5)
+        with parser_jail.ParserJail(program, "hostile.pdf", modules=("pypdfium2", "PIL")) as jail:
+            jail.start({"port": listener.getsockname()[1], "secret": str(secret)}, b"")
+            found = json.loads(jail.frame())
+        with pytest.raises(socket.timeout):
+            listener.accept()  # nothing came through
+    assert found["inet"] != "done" and found["read"] != "done" and found["write"] != "done", found
+    assert found["fork"] != "done" and found["uid"] != 0, found
 
 
 # -- URLs ----------------------------------------------------------------------------------

@@ -77,7 +77,7 @@ def render_page(pdf, index: int, settings: dict, out) -> None:
         scale = settings["dpi"] / 72
         max_pixels = settings["max_pixels"]
         if width_pt * height_pt * scale * scale > max_pixels:
-            scale = (max_pixels / (width_pt * height_pt)) ** 0.5
+            scale = (max_pixels / (width_pt * height_pt)) ** 0.5 * 0.999  # PDFium rounds the size up
         try:
             image = page.render(scale=scale).to_pil()
         except MemoryError:
