@@ -128,6 +128,15 @@ def module_dirs(modules: tuple[str, ...]) -> list[str]:
     return dirs
 
 
+def describe_limits() -> str:
+    try:
+        limits = JailLimits.from_env()
+    except InputError as exc:
+        return f"{describe()}; {exc}"
+    return (f"{describe()}: {limits.memory_bytes // 2**20} MiB ({MEMORY_SETTING}), {limits.cpu_seconds} s of CPU "
+            f"({SECONDS_SETTING}), {SLOTS} at once")
+
+
 def _command(program: str, modules: tuple[str, ...]) -> tuple[list[str], list[int]]:
     """argv, and the fds it must inherit besides the input's."""
     found = _bwrap()
