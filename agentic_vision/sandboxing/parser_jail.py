@@ -269,7 +269,8 @@ class ParserJail:
                     self._kill("output")
                     raise self._error()
                 if len(self.buffer) >= 4 + size:
-                    data = bytes(self.buffer[4:4 + size])
+                    with memoryview(self.buffer) as view:  # one copy of a page, not two
+                        data = bytes(view[4:4 + size])
                     del self.buffer[:4 + size]
                     return data
             if not self._read():
