@@ -123,3 +123,14 @@ def test_converted_inputs_are_accepted_by_the_strict_server(tmp_path):
     assert len(server.requests[0].images()) == 11
     listed = eval(result.answer)
     assert set(variants()) < set(listed) and {"image-1.png", "image-2.png"} <= set(listed)
+
+
+@pytest.mark.parametrize("fmt", ["PCX", "SGI", "TGA", "EPS"])
+def test_formats_beyond_the_common_ones_are_not_decoded(fmt):
+    # PIL would decode these (EPS through Ghostscript, where it is installed): none is opened for a client.
+    data = encode(photo().resize((64, 48)), fmt)
+    with pytest.raises(InputError) as info:
+        prepare_image(data, name=f"photo.{fmt.lower()}")
+    message = str(info.value)
+    assert message.startswith(f"photo.{fmt.lower()} is not a readable image in a format taken here")
+    assert "\n" not in message

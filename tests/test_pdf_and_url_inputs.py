@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import http.server
+import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -10,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from agentic_vision import Agent, InputError
+from agentic_vision.inputs.pdf import is_pdf
 from agentic_vision.inputs.sources import InputOptions, prepare_inputs
 from agentic_vision.models.gemini import GeminiModel
 from agentic_vision.testing.gemini_server import ScriptedGemini, reply
@@ -94,6 +99,115 @@ def test_the_code_gets_the_pdf_and_the_pages_and_can_render_more(pdfs):
     assert "plan.pdf has 5 pages" in first.first_user_text() or "plan.pdf has 5 pages" in str(first.body)
 
 
+def test_a_png_with_a_pdf_in_a_text_chunk_is_a_png(pdfs):
+    import io
+
+    from PIL import Image, PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", pdfs["plan"].read_bytes()[:4000].decode("latin-1"))  # "%PDF-" at byte ~60
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48), "red").save(buf, format="PNG", pnginfo=info)
+    data = buf.getvalue()
+    assert b"%PDF-" in data[:1024] and not is_pdf(data)
+    inputs = prepare_inputs([data])
+    assert [(im.name, im.width, im.height) for im in inputs.images] == [("image-1.png", 64, 48)]
+    assert not inputs.messages and [f.name for f in inputs.files] == ["image-1.png"]
+
+
+@pytest.mark.parametrize("prefix, pdf", [(b"", True), (b"\xef\xbb\xbf", True), (b"\r\n\r\n", True),
+                                         (b"GIF89a", False), (b"garbage ", False)])
+def test_a_pdf_starts_with_its_header(pdfs, prefix, pdf):
+    assert is_pdf(prefix + pdfs["plan"].read_bytes()) is pdf
+
+
+def huge_page_pdf() -> bytes:
+    """One 200-inch page: 50 MP at the capped resolution, a few KB of PDF."""
+    from fpdf import FPDF
+
+    pdf = FPDF(unit="pt", format=(14400, 14400))
+    pdf.add_page()
+    for i in range(100):
+        pdf.line(0, i * 140, 14400, 14400 - i * 140)
+    return bytes(pdf.output())
+
+
+def test_a_render_over_the_memory_cap_is_one_line_and_the_host_stays_small(tmp_path):
+    path = tmp_path / "huge.pdf"
+    path.write_bytes(huge_page_pdf())
+    script = (
+        "import sys\n"
+        "from agentic_vision.errors import InputError\n"
+        "from agentic_vision.inputs.pdf import render_pdf\n"
+        "try:\n"
+        "    render_pdf(open(sys.argv[1], 'rb').read(), 'huge.pdf')\n"
+        "    print('rendered')\n"
+        "except InputError as exc:\n"
+        "    print(exc)\n"
+        "print(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "AGENTIC_VISION_RENDER_MEMORY_MB": "300"})
+    message, peak_kb = done.stdout.strip().splitlines()
+    assert message == ("huge.pdf needs more than 300 MiB of memory to render: set AGENTIC_VISION_RENDER_MEMORY_MB "
+                       "higher if you trust the file"), done.stdout + done.stderr
+    assert int(peak_kb) < 200_000, f"the host process peaked at {int(peak_kb) // 1024} MB"
+
+
+def test_the_default_caps_render_a_huge_page_at_its_pixel_limit():
+    inputs = prepare_inputs([("huge.pdf", huge_page_pdf())])
+    [page] = inputs.images
+    assert page.width * page.height <= 50_000_000 and page.width > 7000
+    assert max(page.model.width, page.model.height) == 1536
+
+
+HOSTILE = """
+import json, os, signal, socket, sys
+settings = json.loads(sys.stdin.buffer.readline())
+confine(settings)
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+found = {"uid": os.getuid()}
+def attempt(name, action):
+    try:
+        action()
+        found[name] = "done"
+    except OSError as exc:
+        found[name] = exc.errno
+attempt("inet", lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM).connect(("127.0.0.1", settings["port"])))
+attempt("read", lambda: open(settings["secret"]).read())
+attempt("write", lambda: os.write(os.open("/tmp/out", os.O_WRONLY | os.O_CREAT), b"x" * 100))
+attempt("fork", lambda: os.fork() == 0 and os._exit(0))
+send(sys.stdout.buffer, found)
+"""
+
+
+@pytest.mark.parametrize("layers", ["as found", "without bubblewrap"])
+def test_the_renderer_cannot_reach_the_network_files_or_processes(tmp_path, monkeypatch, layers):
+    """What PDFium could do once a PDF took it over: the child's own code after confine()."""
+    import socket
+
+    from agentic_vision.inputs.pdf import CHILD_PROGRAM
+    from agentic_vision.sandboxing import parser_jail
+
+    if layers == "without bubblewrap":
+        monkeypatch.setattr(parser_jail, "_bwrap", lambda: None)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("host secret")
+    secret.chmod(0o600)
+    program = CHILD_PROGRAM.split('\nif __name__ == "__main__":')[0] + HOSTILE
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        listener.settimeout(0.5)
+        with parser_jail.ParserJail(program, "hostile.pdf", modules=("pypdfium2", "PIL")) as jail:
+            jail.start({"port": listener.getsockname()[1], "secret": str(secret)}, b"")
+            found = json.loads(jail.frame())
+        with pytest.raises(socket.timeout):
+            listener.accept()  # nothing came through
+    assert found["inet"] != "done" and found["read"] != "done" and found["write"] != "done", found
+    assert found["fork"] != "done" and found["uid"] != 0, found
+
+
 # -- URLs ----------------------------------------------------------------------------------
 
 
@@ -164,3 +278,108 @@ def test_a_url_nothing_answers_at_is_one_line():
         port = s.getsockname()[1]
     with pytest.raises(InputError, match=rf"cannot fetch http://127.0.0.1:{port}/x.png"):
         prepare_inputs([f"http://127.0.0.1:{port}/x.png"])
+
+
+class Tricky(http.server.ThreadingHTTPServer):
+    """Servers that misbehave: trickled headers or body, redirects to other schemes and
+    along chains, a body without Content-Length."""
+
+    def __init__(self):
+        coins = sample("coins.png").read_bytes()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.0"
+
+            def redirect(self, location):
+                self.send_response(302)
+                self.send_header("Location", location)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def trickle(self, data: bytes, seconds: float = 20):
+                end = time.monotonic() + seconds
+                for byte in data:
+                    if time.monotonic() > end:
+                        return
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(0.2)
+
+            def do_GET(self):
+                try:
+                    self.route()
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def route(self):
+                path = self.path
+                if path == "/trickled-headers.png":
+                    self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Pad: ")
+                    self.trickle(b"a" * 200)
+                elif path == "/trickled-body.png":
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(coins)))
+                    self.end_headers()
+                    self.trickle(coins)
+                elif path == "/to-file":
+                    self.redirect("file:///etc/passwd")
+                elif path == "/to-ftp":
+                    self.redirect("ftp://127.0.0.1/coins.png")
+                elif path == "/hop-1":
+                    self.redirect("/hop-2")
+                elif path == "/hop-2":
+                    self.redirect(f"http://127.0.0.1:{self.server.server_address[1]}/images/big.png")
+                elif path == "/short":
+                    self.redirect("/images/the-final-name.png?x=1")
+                elif path in ("/images/the-final-name.png?x=1", "/images/big.png", "/no-length.png"):
+                    self.send_response(200)
+                    self.send_header("Content-Type", "image/png")
+                    if path != "/no-length.png":  # HTTP/1.0: the body ends when the connection does
+                        self.send_header("Content-Length", str(len(coins)))
+                    self.end_headers()
+                    self.wfile.write(coins)
+                else:
+                    self.send_error(404)
+
+            def log_message(self, *a):
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server_address[1]}"
+
+    __enter__ = Site.__enter__
+    __exit__ = Site.__exit__
+
+
+@pytest.mark.parametrize("path", ["/trickled-headers.png", "/trickled-body.png"])
+def test_a_download_is_cut_at_its_deadline_however_the_bytes_trickle(path):
+    # 0.5 s per read and 2 s in all; the server sends a byte every 0.2 s for 20 s.
+    with Tricky() as site:
+        started = time.monotonic()
+        with pytest.raises(InputError) as info:
+            prepare_inputs([site.url + path], options=InputOptions(download_timeout=0.5))
+        took = time.monotonic() - started
+    assert f"{site.url}{path} took longer than 2 s to download" == str(info.value)
+    assert took < 3.5, f"cut after {took:.1f} s"
+
+
+@pytest.mark.parametrize("path, scheme", [("/to-file", "file"), ("/to-ftp", "ftp")])
+def test_redirects_go_to_http_only(path, scheme):
+    with Tricky() as site:
+        with pytest.raises(InputError) as info:
+            prepare_inputs([site.url + path])
+    message = str(info.value)
+    assert message.startswith(f"{site.url}{path} redirects to a {scheme}: URL") and "only http(s)" in message
+    assert "\n" not in message
+
+
+def test_a_redirect_chain_is_checked_for_size_and_named_from_its_end():
+    with Tricky() as site:
+        with pytest.raises(InputError, match=r"/hop-1 is 0 MiB, over the limit of 1000 bytes"):
+            prepare_inputs([site.url + "/hop-1"], options=InputOptions(max_download_bytes=1000))
+        inputs = prepare_inputs([site.url + "/short"])
+        with pytest.raises(InputError, match=r"/no-length.png is larger than the limit of 1000 bytes"):
+            prepare_inputs([site.url + "/no-length.png"], options=InputOptions(max_download_bytes=1000))
+    assert [im.name for im in inputs.images] == ["the-final-name.png"]
+    assert inputs.images[0].sandbox_data == sample("coins.png").read_bytes()

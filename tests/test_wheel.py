@@ -106,3 +106,26 @@ def test_the_installed_package_builds_the_docker_image(installed, tmp_path):
         except Exception:  # not built: nothing to remove
             pass
         engine.client.close()
+
+
+@pytest.mark.skipif(not (sandbox_env_dir() / "bin" / "python").exists(), reason="no sandbox environment built")
+def test_ask_renders_chosen_pdf_pages_from_the_installed_package(installed, tmp_path):
+    """The jailed renderer finds the installed pypdfium2 and PIL, and its program ships in the wheel."""
+    from fpdf import FPDF
+
+    from agentic_vision.testing.gemini_server import ScriptedGemini
+
+    pdf = FPDF()
+    for n in range(1, 5):
+        pdf.add_page()
+        pdf.set_font("helvetica", size=30)
+        pdf.cell(text=f"ROOM {n}")
+    pdf.output(str(tmp_path / "drawing.pdf"))
+    with ScriptedGemini(["Room 12 is 4.2 m wide."]) as server:
+        result = run(installed, "ask", "drawing.pdf", "--page", "2-3", "--sandbox", "local", "How wide is room 12?",
+                     cwd=tmp_path, env={"AGENTIC_VISION_HOME": str(sandbox_env_dir().parent), "GEMINI_API_KEY": "k",
+                                        "GOOGLE_GEMINI_BASE_URL": server.url})
+        [request] = server.requests
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "Room 12 is 4.2 m wide."
+    assert len(request.images()) == 2 and "drawing.pdf has 4 pages; pages 2, 3" in str(request.body)

@@ -29,6 +29,10 @@ if TYPE_CHECKING:
     from ..models.base import ModelImage
 
 DEFAULT_MAX_PIXELS = 200_000_000
+# The formats inputs may be in.  PIL knows forty more, some through other
+# programs (EPS runs Ghostscript on the bytes) or rarely fuzzed decoders;
+# none of them is opened for a client.
+INPUT_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "TIFF", "BMP")
 # Orientations that swap width and height (EXIF 5-8).
 _TRANSPOSED = (5, 6, 7, 8)
 # PIL's bomb limit is a module global; it is set to the caller's limit only
@@ -99,7 +103,10 @@ def _open(data: bytes, name: str, max_pixels: int):
         raise InputError(f"{name} is empty")
     limit, PILImage.MAX_IMAGE_PIXELS = PILImage.MAX_IMAGE_PIXELS, None  # the check below names the size
     try:
-        img = PILImage.open(io.BytesIO(data))
+        img = PILImage.open(io.BytesIO(data), formats=INPUT_FORMATS)
+    except PILImage.UnidentifiedImageError:
+        raise InputError(f"{name} is not a readable image in a format taken here (JPEG, PNG, GIF, WEBP, TIFF, "
+                         "BMP, or a PDF): convert it to one of those") from None
     except Exception as exc:
         raise InputError(f"{name} is not a readable image ({type(exc).__name__}): check the file") from None
     finally:

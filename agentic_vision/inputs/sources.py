@@ -9,6 +9,7 @@ working directory as they are.
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -40,6 +41,7 @@ class InputOptions:
     pages: str | int | None = None  # PDF pages: "3", "2-5", "1,3"; None: the first few
     max_download_bytes: int = MAX_BYTES
     download_timeout: float = TIMEOUT
+    stop: threading.Event | None = None  # set: stop rendering (the request was cancelled)
 
 
 def expand_folders(sources: Iterable) -> list:
@@ -89,7 +91,8 @@ def prepare_inputs(images: Iterable = (), files: Iterable = (), options: InputOp
             name = f"image-{unnamed}"
         if isinstance(data, (bytes, bytearray)) and is_pdf(bytes(data)):
             pdf_name = name if name.lower().endswith(".pdf") else f"{name}.pdf"
-            rendered = render_pdf(bytes(data), pdf_name, options.pages, options.max_side, options.max_pixels)
+            rendered = render_pdf(bytes(data), pdf_name, options.pages, options.max_side, options.max_pixels,
+                                  stop=options.stop)
             result.files.append(InputFile(pdf_name, bytes(data)))
             result.notes[pdf_name] = f"PDF, {rendered.page_count} page{'s' if rendered.page_count != 1 else ''}"
             for page in rendered.pages:

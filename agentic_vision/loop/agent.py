@@ -8,6 +8,7 @@ the loop: only the user's own mistakes (bad input, no key) raise.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,13 +82,17 @@ class Agent:
         on_event: Event | None = None,
         model_options: dict | None = None,
         sandbox_options: dict | None = None,
+        stop: threading.Event | None = None,
         **settings,
     ) -> None:
+        """``stop``: once set, input preparation under way (a PDF being rendered) ends at once;
+        a server sets it when the client goes away."""
         self.model = get_model(model, **(model_options or {})) if isinstance(model, str) else model
         self.sandbox = sandbox
         self.sandbox_options = dict(sandbox_options or {})  # for open_session, e.g. pool_size
         self.settings = Settings(**settings)
         self.on_event = on_event
+        self.stop = stop
 
     def run(self, question: str, images: Iterable = (), files: Iterable = ()) -> AgentResult:
         with self.chat() as chat:
@@ -129,7 +134,8 @@ class Chat:
     def _prepare(self, images: Iterable, files: Iterable) -> Inputs:
         s = self.settings
         options = InputOptions(max_side=s.max_image_side, max_pixels=s.max_pixels, pages=s.pages,
-                               max_download_bytes=s.max_download_bytes, download_timeout=s.download_timeout)
+                               max_download_bytes=s.max_download_bytes, download_timeout=s.download_timeout,
+                               stop=self.agent.stop)
         inputs = prepare_inputs(list(images), list(files), options, unnamed_start=self._image_count)
         self._image_count = inputs.unnamed
         return inputs

@@ -205,6 +205,13 @@ def sweep_stray_seeds(seeds: Path) -> None:
             pass
 
 
+def _renderer() -> str:
+    """How PDFs given as inputs are rendered on the host (a jailed child, not this sandbox)."""
+    from . import parser_jail  # it builds on this module
+
+    return parser_jail.describe_limits()
+
+
 class LocalExecutor(PooledExecutor):
     kind = "local"
 
@@ -299,6 +306,7 @@ class LocalExecutor(PooledExecutor):
             "working directory": f"tmpfs of {mib(lim.workdir_bytes)}",
             "system calls": seccomp.describe() if self.seccomp else f"NOT FILTERED ({WEAK_SETTING}=1)",
             "/proc/sys, /dev": "read-only",
+            "pdf renderer": _renderer(),
         }
 
     def _matplotlib_seed(self) -> Path | None:

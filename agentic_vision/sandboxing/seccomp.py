@@ -112,11 +112,12 @@ class Rule:
     args: tuple = ()  # (index, op, value, value_two); op "eq" or "masked_eq" (arg & value == value_two)
 
 
-def rules() -> list[Rule]:
-    """Every rule of the filter; what matches none fails with EPERM."""
+def rules(socket_families: tuple[int, ...] = SOCKET_FAMILIES) -> list[Rule]:
+    """Every rule of the filter; what matches none fails with EPERM.  ``socket_families``:
+    the address families ``socket`` may open (the parser jail allows AF_UNIX only)."""
     allowed = [Rule(n, "allow") for n in DOCKER_DEFAULT_ALLOWED if n not in REMOVED and n not in FORBIDDEN]
     allowed.append(Rule("arch_prctl", "allow"))  # x86-64 thread-local storage; absent elsewhere
-    allowed += [Rule("socket", "allow", ((0, "eq", family, 0),)) for family in SOCKET_FAMILIES]
+    allowed += [Rule("socket", "allow", ((0, "eq", family, 0),)) for family in socket_families]
     allowed.append(Rule("socketpair", "allow", ((0, "eq", AF_UNIX, 0),)))
     allowed.append(Rule("clone", "allow", ((0, "masked_eq", CLONE_NEW_FLAGS, 0),)))
     # clone3 passes its flags in memory, where a filter cannot look: ENOSYS
@@ -184,8 +185,8 @@ def kernel_has_seccomp() -> bool:
     return any(line.startswith("Seccomp:") for line in status.splitlines())
 
 
-@lru_cache(maxsize=1)
-def bpf_for_bwrap() -> bytes:
+@lru_cache(maxsize=2)
+def bpf_for_bwrap(socket_families: tuple[int, ...] = SOCKET_FAMILIES) -> bytes:
     """The filter compiled by libseccomp for this machine's native ABI."""
     if not kernel_has_seccomp():
         raise SeccompUnavailable("this kernel has no seccomp filter support")
@@ -196,7 +197,7 @@ def bpf_for_bwrap() -> bytes:
     # The default for other ABIs (i386, x32) is the kill action: none is added.
     flt = seccomp.SyscallFilter(seccomp.ERRNO(errno.EPERM))
     ops = {"eq": seccomp.EQ, "masked_eq": seccomp.MASKED_EQ}
-    for rule in rules():
+    for rule in rules(socket_families):
         # Negative: not a call of this ABI (the *64 and *_time64 variants), or
         # newer than this libseccomp; either way denied, the safe side.
         if seccomp.resolve_syscall(seccomp.Arch.NATIVE, rule.name) < 0:

@@ -8,7 +8,7 @@ text come when the turn does, and the answer is kept back for the end; the
 last chunk must carry content together with ``finishReason`` (when the words
 were streamed, an empty text part with the answer's signature).
 ``cancel()`` (the client went away) stops the sandbox at once and the loop
-at its next event.
+at its next event; a PDF being rendered for the request is killed at once.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ class Exchange:
         chat = None
         try:
             agent = Agent(self.model, self.sandbox, on_event=self._event, sandbox_options=self.sandbox_options,
-                          **self.settings)
+                          stop=self._cancelled, **self.settings)
             chat = self._chat = agent.chat()
             result = chat.send(self.request.question, images=self.request.images, files=self.request.files,
                                history=self.request.history)

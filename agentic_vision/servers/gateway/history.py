@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ...images import check_output_image, sniff_image, to_model_image
+from ...inputs.pdf import is_pdf
 from ...loop.agent import PastObservations, PastUser
 from ...models.base import ModelTurn, Observation, ToolCall
 from ...values import Outcome
@@ -40,7 +41,7 @@ FileLookup = Callable[[str], "tuple[str, bytes] | None"]
 class Request:
     history: list = field(default_factory=list)  # PastUser | ModelTurn | PastObservations
     question: str = ""
-    images: list[bytes] = field(default_factory=list)  # of the question's turn
+    images: list = field(default_factory=list)  # of the question's turn: bytes, or (name, bytes) for a PDF
     files: list[tuple[str, bytes]] = field(default_factory=list)  # data files of all user turns
 
 
@@ -75,6 +76,7 @@ class _Reader:
         self.request = Request()
         self.files = 0
         self.earlier_images = 0
+        self.pdfs = 0
 
     def blob(self, part: dict, kind: str, where: str) -> tuple[str, bytes]:
         if kind == "inlineData":
@@ -104,6 +106,8 @@ class _Reader:
                 mime, data = self.blob(part, kind, where)
                 if mime.startswith("image/"):
                     images.append(self.image(mime, data, where))
+                elif mime.split(";")[0].strip() == "application/pdf":
+                    images.append(self.pdf(data, where))
                 else:
                     self.request.files.append(self.data_file(mime, data, where))
             else:
@@ -126,6 +130,14 @@ class _Reader:
             raise bad_request(f"{where}: Unable to process input image: mimeType is {mime} but the bytes "
                               f"{'are ' + actual if actual else 'are not an image'}.")
         return data
+
+    def pdf(self, data: bytes, where: str) -> tuple[str, bytes]:
+        """A PDF: its pages are rendered (in a jailed process) and shown like images."""
+        if not is_pdf(data):
+            raise bad_request(f"{where}: Unable to process input document: mimeType is application/pdf but the "
+                              "bytes are not a PDF.")
+        self.pdfs += 1
+        return f"document-{self.pdfs}.pdf", data
 
     def data_file(self, mime: str, data: bytes, where: str) -> tuple[str, bytes]:
         base = mime.split(";")[0].strip()
