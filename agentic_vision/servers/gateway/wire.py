@@ -30,19 +30,30 @@ def camel(key: str) -> str:
 
 
 def normalise(value: Any) -> Any:
-    """snake_case keys -> camelCase, recursively, leaving opaque user data alone."""
+    """snake_case keys -> camelCase, recursively, leaving opaque user data alone.
+
+    In place where it can be (only a dict with a snake_case key is rebuilt), so a
+    parsed body is not copied whole."""
     if isinstance(value, list):
-        return [normalise(v) for v in value]
-    if not isinstance(value, dict):
-        return value
-    return {camel(k): (v if camel(k) in _OPAQUE else normalise(v)) for k, v in value.items()}
+        for i, item in enumerate(value):
+            if isinstance(item, (list, dict)):
+                value[i] = normalise(item)
+    elif isinstance(value, dict):
+        if any("_" in k for k in value):
+            value = {camel(k): v for k, v in value.items()}
+        for k, v in value.items():
+            if k not in _OPAQUE and isinstance(v, (list, dict)):
+                value[k] = normalise(v)
+    return value
 
 
-def parse_json(raw: bytes) -> dict:
+def parse_json(raw: bytes | bytearray) -> dict:
     try:
         body = json.loads(raw or b"{}")
     except (ValueError, UnicodeDecodeError):
         raise bad_request("Invalid JSON payload received: the body is not JSON.") from None
+    except RecursionError:  # memory.shape_cost refuses deep nesting first; this is for direct callers
+        raise bad_request("Invalid JSON payload received: nested too deeply.") from None
     if not isinstance(body, dict):
         raise bad_request("Invalid JSON payload received: expected a JSON object.")
     return normalise(body)
