@@ -8,6 +8,7 @@ gives back and lets the next waiters in.
 from __future__ import annotations
 
 from collections import deque
+from typing import Callable
 
 import anyio
 
@@ -43,9 +44,10 @@ class _Waiter:
 
 
 class Admission:
-    def __init__(self, capacity: int, max_waiting: int | None = None) -> None:
+    def __init__(self, capacity: int, max_waiting: int | None = None, on_idle: Callable[[], None] | None = None) -> None:
         self.capacity = capacity
         self.max_waiting = max_waiting
+        self.on_idle = on_idle  # called when all that was taken is back
         self.used = 0
         self._waiting: deque[_Waiter] = deque()
 
@@ -86,6 +88,8 @@ class Admission:
     def _give_back(self, amount: int) -> None:
         self.used -= amount
         self._wake()
+        if self.used == 0 and self.on_idle is not None:
+            self.on_idle()
 
     def _wake(self) -> None:
         while self._waiting and self.used + self._waiting[0].amount <= self.capacity:

@@ -26,7 +26,7 @@ from .errors import GatewayError, bad_request
 from .exchange import Exchange
 from .files import FileStore, StoredFile
 from .history import FileLookup, read_contents
-from .memory import RETRY_AFTER_S, Memory
+from .memory import RETRY_AFTER_S, Memory, in_thread
 from .streaming import ExchangeResponse
 from .upstream import Upstream, encode, inline_local_files
 
@@ -128,9 +128,9 @@ class Gateway:
     async def generate(self, request: Request, client: Client, version: str, rest: str, model: str,
                        stream: bool, count: bool = False) -> Response:
         """generateContent (and countTokens, always forwarded). The body is held in the memory
-        budgets until it is forwarded, or until its code-execution request has a slot."""
+        budgets until it has gone upstream, or until its code-execution request has run."""
         raw, received = await self.memory.receive(request, self.config.max_body_bytes)
-        parsed = None
+        parsed = slot = None
         lookup = self.files.lookup_for(client.owner)
         try:
             body, parsed = await self.memory.parse(raw)
@@ -146,17 +146,20 @@ class Gateway:
                 del body
                 parsed.shrink(len(raw))  # what is held now is the bytes on their way upstream
                 return await self.forward(request, version, rest, raw)
-            exchange = await anyio.to_thread.run_sync(self.exchange_for, body, model, self.client_key(request),
-                                                      lookup, stream)
+            exchange = await in_thread(self.exchange_for, body, model, self.client_key(request), lookup, stream)
             del body, raw
             parsed.release()
-            slot = await self.take_slot()  # the request's images wait within the receiving budget
+            slot = await self.take_slot()  # its images wait, and then run, within the receiving budget
         finally:
-            received.release()
+            if slot is None:
+                received.release()
             if parsed is not None:
                 parsed.release()
-        return ExchangeResponse(exchange, stream=stream, model_version=model, limiter=self.limiter,
-                                done=slot.release)
+
+        def done() -> None:
+            slot.release()
+            received.release()
+        return ExchangeResponse(exchange, stream=stream, model_version=model, limiter=self.limiter, done=done)
 
     def exchange_for(self, body: dict, model: str, client_key: str | None, lookup: FileLookup,
                      stream: bool) -> Exchange:

@@ -9,8 +9,9 @@ character (the decoded text and the strings made from it) plus
 ``VALUE_COST`` per value.  Then two budgets, taken first come, first served:
 
 * receiving (a quarter of ``--max-memory-mb``): the declared length of each
-  body is taken before its first byte is read and held until the body is
-  parsed and, for code execution, until the request has a slot;
+  body is taken before its first byte is read and held until the body has
+  gone upstream or, for code execution, until the request has run (its images
+  are kept for the run);
 * parsing (the rest): the estimate, while the body is parsed and read.
 
 A request holding the first may wait for the second, never the reverse, so
@@ -20,11 +21,16 @@ Retry-After.
 
 from __future__ import annotations
 
+import ctypes
+import logging
+import platform
 import re
+from typing import Callable, TypeVar
 
 import anyio
 from starlette.requests import Request
 
+from ...errors import InputError
 from .admission import Admission, Ticket
 from .errors import GatewayError, bad_request
 from .wire import parse_json
@@ -34,6 +40,9 @@ MAX_DEPTH = 64  # nesting; Gemini requests need about 10, function arguments a f
 VALUE_COST = 200  # bytes of Python a parsed JSON value takes at most, besides its characters
 MEMORY_WAIT_S = 10.0  # a request waits this long for memory, then gets 503
 RETRY_AFTER_S = 5
+T = TypeVar("T")
+log = logging.getLogger("agentic_vision.gateway")
+_M_MMAP_THRESHOLD = -3  # mallopt's parameter number (malloc.h)
 
 _TOKENS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{},]')
 _WIDE = re.compile(rb"[\xc4-\xf4]|\\u(?:0[1-9a-fA-F]|[1-9a-fA-F])")  # past Latin-1: 2 bytes a character
@@ -60,12 +69,37 @@ def shape_cost(raw: bytes | bytearray) -> int:
         width = 1
     else:
         width = 4 if _ASTRAL.search(raw) else 2 if _WIDE.search(raw) else 1
-    return 2 * width * len(raw) + VALUE_COST * (values + 1)
+    # The decoded text and the strings made from it; then, with the strings, a base64 string
+    # turned to the standard alphabet and its bytes (1.75: it is ASCII).
+    return (2 * width + 0.75) * len(raw) + VALUE_COST * (values + 1)
+
+
+def _libc() -> ctypes.CDLL | None:
+    return ctypes.CDLL(None) if platform.libc_ver()[0] == "glibc" else None
+
+
+def give_large_blocks_back() -> None:
+    """glibc raises its mmap threshold to the size of each large block freed (up to 32 MiB);
+    after that, bodies are allocated from heaps that keep the memory when they are freed.  A
+    fixed threshold keeps every block over 256 KiB a mapping of its own, unmapped when freed,
+    so the memory of a large body goes back to the system after its request."""
+    libc = _libc()
+    if libc is not None:
+        libc.mallopt(_M_MMAP_THRESHOLD, 256 * 1024)
+
+
+def trim() -> None:
+    """Gives the free pages inside glibc's heaps back (the 64 KiB pieces a body arrives in
+    leave them scattered there)."""
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)
 
 
 class Memory:
     def __init__(self, total_bytes: int) -> None:
-        self.receiving = Admission(total_bytes // 4)
+        give_large_blocks_back()
+        self.receiving = Admission(total_bytes // 4, on_idle=trim)
         self.parsing = Admission(total_bytes - total_bytes // 4)
 
     @staticmethod
@@ -107,7 +141,7 @@ class Memory:
     async def parse(self, raw: bytes | bytearray) -> tuple[dict, Ticket]:
         """The parsed JSON object, with the parsing budget's ticket for it (release it once
         the parsed body is no longer needed)."""
-        cost = await anyio.to_thread.run_sync(shape_cost, raw)
+        cost = await in_thread(shape_cost, raw)
         if cost > self.parsing.capacity:
             raise GatewayError(413, f"parsing this request would take about {cost // 2**20} MiB, more than "
                                f"this gateway allows ({self.parsing.capacity // 2**20} MiB, three quarters of "
@@ -116,10 +150,37 @@ class Memory:
         if ticket is None:
             raise self._busy("parsing")
         try:
-            return await anyio.to_thread.run_sync(parse_json, raw), ticket
+            return await in_thread(parse_json, raw), ticket
         except BaseException:
             ticket.release()
             raise
+
+
+async def in_thread(fn: Callable[..., T], *args) -> T:
+    """``fn(*args)`` in a worker thread, its exception raised here without the thread's frames.
+
+    anyio hands an exception over in a future that those frames refer to: a cycle that
+    keeps the frames' locals -- a request's whole body -- until the cyclic garbage
+    collector happens to run.  A failure nobody expected is logged with its traceback first."""
+    def call():
+        try:
+            return fn(*args), None
+        except Exception as exc:
+            if not isinstance(exc, (GatewayError, InputError)):
+                log.exception("error in a worker thread")
+            error: BaseException | None = exc
+            while error is not None:
+                error.__traceback__ = None
+                error = error.__context__
+            return None, exc
+
+    result, failure = await anyio.to_thread.run_sync(call)
+    if failure is None:
+        return result
+    try:
+        raise failure
+    finally:
+        del failure  # this frame holding its own exception would be a cycle too
 
 
 def too_large(limit: int) -> GatewayError:
