@@ -127,8 +127,10 @@ class Gateway:
 
     async def generate(self, request: Request, client: Client, version: str, rest: str, model: str,
                        stream: bool, count: bool = False) -> Response:
-        """generateContent (and countTokens, always forwarded). The body is held in the memory
-        budgets until it has gone upstream, or until its code-execution request has run."""
+        """generateContent (and countTokens, always forwarded). The body is held in the receiving
+        budget until it has been parsed and read (or has gone upstream); a code-execution
+        request keeps its share of the parsing budget while it waits for a slot and runs
+        (its text and images, and the model client's copies of them, are about that much)."""
         raw, received = await self.memory.receive(request, self.config.max_body_bytes)
         parsed = slot = None
         lookup = self.files.lookup_for(client.owner)
@@ -148,17 +150,16 @@ class Gateway:
                 return await self.forward(request, version, rest, raw)
             exchange = await in_thread(self.exchange_for, body, model, self.client_key(request), lookup, stream)
             del body, raw
-            parsed.release()
-            slot = await self.take_slot()  # its images wait, and then run, within the receiving budget
+            received.release()
+            slot = await self.take_slot()
         finally:
-            if slot is None:
-                received.release()
-            if parsed is not None:
+            received.release()
+            if parsed is not None and slot is None:
                 parsed.release()
 
         def done() -> None:
             slot.release()
-            received.release()
+            parsed.release()
         return ExchangeResponse(exchange, stream=stream, model_version=model, limiter=self.limiter, done=done)
 
     def exchange_for(self, body: dict, model: str, client_key: str | None, lookup: FileLookup,

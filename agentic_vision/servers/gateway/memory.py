@@ -10,9 +10,10 @@ character (the decoded text and the strings made from it) plus
 
 * receiving (a quarter of ``--max-memory-mb``): the declared length of each
   body is taken before its first byte is read and held until the body has
-  gone upstream or, for code execution, until the request has run (its images
-  are kept for the run);
-* parsing (the rest): the estimate, while the body is parsed and read.
+  been parsed and read (or has gone upstream);
+* parsing (the rest): the estimate, while the body is parsed and read, and
+  for a code-execution request while it waits for a slot and runs (its text
+  and images, and the model client's copies of them, take about as much).
 
 A request holding the first may wait for the second, never the reverse, so
 neither waits on itself.  Past ``MEMORY_WAIT_S`` of waiting: 503 with
