@@ -4,6 +4,11 @@ parallel client code (the google-genai SDK does not retry) succeeds; past
 
 from __future__ import annotations
 
+import base64
+import http.client
+import json
+import socket
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -67,3 +72,32 @@ def test_a_request_that_waits_past_queue_timeout_gets_429():
     assert sum(isinstance(a, str) for a in answers) == 1 and len(refused) == 1
     assert refused[0].code == 429 and "--queue-timeout" in refused[0].message
     assert int(refused[0].response.headers["retry-after"]) >= 1
+
+
+def test_a_client_that_leaves_the_queue_gives_its_place_up():
+    code = "import time\ntime.sleep(3)\nprint('slept')"
+    with ScriptedGemini(router=reply.by_question(scripts(3, code))) as upstream, \
+            gateway(upstream, max_concurrent=1, max_queue=1) as gw:
+        def send(i: int) -> http.client.HTTPConnection:
+            conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=60)
+            body = {"contents": [{"parts": [{"inlineData": {"mimeType": "image/png",
+                                                             "data": base64.b64encode(image_bytes()).decode()}},
+                                            {"text": f"question {i}"}]}], "tools": [{"codeExecution": {}}]}
+            conn.request("POST", f"/v1beta/models/{MODEL}:generateContent", json.dumps(body),
+                         {"content-type": "application/json", "x-goog-api-key": "k"})
+            return conn
+
+        running = send(0)
+        time.sleep(1.5)  # question 0 runs
+        queued = send(1)
+        time.sleep(0.5)  # question 1 waits in the queue, then leaves
+        queued.sock.shutdown(socket.SHUT_RDWR)
+        queued.close()
+        time.sleep(0.5)
+        third = send(2)  # would be 429 (queue full) if question 1 still held its place
+        first, last = running.getresponse(), third.getresponse()
+        answers = [json.loads(r.read())["candidates"][0]["content"]["parts"][-1]["text"] for r in (first, last)]
+        running.close()
+        third.close()
+    assert answers == ["answer 0: slept", "answer 2: slept"]
+    assert not [r for r in upstream.requests if "question 1" in json.dumps(r.body)]  # it never ran

@@ -58,14 +58,33 @@ class Gateway:
     def public_base(self, request: Request, prefix: str) -> str:
         return f"{request.url.scheme}://{request.headers.get('host') or request.url.netloc}{prefix}"
 
-    async def take_slot(self) -> Ticket:
+    async def take_slot(self, request: Request) -> Ticket:
+        """A code-execution slot, after waiting in the queue if need be; a client that goes
+        away while it waits gives its place up."""
         c = self.config
-        try:
-            ticket = await self.slots.take(1, c.queue_timeout)
-        except QueueFull:
+        ticket = gone = full = None
+        async with anyio.create_task_group() as group:
+            async def watch() -> None:
+                nonlocal gone
+                while (await request.receive())["type"] != "http.disconnect":
+                    pass
+                gone = True
+                group.cancel_scope.cancel()
+
+            group.start_soon(watch)
+            try:
+                ticket = await self.slots.take(1, c.queue_timeout)
+            except QueueFull:
+                full = True
+            group.cancel_scope.cancel()
+        if full:
             raise GatewayError(429, f"the gateway runs {c.max_concurrent} code-execution requests at once and "
                                f"{c.max_queue} more are waiting (--max-queue); retry shortly.",
-                               retry_after=RETRY_AFTER_S) from None
+                               retry_after=RETRY_AFTER_S)
+        if gone:
+            if ticket is not None:
+                ticket.release()
+            raise GatewayError(499, "the client went away while it waited for a code-execution slot.")
         if ticket is None:
             raise GatewayError(429, f"waited {c.queue_timeout:g} s (--queue-timeout) for one of the gateway's "
                                f"{c.max_concurrent} code-execution slots; retry shortly.", retry_after=RETRY_AFTER_S)
@@ -151,7 +170,7 @@ class Gateway:
             exchange = await in_thread(self.exchange_for, body, model, self.client_key(request), lookup, stream)
             del body, raw
             received.release()
-            slot = await self.take_slot()
+            slot = await self.take_slot(request)
         finally:
             received.release()
             if parsed is not None and slot is None:
