@@ -4,6 +4,7 @@ stays under --max-memory-mb, the memory goes back afterwards, and it keeps servi
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 import time
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from agentic_vision.testing.gemini_server import ScriptedGemini, reply
+from gateway_helpers import MODEL, gateway, raw_request
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 from gateway_memory import bodies, post, rss, start_gateway  # noqa: E402  (the benchmark's shapes and probes)
@@ -54,3 +56,15 @@ def test_concurrent_maximum_size_bodies_stay_within_max_memory():
     assert seen["text upstream"][1].get(200)
     assert after <= 16 * MIB, after / MIB  # given back
     assert small == {200: 1}
+
+
+@pytest.mark.parametrize("body", [b'"' + b'\\"' * (2 * MIB), b"[" * (2 * MIB), b'{"a":' * MIB,
+                                  b'{"contents":[' + b"1," * (2 * MIB) + b"1]}"],
+                         ids=["unterminated string of escaped quotes", "deep arrays", "deep objects", "many numbers"])
+def test_absurd_json_is_refused_with_a_400_and_the_gateway_keeps_serving(body):
+    # The pre-scan must be linear: a 4 MiB string of escaped quotes once took it hours.
+    with gateway(None, upstream_key="x") as gw:
+        status, _, payload = raw_request(gw.url, "POST", f"/v1beta/models/{MODEL}:generateContent", body,
+                                         {"x-goog-api-key": "k"})
+        assert status == 400 and "Invalid JSON payload" in json.loads(payload)["error"]["message"]
+        assert raw_request(gw.url, "GET", "/v1beta/files", headers={"x-goog-api-key": "k"})[0] == 200

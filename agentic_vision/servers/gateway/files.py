@@ -109,8 +109,8 @@ class FileStore:
         with self._lock:
             mine = sum(1 for u in self.uploads.values() if u.owner == owner)
             if len(self.uploads) >= MAX_PENDING_UPLOADS or mine >= MAX_CLIENT_PENDING_UPLOADS:
-                raise GatewayError(429, f"{mine} of your uploads are under way: finish or cancel some first.",
-                                   retry_after=5)
+                raise GatewayError(429, f"too many uploads are under way ({mine} of them yours, at most "
+                                   f"{MAX_CLIENT_PENDING_UPLOADS} each): finish or cancel some first.", retry_after=5)
             if file_id and (owner, file_id) in self.files:
                 raise GatewayError(409, f"a file named files/{file_id} already exists.")
             self.uploads[token] = Upload(owner, size, mime, meta.get("displayName"), file_id)
