@@ -41,6 +41,7 @@ MAX_DEPTH = 64  # nesting; Gemini requests need about 10, function arguments a f
 VALUE_COST = 200  # bytes of Python a parsed JSON value takes at most, besides its characters
 MEMORY_WAIT_S = 10.0  # a request waits this long for memory, then gets 503
 RETRY_AFTER_S = 5
+TRIM_AFTER = 4 * 2**20  # bytes received before the heaps are trimmed, once nothing is being received
 T = TypeVar("T")
 log = logging.getLogger("agentic_vision.gateway")
 _M_MMAP_THRESHOLD = -3  # mallopt's parameter number (malloc.h)
@@ -102,8 +103,15 @@ def trim() -> None:
 class Memory:
     def __init__(self, total_bytes: int) -> None:
         give_large_blocks_back()
-        self.receiving = Admission(total_bytes // 4, on_idle=trim)
+        self.receiving = Admission(total_bytes // 4, on_idle=self._trim)
         self.parsing = Admission(total_bytes - total_bytes // 4)
+        self._received_since_trim = 0
+
+    def _trim(self) -> None:
+        # Only after large bodies: a trim walks the heaps, which small requests need not pay for.
+        if self._received_since_trim >= TRIM_AFTER:
+            self._received_since_trim = 0
+            trim()
 
     @staticmethod
     def _busy(what: str) -> GatewayError:
@@ -136,6 +144,7 @@ class Memory:
                     await discard(request, 4 * limit)
                     raise too_large(min(limit, want))
             ticket.shrink(len(data))
+            self._received_since_trim += len(data)
             return data, ticket
         except BaseException:
             ticket.release()
