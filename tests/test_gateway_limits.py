@@ -129,15 +129,16 @@ def _stream(gw, body: dict) -> tuple[http.client.HTTPConnection, http.client.HTT
     return conn, conn.getresponse()
 
 
-def test_past_the_concurrency_limit_requests_get_429():
+def test_past_the_concurrency_limit_and_a_full_queue_requests_get_429():
     slow = [reply.call("run_python", {"code": "import time\ntime.sleep(3)\nprint('done')"}), "Slept."]
     with ScriptedGemini(slow + [reply.call("run_python", {"code": "print(1)"}), "One."]) as upstream, \
-            gateway(upstream, max_concurrent=1) as gw:
+            gateway(upstream, max_concurrent=1, max_queue=0) as gw:
         conn, response = _stream(gw, request_body(image_bytes()))
         assert response.status == 200 and b"executableCode" in response.readline()  # the code is running
-        status, _, payload = raw_request(gw.url, "POST", GENERATE, request_body(image_bytes()), KEY)
+        status, headers, payload = raw_request(gw.url, "POST", GENERATE, request_body(image_bytes()), KEY)
         error = error_of(payload)
-        assert (status, error["status"]) == (429, "RESOURCE_EXHAUSTED")
+        assert (status, error["status"]) == (429, "RESOURCE_EXHAUSTED") and "--max-queue" in error["message"]
+        assert int(headers["retry-after"]) >= 1
         rest = response.read()
         conn.close()
         assert b"Slept." in rest
@@ -249,14 +250,14 @@ def test_serve_on_port_0_prints_the_port_it_took_and_a_taken_port_is_one_line():
         line = server.stderr.readline()
         port = int(re.search(r"gateway on http://127\.0\.0\.1:(\d+) ", line).group(1))
         assert port != 0
-        status, _, payload = raw_request(f"http://127.0.0.1:{port}", "GET", "/v1beta/files")
+        status, _, payload = raw_request(f"http://127.0.0.1:{port}", "GET", "/v1beta/files", headers=KEY)
         assert status == 200 and json.loads(payload) == {"files": []}
         taken = subprocess.run(command + ["--port", str(port)], capture_output=True, text=True, timeout=60)
         assert taken.returncode == 2, taken.stderr
         assert taken.stderr.count("\n") == 1 and "Traceback" not in taken.stderr
         assert f"cannot listen on 127.0.0.1 port {port}" in taken.stderr and "--port" in taken.stderr
         # The one that holds the port still serves.
-        assert raw_request(f"http://127.0.0.1:{port}", "GET", "/v1beta/files")[0] == 200
+        assert raw_request(f"http://127.0.0.1:{port}", "GET", "/v1beta/files", headers=KEY)[0] == 200
     finally:
         server.terminate()
         server.wait(timeout=20)

@@ -18,9 +18,22 @@ from .docker import docker_host_option, sandbox_option
               help="Run requests for model NAME on another backend, e.g. "
                    "gemini-3-flash-preview=ollama:qwen2.5vl (repeatable).")
 @click.option("--auth-key", envvar="AGENTIC_VISION_AUTH_KEY", default=None,
-              help="The key clients must send (x-goog-api-key or ?key=); required off loopback.")
+              help="The key clients must send (x-goog-api-key or ?key=); it or --client-keys is required "
+                   "off loopback. Its holders share their uploaded files.")
+@click.option("--client-keys", type=click.Path(dir_okay=False), envvar="AGENTIC_VISION_CLIENT_KEYS", default=None,
+              help="A file of more keys the gateway takes, one per line (KEY or KEY NAME; # comments), "
+                   "each its own client: files uploaded with one key are invisible to the others.")
 @click.option("--max-concurrent", type=click.IntRange(min=1), default=4, show_default=True,
-              help="Code-execution requests at once; more get 429.")
+              envvar="AGENTIC_VISION_MAX_CONCURRENT", help="Code-execution requests run at once; more wait in the queue.")
+@click.option("--max-queue", type=click.IntRange(min=0), default=32, show_default=True,
+              envvar="AGENTIC_VISION_MAX_QUEUE", help="Code-execution requests waiting for a slot; more get 429.")
+@click.option("--queue-timeout", type=click.FloatRange(min=0.1), default=60.0, show_default=True,
+              envvar="AGENTIC_VISION_QUEUE_TIMEOUT",
+              help="Seconds a request waits in the queue before it gets 429 (with Retry-After).")
+@click.option("--max-memory-mb", type=click.FloatRange(min=1), default=256.0, show_default=True,
+              envvar="AGENTIC_VISION_MAX_MEMORY_MB",
+              help="Memory for request bodies being received and parsed; past it requests wait briefly, "
+                   "then get 503 (with Retry-After).")
 @click.option("--max-body-mb", type=click.FloatRange(min=0.1), default=20.0, show_default=True,
               help="Largest request body; larger ones get 413 (upload big files with the Files API).")
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
@@ -28,8 +41,8 @@ from .docker import docker_host_option, sandbox_option
 @click.option("--max-steps", type=click.IntRange(min=1), default=12, show_default=True)
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]),
               default="info", show_default=True)
-def serve_command(host, port, sandbox, docker_host, routes, auth_key, max_concurrent, max_body_mb, timeout,
-                  max_steps, log_level) -> None:
+def serve_command(host, port, sandbox, docker_host, routes, auth_key, client_keys, max_concurrent, max_queue,
+                  queue_timeout, max_memory_mb, max_body_mb, timeout, max_steps, log_level) -> None:
     """Serve the Gemini API: codeExecution requests run the local loop, others go upstream.
 
     Point existing code at it with GOOGLE_GEMINI_BASE_URL=http://HOST:PORT (Python)
@@ -46,15 +59,16 @@ def serve_command(host, port, sandbox, docker_host, routes, auth_key, max_concur
 
     check_docker_host(sandbox, docker_host, cli=True)
     config = GatewayConfig(sandbox=sandbox, docker_host=docker_host, routes=list(routes), auth_key=auth_key,
-                           max_concurrent=max_concurrent, max_body_bytes=int(max_body_mb * 2**20), timeout=timeout,
-                           max_steps=max_steps)
+                           client_keys=client_keys, max_concurrent=max_concurrent, max_queue=max_queue,
+                           queue_timeout=queue_timeout, max_memory_bytes=int(max_memory_mb * 2**20),
+                           max_body_bytes=int(max_body_mb * 2**20), timeout=timeout, max_steps=max_steps)
     check_bind(host, config)
     # An engine that does not answer is one line now, before serving, not a 500 per request.
     kind, engine = sandbox_in_use(sandbox, docker_host)
-    if not config.upstream_key and auth_key:
+    if not config.upstream_key and config.authenticates:
         click.echo("agentic-vision: no GEMINI_API_KEY: Gemini models will not be served "
-                   "(with --auth-key, clients' keys are not forwarded)", err=True)
-    keys = "its own key" if config.upstream_key else "each client's key" if not auth_key else "no key"
+                   "(with --auth-key or --client-keys, clients' keys are not forwarded)", err=True)
+    keys = "its own key" if config.upstream_key else "each client's key" if not config.authenticates else "no key"
     sock = listen_socket(host, port)
     port = sock.getsockname()[1]
     where = f"[{host}]" if ":" in host else host

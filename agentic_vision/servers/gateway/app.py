@@ -1,4 +1,4 @@
-"""The ASGI app: routing, auth, body limits, concurrency, and the handlers.
+"""The ASGI app: routing, auth, memory and concurrency limits, and the handlers.
 
 Paths are matched at their end, so a prefix in the client's base URL (or a
 mount point in a bigger app) needs no setting: ``.../v1beta/models/m:generateContent``
@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-import secrets
 
 import anyio
 from starlette.applications import Starlette
@@ -19,15 +18,17 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ...errors import InputError
+from .admission import Admission, QueueFull, Ticket
 from .backends import Backends
+from .clients import Client, Clients, need_owner
 from .config import GatewayConfig
 from .errors import GatewayError, bad_request
 from .exchange import Exchange
 from .files import FileStore, StoredFile
-from .history import read_contents
+from .history import FileLookup, read_contents
+from .memory import RETRY_AFTER_S, Memory, in_thread
 from .streaming import ExchangeResponse
 from .upstream import Upstream, encode, inline_local_files
-from .wire import parse_json
 
 _VERSION = r"(?P<version>v1|v1beta|v1alpha)"
 _UPLOAD = re.compile(rf"^(?P<prefix>.*?)/upload/{_VERSION}/files/?$")
@@ -40,59 +41,54 @@ log = logging.getLogger("agentic_vision.gateway")
 class Gateway:
     def __init__(self, config: GatewayConfig) -> None:
         self.config = config
+        self.clients = Clients(config.auth_key, config.client_keys)
         self.backends = Backends(config)
         self.files = FileStore(config.max_file_bytes, config.max_stored_bytes)
         self.upstream = Upstream(config.upstream_url, self.backends.gemini_key)
+        self.memory = Memory(config.max_memory_bytes)
+        # Code-execution requests: max_concurrent run, max_queue wait for a slot (in order).
+        self.slots = Admission(config.max_concurrent, config.max_queue)
         self.limiter = anyio.CapacityLimiter(config.max_concurrent)
-        self.active = 0
 
     # -- plumbing -------------------------------------------------------------------------
 
     def client_key(self, request: Request) -> str | None:
         return request.headers.get("x-goog-api-key") or request.query_params.get("key") or None
 
-    def authorise(self, request: Request) -> None:
-        if self.config.auth_key is None:
-            return
-        key = self.client_key(request)
-        if not key:
-            raise GatewayError(401, "this gateway needs an API key: send the gateway's key as x-goog-api-key "
-                               "(the SDKs' api_key) or ?key=.")
-        if not secrets.compare_digest(key.encode(), self.config.auth_key.encode()):
-            raise GatewayError(403, "API key not valid for this gateway. Please pass a valid API key.")
-
-    async def body(self, request: Request, limit: int) -> bytes:
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > limit:
-            await self._discard(request, int(declared))
-            raise self._too_large(limit)
-        data = bytearray()
-        async for chunk in request.stream():
-            data += chunk
-            if len(data) > limit:
-                await self._discard(request, 4 * limit)
-                raise self._too_large(limit)
-        return bytes(data)
-
-    @staticmethod
-    def _too_large(limit: int) -> GatewayError:
-        return GatewayError(413, f"Request payload size exceeds the limit: {limit} bytes. Upload large files "
-                            "with the Files API and reference them as fileData.")
-
-    @staticmethod
-    async def _discard(request: Request, up_to: int) -> None:
-        # Read what the client is still sending (within reason), so it gets to read the answer.
-        seen = 0
-        try:
-            async for chunk in request.stream():
-                seen += len(chunk)
-                if seen > up_to:
-                    break
-        except Exception:
-            pass
-
     def public_base(self, request: Request, prefix: str) -> str:
         return f"{request.url.scheme}://{request.headers.get('host') or request.url.netloc}{prefix}"
+
+    async def take_slot(self, request: Request) -> Ticket:
+        """A code-execution slot, after waiting in the queue if need be; a client that goes
+        away while it waits gives its place up."""
+        c = self.config
+        ticket = gone = full = None
+        async with anyio.create_task_group() as group:
+            async def watch() -> None:
+                nonlocal gone
+                while (await request.receive())["type"] != "http.disconnect":
+                    pass
+                gone = True
+                group.cancel_scope.cancel()
+
+            group.start_soon(watch)
+            try:
+                ticket = await self.slots.take(1, c.queue_timeout)
+            except QueueFull:
+                full = True
+            group.cancel_scope.cancel()
+        if full:
+            raise GatewayError(429, f"the gateway runs {c.max_concurrent} code-execution requests at once and "
+                               f"{c.max_queue} more are waiting (--max-queue); retry shortly.",
+                               retry_after=RETRY_AFTER_S)
+        if gone:
+            if ticket is not None:
+                ticket.release()
+            raise GatewayError(499, "the client went away while it waited for a code-execution slot.")
+        if ticket is None:
+            raise GatewayError(429, f"waited {c.queue_timeout:g} s (--queue-timeout) for one of the gateway's "
+                               f"{c.max_concurrent} code-execution slots; retry shortly.", retry_after=RETRY_AFTER_S)
+        return ticket
 
     # -- dispatch -------------------------------------------------------------------------
 
@@ -114,63 +110,81 @@ class Gateway:
             token = request.query_params.get("upload_id")
             if token:  # the URL is the credential (the Python SDK sends no key here)
                 return await self.upload_chunk(request, token)
-            self.authorise(request)
-            return await self.upload_start(request, upload["prefix"], upload["version"])
+            client = self.clients.identify(self.client_key(request))
+            return await self.upload_start(request, client, upload["prefix"], upload["version"])
         api = _API.match(path)
         if not api:
             raise GatewayError(404, f"Method not found: {method} {path}")
-        self.authorise(request)
+        client = self.clients.identify(self.client_key(request))
         version, rest = api["version"], api["rest"].rstrip("/")
         if rest == "models" and method == "GET":
             return await self.list_models(request, version)
         if rest.startswith("files"):
-            return self.file_request(request, api["prefix"], rest)
+            return self.file_request(request, client, api["prefix"], rest)
         call = _MODEL_METHOD.match(rest)
         if call and method == "POST":
             model, what = call["model"], call["method"]
             if what in ("generateContent", "streamGenerateContent"):
-                return await self.generate(request, version, rest, model, stream=what == "streamGenerateContent")
+                return await self.generate(request, client, version, rest, model,
+                                           stream=what == "streamGenerateContent")
             if what == "countTokens":
-                return await self.count_tokens(request, version, rest, model)
+                if model in self.config.routes:
+                    raise bad_request(f"countTokens is not available for {model!r}, which is routed to "
+                                      f"{self.config.routes[model].model}.")
+                return await self.generate(request, client, version, rest, model, stream=False, count=True)
             if what in _FORWARDED_METHODS and model not in self.config.routes:
-                return await self.forward(request, version, rest, await self.body(request, self.config.max_body_bytes))
+                raw, received = await self.memory.receive(request, self.config.max_body_bytes)
+                try:
+                    return await self.forward(request, version, rest, bytes(raw))
+                finally:
+                    received.release()
         if rest.startswith("models/") and "/" not in rest[7:] and ":" not in rest and method == "GET":
             return await self.get_model(request, version, rest[7:])
         raise GatewayError(404, f"Method not found: {method} {path}")
 
     # -- generateContent ------------------------------------------------------------------
 
-    async def generate(self, request: Request, version: str, rest: str, model: str, stream: bool) -> Response:
-        raw = await self.body(request, self.config.max_body_bytes)
-        body = parse_json(raw)
-        tools = body.get("tools") or []
-        if not isinstance(tools, list):
-            raise bad_request("Invalid value at 'tools': expected a list.")
-        if not any(isinstance(t, dict) and "codeExecution" in t for t in tools):
-            if model in self.config.routes:
-                raise bad_request(f"model {model!r} is routed to {self.config.routes[model].model}, which this "
-                                  "gateway serves for codeExecution requests only; add the codeExecution tool.")
-            if inline_local_files(body, self.files.lookup):
-                raw = encode(body)
-            return await self.forward(request, version, rest, raw)
-        if self.active >= self.config.max_concurrent:
-            raise GatewayError(429, f"the gateway runs {self.config.max_concurrent} code-execution requests at "
-                               "once and is full; retry shortly.")
-        self.active += 1  # taken now, so requests still being read count too
+    async def generate(self, request: Request, client: Client, version: str, rest: str, model: str,
+                       stream: bool, count: bool = False) -> Response:
+        """generateContent (and countTokens, always forwarded). The body is held in the receiving
+        budget until it has been parsed and read (or has gone upstream); a code-execution
+        request keeps its share of the parsing budget while it waits for a slot and runs
+        (its text and images, and the model client's copies of them, are about that much)."""
+        raw, received = await self.memory.receive(request, self.config.max_body_bytes)
+        parsed = slot = None
+        lookup = self.files.lookup_for(client.owner)
         try:
-            exchange = await anyio.to_thread.run_sync(self.exchange_for, body, model, self.client_key(request), stream)
-        except BaseException:
-            self._release()
-            raise
-        return ExchangeResponse(exchange, stream=stream, model_version=model, limiter=self.limiter,
-                                done=self._release)
+            body, parsed = await self.memory.parse(raw)
+            tools = body.get("tools") or []
+            if not isinstance(tools, list):
+                raise bad_request("Invalid value at 'tools': expected a list.")
+            if count or not any(isinstance(t, dict) and "codeExecution" in t for t in tools):
+                if model in self.config.routes:
+                    raise bad_request(f"model {model!r} is routed to {self.config.routes[model].model}, which "
+                                      "this gateway serves for codeExecution requests only; add the "
+                                      "codeExecution tool.")
+                raw = encode(body) if inline_local_files(body, lookup, self.config.max_body_bytes) else bytes(raw)
+                del body
+                parsed.shrink(len(raw))  # what is held now is the bytes on their way upstream
+                return await self.forward(request, version, rest, raw)
+            exchange = await in_thread(self.exchange_for, body, model, self.client_key(request), lookup, stream)
+            del body, raw
+            received.release()
+            slot = await self.take_slot(request)
+        finally:
+            received.release()
+            if parsed is not None and slot is None:
+                parsed.release()
 
-    def _release(self) -> None:
-        self.active -= 1
+        def done() -> None:
+            slot.release()
+            parsed.release()
+        return ExchangeResponse(exchange, stream=stream, model_version=model, limiter=self.limiter, done=done)
 
-    def exchange_for(self, body: dict, model: str, client_key: str | None, stream: bool) -> Exchange:
+    def exchange_for(self, body: dict, model: str, client_key: str | None, lookup: FileLookup,
+                     stream: bool) -> Exchange:
         """The request checked and read (images decoded: off the event loop)."""
-        parsed = read_contents(body.get("contents"), self.files.lookup, self.config.max_image_side)
+        parsed = read_contents(body.get("contents"), lookup, self.config.max_image_side)
         for key in ("generationConfig", "systemInstruction", "toolConfig"):
             if not isinstance(body.get(key) or {}, dict):
                 raise bad_request(f"Invalid value at '{key}': expected a JSON object.")
@@ -196,16 +210,6 @@ class Gateway:
     async def forward(self, request: Request, version: str, rest: str, raw: bytes | None) -> Response:
         query = [(k, v) for k, v in request.query_params.multi_items() if k != "key"]
         return await self.upstream.forward(request.method, f"{version}/{rest}", query, raw, self.client_key(request))
-
-    async def count_tokens(self, request: Request, version: str, rest: str, model: str) -> Response:
-        raw = await self.body(request, self.config.max_body_bytes)
-        if model in self.config.routes:
-            raise bad_request(f"countTokens is not available for {model!r}, which is routed to "
-                              f"{self.config.routes[model].model}.")
-        body = parse_json(raw)
-        if inline_local_files(body, self.files.lookup):
-            raw = encode(body)
-        return await self.forward(request, version, rest, raw)
 
     # -- models ---------------------------------------------------------------------------
 
@@ -240,32 +244,44 @@ class Gateway:
 
     # -- files ----------------------------------------------------------------------------
 
-    async def upload_start(self, request: Request, prefix: str, version: str) -> Response:
+    async def upload_start(self, request: Request, client: Client, prefix: str, version: str) -> Response:
         if request.method != "POST":
             raise GatewayError(404, f"Method not found: {request.method} {request.url.path}")
-        body = parse_json(await self.body(request, self.config.max_body_bytes))
-        token = self.files.start(request.headers, body)
+        owner = need_owner(client, "uploaded files")
+        raw, received = await self.memory.receive(request, self.config.max_body_bytes)
+        try:
+            body, parsed = await self.memory.parse(raw)
+            parsed.release()
+        finally:
+            received.release()
+        token = self.files.start(owner, request.headers, body)
         url = f"{self.public_base(request, prefix)}/upload/{version}/files?upload_id={token}&upload_protocol=resumable"
         return JSONResponse({}, headers={"x-goog-upload-url": url, "x-goog-upload-status": "active"})
 
     async def upload_chunk(self, request: Request, token: str) -> Response:
-        data = await self.body(request, self.config.max_file_bytes)
-        outcome = self.files.chunk(token, request.headers, data)
+        data, received = await self.memory.receive(request, self.config.max_file_bytes)
+        try:
+            outcome = self.files.chunk(token, request.headers, data)
+        finally:
+            del data
+            received.release()
         if isinstance(outcome, StoredFile):
             base = self.public_base(request, _UPLOAD.match(request.url.path)["prefix"])
             return JSONResponse({"file": outcome.metadata(base)}, headers={"x-goog-upload-status": "final"})
         return Response(b"", headers={"x-goog-upload-status": "active",
                                       "x-goog-upload-size-received": str(outcome)})
 
-    def file_request(self, request: Request, prefix: str, rest: str) -> Response:
+    def file_request(self, request: Request, client: Client, prefix: str, rest: str) -> Response:
+        """Only the identity that uploaded a file sees it; to any other it does not exist (404)."""
         base = self.public_base(request, prefix)
+        owner = need_owner(client, "files here")
         if rest == "files" and request.method == "GET":
-            return JSONResponse({"files": [f.metadata(base) for f in self.files.list()]})
+            return JSONResponse({"files": [f.metadata(base) for f in self.files.list(owner)]})
         match = re.fullmatch(r"files/([a-z0-9-]{1,40})", rest)
         if match and request.method == "GET":
-            return JSONResponse(self.files.get(match.group(1)).metadata(base))
+            return JSONResponse(self.files.get(owner, match.group(1)).metadata(base))
         if match and request.method == "DELETE":
-            self.files.delete(match.group(1))
+            self.files.delete(owner, match.group(1))
             return JSONResponse({})
         raise GatewayError(404, f"Method not found: {request.method} {request.url.path}")
 

@@ -37,10 +37,10 @@ class Backends:
     def gemini_key(self, client_key: str | None) -> str:
         if self.config.upstream_key:
             return self.config.upstream_key
-        if client_key and not self.config.auth_key:
+        if client_key and not self.config.authenticates:
             return client_key
         raise GatewayError(503, "the gateway has no Gemini API key: start it with GEMINI_API_KEY set "
-                           "(with --auth-key, clients' keys are not forwarded).", "FAILED_PRECONDITION")
+                           "(with --auth-key or --client-keys, clients' keys are not forwarded).", "FAILED_PRECONDITION")
 
     def client(self, key: str, base_url: str) -> genai.Client:
         """One client per key and URL, so connections are reused across requests."""

@@ -13,16 +13,19 @@ STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENI
 class GatewayError(Exception):
     """A request the gateway answers with an error; ``message`` says what to do."""
 
-    def __init__(self, code: int, message: str, status: str | None = None) -> None:
+    def __init__(self, code: int, message: str, status: str | None = None, *,
+                 retry_after: float | None = None) -> None:
         super().__init__(message)
         self.code, self.message = code, message
         self.status = status or STATUS.get(code, "UNKNOWN")
+        self.retry_after = retry_after  # seconds, sent as Retry-After (429 and 503)
 
     def payload(self) -> dict:
         return {"error": {"code": self.code, "message": self.message, "status": self.status}}
 
     def response(self) -> JSONResponse:
-        return JSONResponse(self.payload(), status_code=self.code)
+        headers = {"retry-after": str(max(1, round(self.retry_after)))} if self.retry_after is not None else None
+        return JSONResponse(self.payload(), status_code=self.code, headers=headers)
 
 
 def bad_request(message: str) -> GatewayError:

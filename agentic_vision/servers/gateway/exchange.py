@@ -153,6 +153,12 @@ class Exchange:
 
     # -- from the event loop --------------------------------------------------------------
 
+    def forget(self) -> None:
+        """Drops the callbacks and the request (its images and text) once the response is done,
+        so that they go at once rather than when the cyclic garbage collector runs."""
+        self.on_parts = self.on_finished = None
+        self.request = Request()
+
     def cancel(self) -> None:
         self._cancelled.set()
         chat = self._chat

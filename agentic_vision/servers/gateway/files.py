@@ -6,6 +6,10 @@ chunks (``upload``, the last ``upload, finalize``).  The Python SDK calls that
 URL without its API key, so the URL itself is the credential: it names an
 upload by an unguessable token.  Files can then be referenced as
 ``fileData {fileUri}`` in requests to this gateway.
+
+Every upload and file belongs to the identity that started it (``clients.py``),
+as hosted files belong to the key's project: another identity cannot list,
+get, download, delete or reference it, and is told it does not exist.
 """
 
 from __future__ import annotations
@@ -18,11 +22,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Callable
 
 from .errors import GatewayError, bad_request
 
 LIFETIME_S = 48 * 3600  # as the Gemini Files API keeps files
 MAX_PENDING_UPLOADS = 256  # started and not finished; each holds its bytes so far
+MAX_CLIENT_PENDING_UPLOADS = 32  # of one identity, so one client cannot take them all
 _NAME = re.compile(r"(?:^|/)files/([a-z0-9-]{1,40})$")
 
 
@@ -32,6 +38,7 @@ def _stamp(t: float) -> str:
 
 @dataclass
 class StoredFile:
+    owner: str
     id: str
     mime_type: str
     data: bytes
@@ -51,6 +58,7 @@ class StoredFile:
 
 @dataclass
 class Upload:
+    owner: str
     size: int | None
     mime_type: str
     display_name: str | None
@@ -62,7 +70,7 @@ class FileStore:
     def __init__(self, max_file_bytes: int, max_total_bytes: int) -> None:
         self.max_file_bytes = max_file_bytes
         self.max_total_bytes = max_total_bytes
-        self.files: dict[str, StoredFile] = {}
+        self.files: dict[tuple[str, str], StoredFile] = {}  # by (owner, id)
         self.uploads: dict[str, Upload] = {}
         self._lock = threading.Lock()
 
@@ -76,7 +84,7 @@ class FileStore:
 
     # -- uploads --------------------------------------------------------------------------
 
-    def start(self, headers, body: dict) -> str:
+    def start(self, owner: str, headers, body: dict) -> str:
         if headers.get("x-goog-upload-protocol", "").lower() != "resumable" or \
                 headers.get("x-goog-upload-command", "").lower() != "start":
             raise bad_request("uploads here are resumable: send X-Goog-Upload-Protocol: resumable and "
@@ -99,11 +107,13 @@ class FileStore:
             file_id = match.group(1)
         token = secrets.token_urlsafe(24)
         with self._lock:
-            if len(self.uploads) >= MAX_PENDING_UPLOADS:
-                raise GatewayError(429, f"{MAX_PENDING_UPLOADS} uploads are under way: finish or cancel some first.")
-            if file_id and file_id in self.files:
+            mine = sum(1 for u in self.uploads.values() if u.owner == owner)
+            if len(self.uploads) >= MAX_PENDING_UPLOADS or mine >= MAX_CLIENT_PENDING_UPLOADS:
+                raise GatewayError(429, f"too many uploads are under way ({mine} of them yours, at most "
+                                   f"{MAX_CLIENT_PENDING_UPLOADS} each): finish or cancel some first.", retry_after=5)
+            if file_id and (owner, file_id) in self.files:
                 raise GatewayError(409, f"a file named files/{file_id} already exists.")
-            self.uploads[token] = Upload(size, mime, meta.get("displayName"), file_id)
+            self.uploads[token] = Upload(owner, size, mime, meta.get("displayName"), file_id)
         return token
 
     def chunk(self, token: str, headers, data: bytes) -> StoredFile | int:
@@ -135,35 +145,41 @@ class FileStore:
             del self.uploads[token]
             self._expire()
             file_id = upload.file_id or secrets.token_hex(6)
-            stored = StoredFile(file_id, upload.mime_type, bytes(upload.data), upload.display_name)
-            self.files[file_id] = stored
+            if (upload.owner, file_id) in self.files:
+                raise GatewayError(409, f"a file named files/{file_id} already exists.")
+            stored = StoredFile(upload.owner, file_id, upload.mime_type, bytes(upload.data), upload.display_name)
+            self.files[(upload.owner, file_id)] = stored
             return stored
 
     # -- files ----------------------------------------------------------------------------
 
-    def get(self, file_id: str) -> StoredFile:
+    def get(self, owner: str, file_id: str) -> StoredFile:
         with self._lock:
             self._expire()
-            stored = self.files.get(file_id)
+            stored = self.files.get((owner, file_id))
         if stored is None:
             raise GatewayError(404, f"File files/{file_id} does not exist or was deleted.")
         return stored
 
-    def delete(self, file_id: str) -> None:
+    def delete(self, owner: str, file_id: str) -> None:
         with self._lock:
-            if self.files.pop(file_id, None) is None:
+            if self.files.pop((owner, file_id), None) is None:
                 raise GatewayError(404, f"File files/{file_id} does not exist or was deleted.")
 
-    def list(self) -> list[StoredFile]:
+    def list(self, owner: str) -> list[StoredFile]:
         with self._lock:
             self._expire()
-            return sorted(self.files.values(), key=lambda f: f.created, reverse=True)
+            return sorted((f for f in self.files.values() if f.owner == owner), key=lambda f: f.created,
+                          reverse=True)
 
-    def lookup(self, uri: str) -> tuple[str, bytes] | None:
-        """``fileData.fileUri`` (a URI this gateway gave, or ``files/ID``) -> (mime type, bytes)."""
-        match = _NAME.search(uri or "")
-        if not match:
-            return None
-        with self._lock:
-            stored = self.files.get(match.group(1))
-        return None if stored is None else (stored.mime_type, stored.data)
+    def lookup_for(self, owner: str | None) -> Callable[[str], tuple[str, bytes] | None]:
+        """For ``owner``'s requests: ``fileData.fileUri`` (a URI this gateway gave, or ``files/ID``)
+        -> (mime type, bytes), or None when ``owner`` has no such file (no owner: none at all)."""
+        def lookup(uri: str) -> tuple[str, bytes] | None:
+            match = _NAME.search(uri or "") if owner is not None else None
+            if not match:
+                return None
+            with self._lock:
+                stored = self.files.get((owner, match.group(1)))
+            return None if stored is None else (stored.mime_type, stored.data)
+        return lookup

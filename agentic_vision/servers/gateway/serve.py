@@ -25,9 +25,9 @@ def is_loopback(host: str) -> bool:
 
 
 def check_bind(host: str, config: GatewayConfig) -> None:
-    """Anything but loopback is reachable by others: only with --auth-key."""
-    if not is_loopback(host) and not config.auth_key:
-        raise InputError(f"refusing to listen on {host} without --auth-key: anyone who can reach it could run "
+    """Anything but loopback is reachable by others: only with --auth-key or --client-keys."""
+    if not is_loopback(host) and not config.authenticates:
+        raise InputError(f"refusing to listen on {host} without --auth-key or --client-keys: anyone who can reach it could run "
                          "code in your sandboxes and spend your API key (use --auth-key KEY, or 127.0.0.1)")
 
 

@@ -51,6 +51,7 @@ class ExchangeResponse:
         try:
             await self._serve(receive, send)
         finally:
+            self.exchange.forget()  # the callbacks above refer back to this response: a cycle
             self.done()
 
     async def _serve(self, receive, send) -> None:

@@ -65,12 +65,14 @@ class Upstream:
                                f"{type(exc).__name__}") from None
 
 
-def inline_local_files(body: dict, lookup) -> bool:
-    """Replaces fileData parts that name files held here by inlineData; True if any was."""
-    changed = False
+def inline_local_files(body: dict, lookup, limit: int) -> bool:
+    """Replaces fileData parts that name files held here by inlineData; True if any was.
+
+    The upstream takes at most ``limit`` bytes inline, and one file named many
+    times would be copied each time: past ``limit`` is a 413 before anything is copied."""
+    found_parts: list[tuple[dict, dict, str, bytes]] = []
 
     def walk(value):
-        nonlocal changed
         if isinstance(value, list):
             for item in value:
                 walk(item)
@@ -79,15 +81,18 @@ def inline_local_files(body: dict, lookup) -> bool:
             if isinstance(ref, dict):
                 found = lookup(ref.get("fileUri") or "")
                 if found is not None:
-                    mime, data = found
-                    del value["fileData"]
-                    value["inlineData"] = {"mimeType": ref.get("mimeType") or mime, "data": b64(data)}
-                    changed = True
+                    found_parts.append((value, ref, *found))
             for item in value.values():
                 walk(item)
 
     walk(body.get("contents"))
-    return changed
+    if sum(len(data) * 4 // 3 for *_, data in found_parts) > limit:
+        raise GatewayError(413, f"the files this request names would be more than {limit} bytes inline, the "
+                           "most a request to the upstream takes; name fewer or smaller files.")
+    for value, ref, mime, data in found_parts:
+        del value["fileData"]
+        value["inlineData"] = {"mimeType": ref.get("mimeType") or mime, "data": b64(data)}
+    return bool(found_parts)
 
 
 def encode(body: dict) -> bytes:

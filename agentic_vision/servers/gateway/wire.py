@@ -21,6 +21,7 @@ from .errors import bad_request
 _OPAQUE = {"args", "response", "parameters", "parametersJsonSchema", "responseSchema", "responseJsonSchema",
            "labels"}
 _B64 = re.compile(r"^[A-Za-z0-9+/_-]*={0,2}$")
+_URL_SAFE = str.maketrans("-_", "+/")
 DATA_FIELDS = ("text", "inlineData", "fileData", "functionCall", "functionResponse", "executableCode",
                "codeExecutionResult")
 
@@ -30,31 +31,50 @@ def camel(key: str) -> str:
 
 
 def normalise(value: Any) -> Any:
-    """snake_case keys -> camelCase, recursively, leaving opaque user data alone."""
+    """snake_case keys -> camelCase, recursively, leaving opaque user data alone.
+
+    In place where it can be (only a dict with a snake_case key is rebuilt), so a
+    parsed body is not copied whole."""
     if isinstance(value, list):
-        return [normalise(v) for v in value]
-    if not isinstance(value, dict):
-        return value
-    return {camel(k): (v if camel(k) in _OPAQUE else normalise(v)) for k, v in value.items()}
+        for i, item in enumerate(value):
+            if isinstance(item, (list, dict)):
+                value[i] = normalise(item)
+    elif isinstance(value, dict):
+        if any("_" in k for k in value):
+            value = {camel(k): v for k, v in value.items()}
+        for k, v in value.items():
+            if k not in _OPAQUE and isinstance(v, (list, dict)):
+                value[k] = normalise(v)
+    return value
 
 
-def parse_json(raw: bytes) -> dict:
+def parse_json(raw: bytes | bytearray) -> dict:
     try:
         body = json.loads(raw or b"{}")
     except (ValueError, UnicodeDecodeError):
         raise bad_request("Invalid JSON payload received: the body is not JSON.") from None
+    except RecursionError:  # memory.shape_cost refuses deep nesting first; this is for direct callers
+        raise bad_request("Invalid JSON payload received: nested too deeply.") from None
     if not isinstance(body, dict):
         raise bad_request("Invalid JSON payload received: expected a JSON object.")
     return normalise(body)
 
 
 def b64decode(text: Any, where: str) -> bytes:
-    """Standard or URL-safe base64, padding optional; 400 in Google's words otherwise."""
+    """Standard or URL-safe base64, padding optional; 400 in Google's words otherwise.
+
+    A long string is copied at most once (to the standard alphabet, or to add the
+    padding); binascii reads the rest in place."""
     if isinstance(text, str) and _B64.match(text):
-        text = text.rstrip("=").replace("-", "+").replace("_", "/")
-        if len(text) % 4 != 1:
+        if "-" in text or "_" in text:
+            text = text.translate(_URL_SAFE)
+        tail = text[-2:]
+        unpadded = len(text) - (len(tail) - len(tail.rstrip("=")))
+        if unpadded % 4 != 1:
+            if len(text) % 4:
+                text = text[:unpadded] + "=" * (-unpadded % 4)
             try:
-                return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+                return binascii.a2b_base64(text)  # the characters were checked by _B64
             except (binascii.Error, ValueError):
                 pass
     raise bad_request(f"Invalid value at '{where}' (TYPE_BYTES), Base64 decoding failed.")
