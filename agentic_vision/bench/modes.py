@@ -89,6 +89,10 @@ class ModeRunner:
         model.check_ready()
         self.max_image_side = settings.get("max_image_side", 1536)
         settings["sandbox_options"] = {**(settings.get("sandbox_options") or {}), "docker_host": docker_host}
+        # A benchmark keeps its own records, and must not learn from its own answers: no run
+        # log, and memory only when asked for (bench --memory).
+        settings.setdefault("log", False)
+        settings.setdefault("memory", False)
         self.agents = {
             BenchMode.LOCAL: Agent(model=model, sandbox=sandbox, **settings),
             BenchMode.LOCAL_BLIND: Agent(model=model, sandbox=sandbox, **{**settings, "show_images": False}),

@@ -25,6 +25,9 @@ from ..sandboxing.runtime_files import library_summary
 from ..sandboxing.session import Session, open_session
 from ..trace import write_trace
 from .bench import bench_command
+from .chat import chat_command
+from .logs import feedback_command, logs_command, memory_command, remember_command
+from .run_log import run_log_options, say_run_log
 from .docker import build_command, check_command, docker_host_option, docker_info, engine_line, sandbox_option
 from .exits import EXIT_FAILED, EXIT_USAGE, exit_status, fail, file_error
 from .mcp import mcp_command
@@ -134,8 +137,9 @@ def exec_command(code, sandbox, inputs, max_pixels, timeout, out_dir, as_json, n
 @click.option("--trace", "trace_path", type=click.Path(dir_okay=False), default=None, help="Write an HTML trace here.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the answer.")
 @click.option("--quiet", is_flag=True, help="No progress on stderr.")
+@run_log_options
 def ask_command(args, more_images, files, model, base_url, sandbox, docker_host, max_steps, timeout, thinking,
-                max_pixels, pages, no_guard, trace_path, as_json, quiet) -> None:
+                max_pixels, pages, no_guard, trace_path, as_json, quiet, no_log, no_memory, memory_items, tags) -> None:
     """Ask QUESTION about IMAGE (files, folders, PDFs or URLs; several allowed); the model
     may run code on them before it answers.  QUESTION - reads it from stdin."""
     images, question = list(args[:-1]) + list(more_images), args[-1]
@@ -156,7 +160,8 @@ def ask_command(args, more_images, files, model, base_url, sandbox, docker_host,
     progress = Progress(not quiet and not as_json)
     agent = Agent(model=model, sandbox=sandbox, model_options=options, max_steps=max_steps, timeout=timeout,
                   sandbox_options={"docker_host": docker_host} if docker_host else None,
-                  on_event=progress, guard=not no_guard, max_pixels=max_pixels or DEFAULT_MAX_PIXELS, pages=pages)
+                  on_event=progress, guard=not no_guard, max_pixels=max_pixels or DEFAULT_MAX_PIXELS, pages=pages,
+                  log=not no_log, memory=not no_memory, memory_items=memory_items, tags=tuple(tags))
     agent.model.check_ready()  # key and API before any sandbox starts or is set up
     agent.sandbox = choose_sandbox(sandbox, quiet=quiet or as_json, docker_host=docker_host)
     with agent.chat() as chat:
@@ -174,6 +179,8 @@ def ask_command(args, more_images, files, model, base_url, sandbox, docker_host,
         click.echo(json.dumps(result.as_dict()))
     elif result.answer:
         click.echo(result.answer)
+    if not (quiet or as_json):
+        say_run_log(result)
     if result.error:
         click.echo(f"agentic-vision: {result.error}", err=True)
     elif not result.answer:
@@ -243,6 +250,11 @@ def sandbox_info(as_json, docker_host) -> None:
 
 
 cli.add_command(bench_command)
+cli.add_command(chat_command)
+cli.add_command(logs_command)
+cli.add_command(feedback_command)
+cli.add_command(remember_command)
+cli.add_command(memory_command)
 cli.add_command(mcp_command)
 cli.add_command(serve_command)
 sandbox.add_command(build_command, "build")

@@ -23,8 +23,10 @@ from ..inputs.urls import MAX_BYTES, TIMEOUT
 from ..sandboxing.libraries import available_libraries
 from ..models import get_model
 from ..models.base import Model, ModelImage, ModelTurn, Observation, ToolSpec
-from .prompt import NO_MORE_CODE, SYSTEM, TOOL_NAME, tool_description
+from .prompt import NO_MORE_CODE, RESUMED, SYSTEM, TOOL_NAME, tool_description
 from .result import AgentResult, Step, Timings, Turn
+from ..store.base import RunStore
+from ..store.recorder import RunRecorder
 from ..sandboxing.session import InputFile, Session, open_session
 
 
@@ -43,6 +45,11 @@ class Settings:
     guard: bool = True
     system: str = SYSTEM
     stream: bool = False  # pass the model's words on as they arrive ("text" events), where the backend can
+    log: bool = True  # keep the run in the run store (logs.db); AGENTIC_VISION_LOGS=off overrides
+    memory: bool = True  # give the model the user's earlier corrections that fit the run
+    memory_items: int = 5  # at most this many corrections per conversation
+    memory_chars: int = 1200  # and at most this much of their text (about 300 tokens)
+    tags: tuple = ()  # tags of the run: memory items scoped tag:NAME apply to it
 
 
 Event = Callable[[str, dict], None]
@@ -83,6 +90,7 @@ class Agent:
         model_options: dict | None = None,
         sandbox_options: dict | None = None,
         stop: threading.Event | None = None,
+        store: RunStore | None = None,
         **settings,
     ) -> None:
         """``stop``: once set, input preparation under way (a PDF being rendered) ends at once;
@@ -93,6 +101,7 @@ class Agent:
         self.settings = Settings(**settings)
         self.on_event = on_event
         self.stop = stop
+        self.store = store  # None: the default run store, opened when a run first needs it
 
     def run(self, question: str, images: Iterable = (), files: Iterable = ()) -> AgentResult:
         with self.chat() as chat:
@@ -113,6 +122,9 @@ class Chat:
         self.results: list[AgentResult] = []
         self._image_count = 0
         self._running: Step | None = None
+        s = self.settings
+        self.recorder = RunRecorder(log_runs=s.log, use_memory=s.memory, memory_items=s.memory_items,
+                                    memory_chars=s.memory_chars, tags=tuple(s.tags), store=agent.store)
 
     def __enter__(self) -> "Chat":
         return self
@@ -124,6 +136,8 @@ class Chat:
         if self.session is not None:
             self.session.close()
             self.session = None
+        if self.agent.store is None:  # a store the caller gave stays theirs to close
+            self.recorder.close()
 
     def _emit(self, event: str, **payload) -> None:
         if self.agent.on_event is not None:
@@ -156,20 +170,24 @@ class Chat:
             raise
         return session
 
-    def _start_conversation(self, inputs: Inputs) -> None:
+    def _start_conversation(self, inputs: Inputs, notes: str = "") -> None:
         listing = [(f.name, len(f.data), inputs.notes.get(f.name, "")) for f in inputs.files]
         libraries = available_libraries(self.session)
         tool = ToolSpec(TOOL_NAME, tool_description(listing, libraries, self.settings.timeout))
-        self.conversation = self.agent.model.start(self.settings.system, tool)
+        system = self.settings.system + (f"\n\n{notes}" if notes else "")
+        self.conversation = self.agent.model.start(system, tool)
 
     # -- the loop -----------------------------------------------------------------
 
-    def send(self, question: str, images: Iterable = (), files: Iterable = (), history: History = ()) -> AgentResult:
+    def send(self, question: str, images: Iterable = (), files: Iterable = (), history: History = (),
+             resumed: bool = False) -> AgentResult:
         """``history``: earlier turns to replay first (only to start a chat); the images of
-        its user turns go into the sandbox too."""
+        its user turns go into the sandbox too.  ``resumed``: the history is a conversation
+        continued in a new sandbox; the model is told its earlier variables are gone."""
         if not question or not question.strip():
             raise InputError("the question is empty")
-        history = list(history)
+        history, images, files = list(history), list(images), list(files)
+        s = self.settings
         if history and self.session is not None:
             raise InputError("a history can only start a chat")
         self.agent.model.check_ready()  # no API key, no API: fail before a sandbox starts
@@ -185,23 +203,37 @@ class Chat:
         started = time.perf_counter()
         timings = Timings()
         text = question
+        sources = [*images, *files]
+        remembered = self.recorder.memories_for(question, names, sources)
+        notes = self.recorder.section(remembered)
         if self.session is None:
             t = time.perf_counter()
             self.session = self._open(everything.files)
-            self._start_conversation(everything)
+            self._start_conversation(everything, notes)
             timings.sandbox_s += time.perf_counter() - t
             self._replay(history, iter(past_inputs.images))
-        elif inputs.files:
-            self.session.add_inputs([(f.name, f.data) for f in inputs.files])
-            text = f"{question}\n\n(New files in the working directory: {', '.join(f.name for f in inputs.files)}.)"
+        else:
+            if inputs.files:
+                self.session.add_inputs([(f.name, f.data) for f in inputs.files])
+                text = f"{question}\n\n(New files in the working directory: {', '.join(f.name for f in inputs.files)}.)"
+            if notes:  # corrections that fit this turn and were not given at the start
+                text += f"\n\n{notes}"
         if inputs.messages:
             text += "\n\n" + "\n".join(f"({m})" for m in inputs.messages)
+        if resumed:
+            text += f"\n\n({RESUMED})"
         self.conversation.add_user(text, [p.model for p in inputs.images])
         result = AgentResult(
             question=question, answer=None, stop_reason=StopReason.ANSWERED, model=self.agent.model.name,
             sandbox=self.session.kind, timings=timings, inputs=[p.model for p in inputs.images],
             files=[f.name for f in inputs.files if f.name not in shown],
+            memory_used=[{"id": item.id, "text": item.text} for item in remembered],
         )
+        result.run_id = self.recorder.begin(
+            model=self.agent.model.name, question=question, files=inputs.files,
+            shown={p.name: p.model for p in inputs.images}, sources=sources,
+            settings={"sandbox": self.session.kind, "guard": s.guard, "timeout": s.timeout,
+                      "max_steps": s.max_steps, "show_images": s.show_images, "tags": list(s.tags)})
         self._running: Step | None = None
         try:
             self._loop(result)
@@ -215,6 +247,7 @@ class Chat:
         finally:
             timings.wall_s = time.perf_counter() - started
             self.results.append(result)
+            self.recorder.end(result.run_id, result, result.memory_used)
         self._emit("done", result=result)
         return result
 

@@ -60,3 +60,6 @@ NO_MORE_CODE = (
     "No more code will run: {why}. Answer the question now from what you have seen, "
     "in plain text."
 )
+
+RESUMED = ("This conversation was resumed: the sandbox was restarted with the input files, so variables and "
+           "files that earlier code made are gone.")

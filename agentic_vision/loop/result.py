@@ -56,6 +56,8 @@ class AgentResult:
     inputs: list[ModelImage] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     error: str | None = None
+    run_id: str | None = None  # its id in the run store (agentic-vision logs show ID); None when not logged
+    memory_used: list[dict] = field(default_factory=list)  # {"id", "text"} of the corrections it was given
 
     @property
     def steps(self) -> list[Step]:
@@ -99,6 +101,8 @@ class AgentResult:
             "sandbox": self.sandbox,
             "steps": [step.as_dict(p) for step, p in zip(steps, paths)],
             "usage": self.usage.as_dict(),
+            "run_id": self.run_id,
+            "memory_used": self.memory_used,
             "timings": {"model_s": round(self.timings.model_s, 3), "sandbox_s": round(self.timings.sandbox_s, 3),
                         "wall_s": round(self.timings.wall_s, 3)},
         }

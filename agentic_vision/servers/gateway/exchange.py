@@ -70,8 +70,9 @@ class Exchange:
         """Runs the loop to its end; failures are kept in ``self.error``, never raised."""
         chat = None
         try:
+            # A client's runs are theirs: never kept in the operator's run log, never given its memory.
             agent = Agent(self.model, self.sandbox, on_event=self._event, sandbox_options=self.sandbox_options,
-                          stop=self._cancelled, **self.settings)
+                          stop=self._cancelled, log=False, memory=False, **self.settings)
             chat = self._chat = agent.chat()
             result = chat.send(self.request.question, images=self.request.images, files=self.request.files,
                                history=self.request.history)
