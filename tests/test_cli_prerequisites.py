@@ -116,3 +116,18 @@ def test_a_disk_that_fills_up_during_setup_is_named_and_the_partial_environment_
                             "to a folder on a larger disk")
     assert not env.exists()
     assert shutil.disk_usage(small_disk).free > 7 * 10**6  # what the failed step wrote is gone
+
+
+def test_a_second_bench_into_the_same_out_is_one_line_naming_the_first(tmp_path):
+    suite, out = one_task_suite(tmp_path), tmp_path / "out"
+    out.mkdir()
+    with open(out / ".bench.lock", "w+") as held, ScriptedGemini([reply.text("24")]) as server:
+        fcntl.flock(held, fcntl.LOCK_EX)  # the first run, still going
+        held.write(str(os.getpid()))
+        held.flush()
+        result = run("bench", "--suite", str(suite), "--modes", "direct", "--out", str(out),
+                     env={"GEMINI_API_KEY": "k", "GOOGLE_GEMINI_BASE_URL": server.url})
+    assert result.returncode == 2
+    assert result.stderr == (f"agentic-vision: another bench run (pid {os.getpid()}) is writing to {out}: wait for it "
+                             "to finish, or choose another --out\n")
+    assert server.requests == [] and sorted(p.name for p in out.iterdir()) == [".bench.lock"]

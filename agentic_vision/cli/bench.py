@@ -20,12 +20,16 @@ from ..bench.report import write_report
 from ..bench.results import RESULTS_NAME, read_results
 from ..bench.suite import load_suite
 from ..errors import AgenticVisionError, InputError
+from ..locking import Busy, exclusive
 from ..sandboxing.executors import check_docker_host
 from .docker import docker_host_option, sandbox_option
 from .exits import exit_status, fail, file_error
 from ..bench.config import RayOptions
 from .progress import Progress
 from ..values import BENCH_MODES as MODES, LOCAL_MODES, BenchMode
+
+
+LOCK_NAME = ".bench.lock"
 
 
 def parse_modes(text: str) -> list[str]:
@@ -126,6 +130,18 @@ def _bench(suite_name, modes, model_name, base_url, sandbox, out_dir, resume, co
         click.echo(f"report: {report}")
         return
 
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:  # two runs into one --out would write over each other's files: the second is one line
+        with exclusive(out_dir / LOCK_NAME):
+            _run(suite_name, modes, model_name, base_url, sandbox, out_dir, resume, concurrency, ray, limit, seed,
+                 prices, price_source, thinking, max_steps, timeout, no_traces, quiet, docker_host, say)
+    except Busy as exc:
+        raise InputError(f"another bench run (pid {exc.pid or '?'}) is writing to {out_dir}: wait for it to "
+                         "finish, or choose another --out") from None
+
+
+def _run(suite_name, modes, model_name, base_url, sandbox, out_dir, resume, concurrency, ray, limit, seed,
+         prices, price_source, thinking, max_steps, timeout, no_traces, quiet, docker_host, say) -> None:
     # The modes import google-genai (~1.5 s): not for every start of the command line.
     from ..bench.config import RunConfig, make_model, model_env
     from ..bench.modes import ModeRunner, available_modes
