@@ -131,3 +131,37 @@ def test_a_second_bench_into_the_same_out_is_one_line_naming_the_first(tmp_path)
     assert result.stderr == (f"agentic-vision: another bench run (pid {os.getpid()}) is writing to {out}: wait for it "
                              "to finish, or choose another --out\n")
     assert server.requests == [] and sorted(p.name for p in out.iterdir()) == [".bench.lock"]
+
+
+# -- output paths: checked before the work whose results they hold -------------------------------------
+
+
+@pytest.fixture
+def read_only_dir(tmp_path):
+    """A folder on a read-only mount (root only: permissions do not stop root)."""
+    where = tmp_path / "ro"
+    where.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(where)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    yield where
+    subprocess.run(["umount", "-l", str(where)], check=True)
+
+
+def test_exec_in_a_read_only_folder_refuses_before_running_the_code(read_only_dir):
+    code = "from PIL import Image\nprint('ran')\nImage.new('RGB', (8, 8)).show()"
+    result = run("exec", code, cwd=read_only_dir, timeout=120)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == ("agentic-vision: --out agentic-vision-out: cannot make this folder (Read-only file "
+                             "system); choose another\n")
+
+
+def test_a_trace_in_a_missing_folder_is_refused_not_made(tmp_path):
+    trace = tmp_path / "nonexistent" / "dir" / "t.html"
+    with ScriptedGemini([reply.text("24")]) as server:
+        result = run("ask", str(sample("coins.png")), "How many?", "--trace", str(trace),
+                     env={"GEMINI_API_KEY": "k", "GOOGLE_GEMINI_BASE_URL": server.url})
+    assert result.returncode == 2
+    assert result.stderr == (f"agentic-vision: --trace {trace}: the folder {trace.parent} does not exist; "
+                             "create it or choose another path\n")
+    assert server.requests == [] and not (tmp_path / "nonexistent").exists()

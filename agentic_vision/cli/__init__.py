@@ -28,6 +28,7 @@ from .bench import bench_command
 from .docker import build_command, check_command, docker_host_option, docker_info, engine_line, sandbox_option
 from .exits import EXIT_FAILED, EXIT_USAGE, exit_status, fail, file_error
 from .mcp import mcp_command
+from .outputs import check_out_file, ready_out_dir
 from .progress import Progress
 from .readiness import choose_sandbox
 from .serve import serve_command
@@ -46,7 +47,6 @@ def cli() -> None:
 
 
 def write_images(images, out_dir: Path, stem: str = "image") -> list[Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for i, image in enumerate(images, 1):
         path = out_dir / f"{stem}-{i}{image.extension}"
@@ -79,6 +79,7 @@ def exec_command(code, sandbox, inputs, max_pixels, timeout, out_dir, as_json, n
     for path in inputs:
         if not Path(path).is_file():
             fail(f"input file not found: {path}", EXIT_USAGE)
+    out = ready_out_dir(out_dir, "--out")  # before the code runs: its images must have somewhere to go
     kind = choose_sandbox(sandbox, quiet=as_json, docker_host=docker_host)
     with open_session(kind, inputs=inputs, timeout=timeout, guard=not no_guard, pool_size=0,
                       max_pixels=max_pixels or DEFAULT_MAX_PIXELS, docker_host=docker_host) as session:
@@ -86,7 +87,7 @@ def exec_command(code, sandbox, inputs, max_pixels, timeout, out_dir, as_json, n
             click.secho(f"sandbox: {kind}", err=True, dim=True)
         result = session.run(code)
     try:
-        paths = write_images(result.images, Path(out_dir))
+        paths = write_images(result.images, out)
     except OSError as exc:
         raise file_error(exc) from None
     if as_json:
@@ -148,6 +149,8 @@ def ask_command(args, more_images, files, model, base_url, sandbox, docker_host,
     for path in [*images, *files]:
         if not is_url(path) and not Path(path).exists():
             fail(f"file not found: {path}", EXIT_USAGE)
+    if trace_path:
+        check_out_file(trace_path, "--trace")
     options = {}
     if thinking.lower() != "default":
         options["thinking"] = thinking.lower()
