@@ -130,7 +130,9 @@ def test_a_trace_that_cannot_be_written_is_one_line_and_exit_2(tmp_path):
         result = ask(str(sample("coins.png")), "How many?", "--trace", str(blocker / "t.html"), "--sandbox", "local",
                      "--quiet", server=server)
     assert result.returncode == 2
-    assert result.stderr == f"agentic-vision: {blocker}: File exists; check the path and its permissions\n"
+    assert result.stderr == (f"agentic-vision: --trace {blocker / 't.html'}: {blocker} is a file, not a folder; "
+                             "choose another path\n")
+    assert server.requests == []  # checked before the model was asked
 
 
 # -- inputs and first-run failures, as a user meets them --------------------------------------

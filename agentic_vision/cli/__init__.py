@@ -19,6 +19,7 @@ from ..inputs import DEFAULT_MAX_PIXELS
 from ..inputs.pdf import parse_pages
 from ..inputs.urls import is_url
 from ..loop.agent import Agent
+from ..models import check_model_name
 from ..sandboxing.environment import build_env, env_is_current
 from ..sandboxing.executors import get_executor
 from ..sandboxing.runtime_files import library_summary
@@ -156,6 +157,7 @@ def ask_command(args, more_images, files, model, base_url, sandbox, docker_host,
         options["thinking"] = thinking.lower()
     if base_url:
         options["base_url"] = base_url
+    check_model_name(model, cli=True)  # what to write, in the command line's words
     progress = Progress(not quiet and not as_json)
     agent = Agent(model=model, sandbox=sandbox, model_options=options, max_steps=max_steps, timeout=timeout,
                   sandbox_options={"docker_host": docker_host} if docker_host else None,

@@ -21,6 +21,7 @@ from ..bench.results import RESULTS_NAME, read_results
 from ..bench.suite import load_suite
 from ..errors import AgenticVisionError, InputError
 from ..locking import Busy, exclusive
+from ..models import check_model_name
 from ..sandboxing.executors import check_docker_host
 from .docker import docker_host_option, sandbox_option
 from .exits import exit_status, fail, file_error
@@ -159,6 +160,7 @@ def _run(suite_name, modes, model_name, base_url, sandbox, out_dir, resume, conc
     loaded_suite = load_suite(suite_name, out_dir / "cache", seed=seed, limit=limit)
     for note in loaded_suite.notes:
         say(f"note: {note}")
+    check_model_name(model_name, cli=True)  # what to write, in the command line's words
     model = make_model(model_name, base_url, thinking)
     modes, skipped = available_modes(model, modes)
     for note in skipped:

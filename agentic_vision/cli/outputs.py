@@ -37,8 +37,10 @@ def check_out_file(path: str, option: str) -> None:
     and be writable; the file itself must not be a folder."""
     target = Path(path)
     parent = target.parent
-    if not parent.is_dir():
+    if not parent.exists():
         raise InputError(f"{option} {path}: the folder {parent} does not exist; create it or choose another path")
+    if not parent.is_dir():
+        raise InputError(f"{option} {path}: {parent} is a file, not a folder; choose another path")
     if target.is_dir():
         raise InputError(f"{option} {path}: is a folder; give a file name")
     _probe(parent, option)

@@ -30,7 +30,9 @@ class Progress:
     def __call__(self, event: str, data: dict) -> None:
         if not self.enabled:
             return
-        if event == "sandbox":
+        if event == "skipped":
+            self.say(f"note: {data['message']}", fg="yellow")
+        elif event == "sandbox":
             self.say(f"sandbox: {data['kind']}", dim=True)
         elif event == "model" and data.get("thoughts"):
             first = data["thoughts"].strip().splitlines()[0]

@@ -69,7 +69,7 @@ def render_pdf(data: bytes, name: str, pages: str | int | None = None, max_side:
                                  "(e.g. qpdf --decrypt in.pdf out.pdf) and use that") from None
             if re.search(rb"/Count\s+0\b", data):
                 raise InputError(f"{name} has no pages") from None
-            raise InputError(f"{name} is not a readable PDF ({exc}): check the file") from None
+            raise InputError(f"{name} is not a readable PDF: it is damaged or not a PDF; check the file") from None
         try:
             count = len(pdf)
             if count == 0:
@@ -104,7 +104,7 @@ def _page(pdf, index: int, stem: str, name: str, max_side: int, max_pixels: int)
         try:
             image = page.render(scale=scale).to_pil()
         except Exception as exc:
-            raise InputError(f"page {index + 1} of {name} cannot be rendered ({exc}): check the file") from None
+            raise InputError(f"page {index + 1} of {name} cannot be rendered: the page is damaged; check the file") from None
     finally:
         page.close()
     buf = io.BytesIO()

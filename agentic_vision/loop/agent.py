@@ -8,8 +8,10 @@ the loop: only the user's own mistakes (bad input, no key) raise.
 
 from __future__ import annotations
 
+import difflib
+import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -66,6 +68,25 @@ class PastObservations:
 History = list
 
 
+def _as_list(sources) -> list:
+    """``images="photo.png"`` means one image, not one per character."""
+    if isinstance(sources, (str, bytes, bytearray, os.PathLike)) or not isinstance(sources, Iterable):
+        return [sources]
+    return list(sources)
+
+
+def _settings(given: dict) -> Settings:
+    """Settings from Agent's keyword arguments; a misspelt one is named with its likely fix
+    (not Settings.__init__'s "unexpected keyword argument")."""
+    known = [f.name for f in fields(Settings)]
+    for name in given:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"did you mean {close[0]}?" if close else f"the settings are {', '.join(known)}"
+            raise TypeError(f"Agent() has no setting {name!r}: {hint}")
+    return Settings(**given)
+
+
 class Agent:
     """A vision model with a sandbox to run code in.
 
@@ -86,7 +107,7 @@ class Agent:
         self.model = get_model(model, **(model_options or {})) if isinstance(model, str) else model
         self.sandbox = sandbox
         self.sandbox_options = dict(sandbox_options or {})  # for open_session, e.g. pool_size
-        self.settings = Settings(**settings)
+        self.settings = _settings(settings)
         self.on_event = on_event
 
     def run(self, question: str, images: Iterable = (), files: Iterable = ()) -> AgentResult:
@@ -130,7 +151,8 @@ class Chat:
         s = self.settings
         options = InputOptions(max_side=s.max_image_side, max_pixels=s.max_pixels, pages=s.pages,
                                max_download_bytes=s.max_download_bytes, download_timeout=s.download_timeout)
-        inputs = prepare_inputs(list(images), list(files), options, unnamed_start=self._image_count)
+        images, files = _as_list(images), _as_list(files)
+        inputs = prepare_inputs(images, files, options, unnamed_start=self._image_count)
         self._image_count = inputs.unnamed
         return inputs
 
@@ -171,6 +193,8 @@ class Chat:
         past_inputs = self._prepare(past, [])  # the replayed turns' images go into the sandbox too
         inputs = self._prepare(images, files)
         shown = {p.name for p in inputs.images}
+        for note in past_inputs.skipped + inputs.skipped:
+            self._emit("skipped", message=note)
         everything = Inputs(past_inputs.images + inputs.images, past_inputs.files + inputs.files,
                             {**past_inputs.notes, **inputs.notes})
         names = [f.name for f in everything.files]
@@ -195,6 +219,7 @@ class Chat:
             question=question, answer=None, stop_reason=StopReason.ANSWERED, model=self.agent.model.name,
             sandbox=self.session.kind, timings=timings, inputs=[p.model for p in inputs.images],
             files=[f.name for f in inputs.files if f.name not in shown],
+            skipped=past_inputs.skipped + inputs.skipped,
         )
         self._running: Step | None = None
         try:

@@ -56,6 +56,7 @@ class AgentResult:
     inputs: list[ModelImage] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     error: str | None = None
+    skipped: list[str] = field(default_factory=list)  # inputs of folders left out: "skipped /a/b.jpg: why"
 
     @property
     def steps(self) -> list[Step]:
