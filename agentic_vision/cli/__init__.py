@@ -25,9 +25,10 @@ from ..sandboxing.executors import get_executor
 from ..sandboxing.runtime_files import library_summary
 from ..sandboxing.session import Session, open_session
 from ..trace import write_trace
+from .ask_args import AskCommand
 from .bench import bench_command
 from .docker import build_command, check_command, docker_host_option, docker_info, engine_line, sandbox_option
-from .exits import EXIT_FAILED, EXIT_USAGE, exit_status, fail, file_error
+from .exits import EXIT_FAILED, EXIT_USAGE, exit_status, fail, file_error, name_the_variable
 from .mcp import mcp_command
 from .outputs import check_out_file, ready_out_dir
 from .progress import Progress
@@ -114,11 +115,11 @@ def exec_command(code, sandbox, inputs, max_pixels, timeout, out_dir, as_json, n
 # -- ask ----------------------------------------------------------------------------------
 
 
-@cli.command("ask")
+@cli.command("ask", cls=AskCommand)
 @click.argument("args", nargs=-1, required=True, metavar="IMAGE... QUESTION")
 @click.option("--image", "more_images", multiple=True, help="Another image, folder, PDF or URL (repeatable).")
 @click.option("--file", "files", multiple=True, help="A data file for the code, e.g. CSV, or its URL (repeatable).")
-@click.option("--model", default="gemini-3-flash-preview", show_default=True, envvar="AGENTIC_VISION_MODEL",
+@click.option("--model", default="gemini-3-flash-preview", show_default=True, envvar="AGENTIC_VISION_MODEL", show_envvar=True,
               help="gemini-…, openai:NAME or ollama:NAME.")
 @click.option("--base-url", default=None, help="Server for openai:/ollama: models (or OPENAI_BASE_URL).")
 @sandbox_option()
@@ -260,7 +261,11 @@ def main() -> None:
     except click.exceptions.Abort:
         fail("interrupted", 130)
     except click.UsageError as exc:
+        exc = name_the_variable(exc)
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+        if isinstance(exc, click.NoSuchOption) and exc.ctx and exc.ctx.command.name == "ask":
+            hint = (f" (a question that starts with '-' goes after '--': {exc.ctx.command_path} IMAGE -- "
+                    f"\"{exc.option_name} ...\"; options: '{exc.ctx.command_path} --help')")
         fail(f"{exc.format_message()}{hint}", EXIT_USAGE)
     except click.ClickException as exc:
         fail(exc.format_message(), EXIT_USAGE)

@@ -25,7 +25,7 @@ START_SCRIPT = CHECKOUT / "scripts" / "start-docker.sh"
 def sandbox_option(help: str | None = None):
     """``--sandbox auto|local|docker`` (AGENTIC_VISION_SANDBOX), the same on every command."""
     return click.option("--sandbox", type=click.Choice(["auto", "local", "docker"]), default="auto",
-                        show_default=True, envvar="AGENTIC_VISION_SANDBOX", help=help)
+                        show_default=True, envvar="AGENTIC_VISION_SANDBOX", show_envvar=True, help=help)
 
 
 docker_host_option = click.option(

@@ -17,7 +17,7 @@ from .docker import docker_host_option, sandbox_option
 @click.option("--route", "routes", multiple=True, metavar="NAME=MODEL[@BASE_URL]",
               help="Run requests for model NAME on another backend, e.g. "
                    "gemini-3-flash-preview=ollama:qwen2.5vl (repeatable).")
-@click.option("--auth-key", envvar="AGENTIC_VISION_AUTH_KEY", default=None,
+@click.option("--auth-key", envvar="AGENTIC_VISION_AUTH_KEY", show_envvar=True, default=None,
               help="The key clients must send (x-goog-api-key or ?key=); required off loopback.")
 @click.option("--max-concurrent", type=click.IntRange(min=1), default=4, show_default=True,
               help="Code-execution requests at once; more get 429.")

@@ -1,0 +1,77 @@
+"""What the command line says, written for the person at the terminal: where a value came
+from, what to type, why a choice was made; never words meant for the model."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import click
+import pytest
+
+from agentic_vision.cli import cli
+from agentic_vision.testing.gemini_server import ScriptedGemini, reply
+from conftest import sample
+
+PROG = "python -m agentic_vision"  # how click names the command run as below
+
+
+def run(*args, env=None, timeout=300, **kwargs):
+    base = {k: v for k, v in os.environ.items() if k not in ("GEMINI_API_KEY", "GOOGLE_API_KEY",
+                                                                 "GOOGLE_GEMINI_BASE_URL", "AGENTIC_VISION_SANDBOX",
+                                                                 "AGENTIC_VISION_MODEL", "DOCKER_HOST")}
+    return subprocess.run([sys.executable, "-m", "agentic_vision", *args], capture_output=True, text=True,
+                          env={**base, **(env or {})}, timeout=timeout, **kwargs)
+
+
+def commands(group: click.Group, path: tuple = ()):
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            yield from commands(command, path + (name,))
+        else:
+            yield path + (name,), command
+
+
+def test_every_option_read_from_the_environment_shows_its_variable_in_help():
+    shown = []
+    for path, command in commands(cli):
+        variables = [p.envvar for p in command.params if isinstance(p, click.Option) and p.envvar]
+        if not variables:
+            continue
+        text = " ".join(run(*path, "--help", timeout=60).stdout.split())
+        for variable in variables:
+            assert f"env var: {variable}" in text, (path, variable)
+            shown.append(variable)
+    assert {"AGENTIC_VISION_MODEL", "AGENTIC_VISION_SANDBOX", "AGENTIC_VISION_AUTH_KEY"} <= set(shown)
+
+
+def test_a_bad_value_from_a_variable_names_the_variable():
+    result = run("exec", "print(1)", env={"AGENTIC_VISION_SANDBOX": "lcoal"}, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr == ("agentic-vision: Invalid value for AGENTIC_VISION_SANDBOX (the environment variable for "
+                             "--sandbox): 'lcoal' is not one of 'auto', 'local', 'docker'. "
+                             f"(see '{PROG} exec --help')\n")
+    flag = run("exec", "--sandbox", "lcoal", "print(1)", timeout=60)  # typed: the flag, not the variable
+    assert flag.stderr.startswith("agentic-vision: Invalid value for '--sandbox': 'lcoal' is not one of")
+
+
+@pytest.mark.parametrize("words", [
+    ["-5 or more?", "--sandbox", "local"],
+    ["--", "-5 or more?", "--sandbox", "local"],
+    ["--sandbox", "local", "--", "-5 or more?"],
+])
+def test_a_question_that_starts_with_a_dash_works_with_options_anywhere(words):
+    with ScriptedGemini([reply.text("More than 5.")]) as server:
+        result = run("ask", str(sample("coins.png")), *words, env={"GEMINI_API_KEY": "k",
+                                                                   "GOOGLE_GEMINI_BASE_URL": server.url})
+        question = server.requests[0].first_user_text() if server.requests else ""
+    assert (result.returncode, result.stdout) == (0, "More than 5.\n"), result.stderr
+    assert "sandbox: local" in result.stderr and "-5 or more?" in question
+
+
+def test_an_unknown_dash_word_says_where_a_question_goes():
+    result = run("ask", str(sample("coins.png")), "-x", env={"GEMINI_API_KEY": "k"}, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr == ("agentic-vision: No such option '-x'. (a question that starts with '-' goes after '--': "
+                             f"{PROG} ask IMAGE -- \"-x ...\"; options: '{PROG} ask --help')\n")
