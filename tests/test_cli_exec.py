@@ -93,3 +93,11 @@ def test_an_out_folder_that_cannot_be_made_is_one_line_before_the_code_runs(tmp_
     assert (result.returncode, result.stdout) == (2, "")  # nothing ran
     assert result.stderr == (f"agentic-vision: --out {blocker / 'images'}: cannot make this folder (Not a directory); "
                              "choose another\n")
+
+
+def test_a_timeout_is_told_to_the_user_not_in_the_models_words(tmp_path):
+    result = cli("exec", "--timeout", "1", "--out", str(tmp_path), "print('started', flush=True)\nwhile True: pass")
+    assert (result.returncode, result.stdout) == (1, "started\n")
+    assert result.stderr.splitlines()[-1] == ("agentic-vision: OUTCOME_DEADLINE_EXCEEDED: the code ran longer than "
+                                              "--timeout 1 s and was stopped")
+    assert "restarted" not in result.stdout + result.stderr and "variables" not in result.stdout + result.stderr

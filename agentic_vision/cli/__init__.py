@@ -19,6 +19,7 @@ from ..inputs import DEFAULT_MAX_PIXELS
 from ..inputs.pdf import parse_pages
 from ..inputs.urls import is_url
 from ..loop.agent import Agent
+from ..values import Outcome
 from ..models import check_model_name
 from ..sandboxing.environment import build_env, env_is_current
 from ..sandboxing.executors import get_executor
@@ -104,10 +105,19 @@ def exec_command(code, sandbox, inputs, max_pixels, timeout, out_dir, as_json, n
             "duration_ms": round(result.duration_s * 1000, 1),
         }))
     else:
-        click.echo(result.output, nl=False)
+        output = result.output
+        if result.model_note and output.endswith(result.model_note):  # words for a model, not for you
+            output = output[: -len(result.model_note)]
+            output += "\n" if output and not output.endswith("\n") else ""
+        click.echo(output, nl=False)
         for path, image in zip(paths, result.images):
             click.echo(f"[image {image.width}x{image.height} written to {path}]", err=True)
-        if not result.ok:
+        if result.outcome == Outcome.DEADLINE_EXCEEDED:
+            click.echo(f"agentic-vision: {result.outcome}: the code ran longer than --timeout {timeout:g} s "
+                       "and was stopped", err=True)
+        elif result.stopped:
+            click.echo(f"agentic-vision: {result.outcome}: {result.stopped[0].lower()}{result.stopped[1:]}", err=True)
+        elif not result.ok:
             click.echo(f"agentic-vision: {result.outcome}", err=True)
     sys.exit(0 if result.ok else EXIT_FAILED)
 

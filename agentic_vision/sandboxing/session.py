@@ -237,17 +237,22 @@ class Session:
             worker.kill()
             self._worker = None
             if self._interrupted:
-                outcome, why = Outcome.FAILED, "The run was stopped on request. The sandbox was restarted"
+                outcome, stopped = Outcome.FAILED, "The run was stopped on request"
+                why = f"{stopped}. The sandbox was restarted"
             elif isinstance(exc, TimeoutError):
                 outcome = Outcome.DEADLINE_EXCEEDED
-                why = f"The run exceeded the time limit of {timeout:g} s and was stopped. The sandbox was restarted"
+                stopped = f"The run exceeded the time limit of {timeout:g} s and was stopped"
+                why = f"{stopped}. The sandbox was restarted"
             elif isinstance(exc, SandboxViolation):
-                outcome, why = Outcome.FAILED, f"The sandbox sent an invalid message ({exc}); it was restarted"
+                outcome, stopped = Outcome.FAILED, f"The sandbox sent an invalid message ({exc})"
+                why = f"{stopped}; it was restarted"
             else:
                 outcome = Outcome.FAILED
-                why = f"The sandbox process died ({exc}); this often means it ran out of memory. It was restarted"
-            output = note + exchange.output + f"\n[{why}: {LOST_STATE}.]\n"
-            return Execution(outcome, output, [], time.perf_counter() - started)
+                stopped = f"The sandbox process died ({exc}); this often means it ran out of memory"
+                why = f"{stopped}. It was restarted"
+            model_note = f"\n[{why}: {LOST_STATE}.]\n"
+            return Execution(outcome, note + exchange.output + model_note, [], time.perf_counter() - started,
+                             stopped=stopped, model_note=model_note)
         chunks = [note, exchange.output]
         dropped = header["dropped"] + exchange.dropped
         if dropped:
