@@ -4,6 +4,7 @@ from, what to type, why a choice was made; never words meant for the model."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 
@@ -75,3 +76,29 @@ def test_an_unknown_dash_word_says_where_a_question_goes():
     assert result.returncode == 2
     assert result.stderr == ("agentic-vision: No such option '-x'. (a question that starts with '-' goes after '--': "
                              f"{PROG} ask IMAGE -- \"-x ...\"; options: '{PROG} ask --help')\n")
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_remote_engine_that_is_down_is_not_told_to_run_a_checkout_script(tmp_path):
+    address = f"tcp://127.0.0.1:{closed_port()}"
+    result = run("exec", "--sandbox", "docker", "--docker-host", address, "print(1)", cwd=tmp_path, timeout=60)
+    assert result.returncode == 3
+    assert result.stderr == (f"agentic-vision: no Docker engine answers at {address} (connection refused): start the "
+                             "Docker engine on that host, or set DOCKER_HOST / --docker-host to a running engine\n")
+
+
+def test_auto_says_why_a_named_engine_is_not_used(tmp_path):
+    address = f"tcp://127.0.0.1:{closed_port()}"
+    result = run("exec", "--out", str(tmp_path), "print(1)", env={"DOCKER_HOST": address}, timeout=120)
+    assert (result.returncode, result.stdout) == (0, "1\n"), result.stderr
+    assert result.stderr.splitlines() == [
+        f"agentic-vision: note: using the local sandbox, not Docker: no Docker engine answers at {address} "
+        "(connection refused): start the Docker engine on that host, or set DOCKER_HOST / --docker-host to a "
+        "running engine",
+        "sandbox: local",
+    ]
