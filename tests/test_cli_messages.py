@@ -13,7 +13,7 @@ import pytest
 
 from agentic_vision.cli import cli
 from agentic_vision.testing.gemini_server import ScriptedGemini, reply
-from conftest import sample
+from conftest import require_docker, sample
 
 PROG = "python -m agentic_vision"  # how click names the command run as below
 
@@ -102,3 +102,34 @@ def test_auto_says_why_a_named_engine_is_not_used(tmp_path):
         "running engine",
         "sandbox: local",
     ]
+
+
+def test_sandbox_info_shows_docker_when_the_local_sandbox_is_not_set_up(tmp_path):
+    result = run("sandbox", "info", env={"AGENTIC_VISION_HOME": str(tmp_path)}, timeout=120)
+    lines = result.stdout.splitlines()
+    assert lines[0] == ("local sandbox: unavailable: the local sandbox's library environment is not set up: run "
+                        "'agentic-vision sandbox setup' (once, a few minutes) or use --sandbox docker")
+    assert lines[1].startswith("docker engine: ")
+    assert result.returncode == (3 if "unavailable" in lines[1] else 0)
+
+
+def test_sandbox_build_of_a_current_image_asks_no_registry(tmp_path):
+    require_docker()
+    from agentic_vision.sandboxing.docker_build import HASH_LABEL, build_files
+    from agentic_vision.sandboxing.docker_engine import connect, image_name
+    from agentic_vision.sandboxing.image_source import hash_of
+
+    engine = connect(None)
+    current = image_name()
+    labels = engine.api.inspect_image(current)["Config"]["Labels"] or {}
+    if labels.get(HASH_LABEL) != hash_of(build_files()):
+        pytest.skip(f"{current} is not built from these files (and is never rebuilt by a test)")
+    tag = f"agentic-vision/sandbox:test-current-{os.getpid()}"  # a second name for it, removed afterwards
+    engine.api.tag(current, "agentic-vision/sandbox", tag.rpartition(":")[2])
+    try:
+        result = run("sandbox", "build", env={"AGENTIC_VISION_DOCKER_IMAGE": tag}, timeout=300)
+    finally:
+        engine.api.remove_image(tag, noprune=True)
+    assert result.returncode == 0, result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"[sandbox build] {tag} is current (hash ") and "pull" not in result.stderr

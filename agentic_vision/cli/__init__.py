@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from ..errors import AgenticVisionError
+from ..errors import AgenticVisionError, SandboxUnavailable
 from ..inputs import DEFAULT_MAX_PIXELS
 from ..inputs.pdf import parse_pages
 from ..inputs.urls import is_url
@@ -29,7 +29,7 @@ from ..trace import write_trace
 from .ask_args import AskCommand
 from .bench import bench_command
 from .docker import build_command, check_command, docker_host_option, docker_info, engine_line, sandbox_option
-from .exits import EXIT_FAILED, EXIT_USAGE, exit_status, fail, file_error, name_the_variable
+from .exits import EXIT_FAILED, EXIT_SANDBOX, EXIT_USAGE, exit_status, fail, file_error, name_the_variable
 from .mcp import mcp_command
 from .outputs import check_out_file, ready_out_dir
 from .progress import Progress
@@ -230,32 +230,37 @@ def sandbox_setup(python, quiet) -> None:
               help="Docker engine to describe (default: DOCKER_HOST, the Docker context, the local socket).")
 def sandbox_info(as_json, docker_host) -> None:
     """Show the local sandbox (interpreter, limits, libraries) and the Docker engine the Docker sandbox would use."""
-    with Spinner("starting the local sandbox and importing every library", enabled=not as_json):
-        executor = get_executor("local", pool_size=0)
-        with Session(executor, [], 300, guard=False) as session:
-            libraries = session.libraries
-    info = {
-        "interpreter": str(executor.python),
-        "limits": executor.limits.as_dict(),
-        "enforcement": executor.enforcement,
-        "libraries": libraries,
-        "docker": docker_info(docker_host),
-    }
+    info: dict = {}
+    try:
+        with Spinner("starting the local sandbox and importing every library", enabled=not as_json):
+            executor = get_executor("local", pool_size=0)
+            with Session(executor, [], 300, guard=False) as session:
+                libraries = session.libraries
+        info.update({"interpreter": str(executor.python), "limits": executor.limits.as_dict(),
+                     "enforcement": executor.enforcement, "libraries": libraries})
+    except SandboxUnavailable as exc:  # the Docker half is still worth showing
+        info["local_problem"] = str(exc)
+    info["docker"] = docker_info(docker_host)
+    usable = "local_problem" not in info or "problem" not in info["docker"]
     if as_json:
         click.echo(json.dumps(info, indent=2))
-        return
-    click.echo(f"interpreter: {info['interpreter']}")
-    for what, how in info["enforcement"].items():
-        click.echo(f"{what:>18}: {how}")
-    click.echo(f"libraries: {library_summary(libraries)}")
-    for name, status in libraries.items():
-        click.echo(f"  {name:<28} {status.get('version') or 'missing: ' + status.get('error', '')}")
+        sys.exit(0 if usable else EXIT_SANDBOX)
+    if "local_problem" in info:
+        click.echo(f"local sandbox: unavailable: {info['local_problem']}")
+    else:
+        click.echo(f"interpreter: {info['interpreter']}")
+        for what, how in info["enforcement"].items():
+            click.echo(f"{what:>18}: {how}")
+        click.echo(f"libraries: {library_summary(info['libraries'])}")
+        for name, status in info["libraries"].items():
+            click.echo(f"  {name:<28} {status.get('version') or 'missing: ' + status.get('error', '')}")
     docker = info["docker"]
     if "engine" in docker:
         click.echo(f"docker engine: {engine_line(docker['engine'])}")
         click.echo(f"docker image: {docker['image']} ({docker.get('problem') or 'built and current'})")
     else:
         click.echo(f"docker engine: unavailable: {docker['problem']}")
+    sys.exit(0 if usable else EXIT_SANDBOX)
 
 
 cli.add_command(bench_command)
