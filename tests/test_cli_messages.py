@@ -133,3 +133,31 @@ def test_sandbox_build_of_a_current_image_asks_no_registry(tmp_path):
     assert result.returncode == 0, result.stderr
     [line] = result.stderr.splitlines()
     assert line.startswith(f"[sandbox build] {tag} is current (hash ") and "pull" not in result.stderr
+
+
+BLOCKED = "import sys; sys.modules['skimage'] = sys.modules['matplotlib'] = None; "  # as if not installed
+
+
+def test_bench_without_the_bench_extra_says_which_extra_brings_the_other_tasks(tmp_path):
+    note = ("note: only 3 of the 48 builtin tasks can run here: pip install 'agentic-vision[bench]' "
+            "(scikit-image, matplotlib) brings the other 45")
+    with ScriptedGemini(router=lambda request: reply.text("BLUE")) as server:
+        env = {**os.environ, "GEMINI_API_KEY": "k", "GOOGLE_GEMINI_BASE_URL": server.url}
+        result = subprocess.run(
+            [sys.executable, "-c", BLOCKED + "from agentic_vision.cli import main; main()", "bench", "--modes", "direct",
+             "--out", str(tmp_path / "out")], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert lines[0] == note and lines[-1] == note  # first, and again under the numbers
+    assert len(server.requests) == 3
+
+
+def test_the_bench_counter_gives_no_time_left_from_its_first_result(capsys):
+    from agentic_vision.cli.progress import ETA_AFTER, Progress
+
+    counter = Progress(True)
+    counter.count({"correct": True}, 1, 48)
+    assert f"time left known after {ETA_AFTER} results" in capsys.readouterr().err
+    for done in range(2, ETA_AFTER + 1):
+        counter.count({"correct": True}, done, 48)
+    assert capsys.readouterr().err.rstrip("\x1b[K ").split(", ")[-1].endswith("s left")

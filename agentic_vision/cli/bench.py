@@ -31,6 +31,8 @@ from ..values import BENCH_MODES as MODES, LOCAL_MODES, BenchMode
 
 
 LOCK_NAME = ".bench.lock"
+PAIRED_LEGEND = ("b/c vs direct: tasks this mode got right and direct got wrong / the reverse; McNemar p: the "
+                 "chance of a split at least that uneven if the two modes were equally good")
 
 
 def parse_modes(text: str) -> list[str]:
@@ -58,6 +60,8 @@ def summary_lines(records: list[dict], modes: list[str], prices: dict) -> list[s
         p50 = f"{s.latency_p50:.2f}s" if s.latency_p50 is not None else "–"
         cost = f"${s.cost:.4f}" if s.cost is not None else "n/a"
         out.append(f"{s.mode:<12} {s.n:>5} {100 * s.accuracy:>7.1f}%  {ci:<15} {paired:>13} {p:>9} {p50:>7} {cost:>9}")
+    if any(row.split()[0] != BenchMode.DIRECT for row in out[1:]):  # a column of pairs to explain
+        out.append(PAIRED_LEGEND)
     return out
 
 
@@ -204,6 +208,9 @@ def _run(suite_name, modes, model_name, base_url, sandbox, out_dir, resume, conc
     report, chart = write_report(out_dir, records, report_meta, prices, price_source, notes)
     click.echo("\n".join(summary_lines(records, report_meta["modes"], prices)))
     click.echo(f"report: {report}" + (f"\nchart: {chart}" if chart else ""))
+    for note in loaded_suite.notes[:1]:
+        if note.startswith("only "):  # again at the end, where the numbers are read
+            say(f"note: {note}")
 
 
 def _modes_present(records: list[dict]) -> list[str]:
