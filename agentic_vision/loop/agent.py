@@ -26,7 +26,7 @@ from ..models import get_model
 from ..models.base import Model, ModelImage, ModelTurn, Observation, ToolSpec
 from .prompt import NO_MORE_CODE, SYSTEM, TOOL_NAME, tool_description
 from .result import AgentResult, Step, Timings, Turn
-from ..sandboxing.session import InputFile, Session, open_session
+from ..sandboxing.session import InputFile, RunInterrupted, Session, open_session
 
 
 @dataclass
@@ -47,6 +47,7 @@ class Settings:
 
 
 Event = Callable[[str, dict], None]
+INTERRUPTED_NOTE = "[interrupted (Ctrl-C) while this ran]"
 
 
 @dataclass
@@ -129,6 +130,7 @@ class Chat:
         self.results: list[AgentResult] = []
         self._image_count = 0
         self._running: Step | None = None
+        self._running_since = 0.0
 
     def __enter__(self) -> "Chat":
         return self
@@ -229,6 +231,8 @@ class Chat:
             # that was going on (a trace of it can still be written).
             result.stop_reason = StopReason.INTERRUPTED
             if self._running is not None and result.turns:
+                if not self._running.duration_s:
+                    self._running.duration_s = time.perf_counter() - self._running_since
                 result.turns[-1].steps.append(self._running)
             raise
         finally:
@@ -303,8 +307,16 @@ class Chat:
             self._emit("step", number=number, step=step, call=call)
             return step, Observation(call, Outcome.FAILED, call.error)
         self._emit("code", number=number, code=call.code, call=call)
-        self._running = Step(call.code, Outcome.FAILED, "[interrupted (Ctrl-C) while this ran]")
-        execution = self.session.run(call.code)
+        self._running = Step(call.code, Outcome.FAILED, INTERRUPTED_NOTE)
+        self._running_since = time.perf_counter()
+        try:
+            execution = self.session.run(call.code)
+        except RunInterrupted as exc:  # keep what the run had printed, and how long it had run
+            so_far = exc.execution.output
+            if so_far and not so_far.endswith("\n"):
+                so_far += "\n"
+            self._running = Step(call.code, Outcome.FAILED, so_far + INTERRUPTED_NOTE, [], exc.execution.duration_s)
+            raise
         self._running = None
         step = Step(call.code, execution.outcome, execution.output, execution.images, execution.duration_s)
         self._emit("step", number=number, step=step, call=call)

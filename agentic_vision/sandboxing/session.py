@@ -233,6 +233,11 @@ class Session:
         exchange = Exchange({"result"}, output_limit=OUTPUT_LIMIT)
         try:
             header, blobs = worker.request(exchange, {"op": "run", "code": code}, timeout=timeout)
+        except KeyboardInterrupt:
+            worker.kill()
+            self._worker = None
+            raise RunInterrupted(Execution(Outcome.FAILED, note + exchange.output, [], time.perf_counter() - started,
+                                           stopped="interrupted (Ctrl-C)")) from None
         except (TimeoutError, WorkerDied) as exc:
             worker.kill()
             self._worker = None
@@ -273,6 +278,15 @@ class Session:
             images.append(image)
         chunks += [f"[{line}]\n" for line in notes]
         return Execution(Outcome(header["outcome"]), "".join(chunks), images, time.perf_counter() - started)
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C while code ran: ``execution`` holds what it had printed and how long it ran
+    (the sandbox is gone), so a trace of the interrupted run can show them."""
+
+    def __init__(self, execution: Execution) -> None:
+        super().__init__()
+        self.execution = execution
 
 
 def open_session(
