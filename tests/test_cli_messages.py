@@ -3,7 +3,11 @@ from, what to type, why a choice was made; never words meant for the model."""
 
 from __future__ import annotations
 
+import json
 import os
+import pty
+import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -152,12 +156,31 @@ def test_bench_without_the_bench_extra_says_which_extra_brings_the_other_tasks(t
     assert len(server.requests) == 3
 
 
-def test_the_bench_counter_gives_no_time_left_from_its_first_result(capsys):
-    from agentic_vision.cli.progress import ETA_AFTER, Progress
-
-    counter = Progress(True)
-    counter.count({"correct": True}, 1, 48)
-    assert f"time left known after {ETA_AFTER} results" in capsys.readouterr().err
-    for done in range(2, ETA_AFTER + 1):
-        counter.count({"correct": True}, done, 48)
-    assert capsys.readouterr().err.rstrip("\x1b[K ").split(", ")[-1].endswith("s left")
+def test_the_bench_counter_on_a_terminal_gives_no_time_left_from_its_first_results(tmp_path):
+    shutil.copy(sample("coins.png"), tmp_path / "coins.png")
+    rows = [{"id": f"coins-{n}", "image": "coins.png", "question": f"How many coins ({n})?", "answer": 24,
+             "match": "number"} for n in range(6)]
+    (tmp_path / "tasks.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    master, slave = pty.openpty()  # the counter is for a terminal only
+    with ScriptedGemini(router=lambda request: reply.text("24")) as server:
+        env = {**os.environ, "GEMINI_API_KEY": "k", "GOOGLE_GEMINI_BASE_URL": server.url}
+        proc = subprocess.Popen([sys.executable, "-m", "agentic_vision", "bench", "--suite", str(tmp_path / "tasks.jsonl"),
+                                 "--modes", "direct", "--concurrency", "1", "--out", str(tmp_path / "out")],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave, env=env)
+        os.close(slave)
+        seen = b""
+        while True:
+            try:
+                data = os.read(master, 4096)
+            except OSError:  # EIO: the command closed the terminal
+                break
+            if not data:
+                break
+            seen += data
+        proc.communicate(timeout=120)
+        os.close(master)
+    assert proc.returncode == 0, seen
+    updates = {u.split()[2]: u for u in seen.decode().split("\r") if u.startswith("bench [")}
+    for early in ("1/6", "2/6", "4/6"):
+        assert "time left known after 5 results" in updates[early], updates[early]
+    assert re.search(r"~\d+s left", updates["5/6"]) and re.search(r"~0s left", updates["6/6"])
