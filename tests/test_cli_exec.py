@@ -91,8 +91,8 @@ def test_an_out_folder_that_cannot_be_made_is_one_line_before_the_code_runs(tmp_
     blocker.write_text("a file, not a folder")
     result = cli("exec", "--out", str(blocker / "images"), "print('ran')")
     assert (result.returncode, result.stdout) == (2, "")  # nothing ran
-    assert result.stderr == (f"agentic-vision: --out {blocker / 'images'}: cannot make this folder (Not a directory); "
-                             "choose another\n")
+    assert result.stderr == (f"agentic-vision: --out {blocker / 'images'}: cannot make this folder ({blocker} is a "
+                             "file); choose another folder\n")
 
 
 def test_a_timeout_is_told_to_the_user_not_in_the_models_words(tmp_path):

@@ -152,8 +152,8 @@ def test_exec_in_a_read_only_folder_refuses_before_running_the_code(read_only_di
     code = "from PIL import Image\nprint('ran')\nImage.new('RGB', (8, 8)).show()"
     result = run("exec", code, cwd=read_only_dir, timeout=120)
     assert (result.returncode, result.stdout) == (2, "")
-    assert result.stderr == ("agentic-vision: --out agentic-vision-out: cannot make this folder (Read-only file "
-                             "system); choose another\n")
+    assert result.stderr == (f"agentic-vision: --out agentic-vision-out: cannot write in {read_only_dir} (Read-only "
+                             "file system); choose another folder\n")
 
 
 def test_a_trace_in_a_missing_folder_is_refused_not_made(tmp_path):

@@ -31,7 +31,7 @@ from .bench import bench_command
 from .docker import build_command, check_command, docker_host_option, docker_info, engine_line, sandbox_option
 from .exits import EXIT_FAILED, EXIT_SANDBOX, EXIT_USAGE, exit_status, fail, file_error, name_the_variable
 from .mcp import mcp_command
-from .outputs import check_out_file, ready_out_dir
+from .outputs import check_out_dir, check_out_file
 from .progress import Progress
 from .readiness import choose_sandbox
 from .serve import serve_command
@@ -50,6 +50,7 @@ def cli() -> None:
 
 
 def write_images(images, out_dir: Path, stem: str = "image") -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for i, image in enumerate(images, 1):
         path = out_dir / f"{stem}-{i}{image.extension}"
@@ -82,7 +83,7 @@ def exec_command(code, sandbox, inputs, max_pixels, timeout, out_dir, as_json, n
     for path in inputs:
         if not Path(path).is_file():
             fail(f"input file not found: {path}", EXIT_USAGE)
-    out = ready_out_dir(out_dir, "--out")  # before the code runs: its images must have somewhere to go
+    out = check_out_dir(out_dir, "--out")  # before the code runs: its images must have somewhere to go
     kind = choose_sandbox(sandbox, quiet=as_json, docker_host=docker_host)
     with open_session(kind, inputs=inputs, timeout=timeout, guard=not no_guard, pool_size=0,
                       max_pixels=max_pixels or DEFAULT_MAX_PIXELS, docker_host=docker_host) as session:

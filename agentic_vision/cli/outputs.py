@@ -10,7 +10,7 @@ from pathlib import Path
 from ..errors import InputError
 
 
-def _probe(folder: Path, option: str) -> None:
+def _probe(folder: Path, option: str, named: str) -> None:
     """Writes and removes a file in ``folder``: the only test that holds for root, read-only
     mounts and full disks alike (os.access says yes to root)."""
     try:
@@ -18,17 +18,20 @@ def _probe(folder: Path, option: str) -> None:
         os.close(fd)
         os.unlink(name)
     except OSError as exc:
-        raise InputError(f"{option} {folder}: cannot write there ({exc.strerror}); choose another folder") from None
+        where = "" if str(folder) == named else f" in {folder.resolve()}"
+        raise InputError(f"{option} {named}: cannot write{where} ({exc.strerror}); choose another folder") from None
 
 
-def ready_out_dir(path: str, option: str) -> Path:
-    """The output folder, made if missing (as writing into it would), and writable."""
+def check_out_dir(path: str, option: str) -> Path:
+    """The output folder, or the nearest folder above it that exists, takes files; nothing is
+    made yet (a run that fails before it has output leaves no empty folder behind)."""
     folder = Path(path)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"{option} {folder}: cannot make this folder ({exc.strerror}); choose another") from None
-    _probe(folder, option)
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InputError(f"{option} {folder}: cannot make this folder ({existing} is a file); choose another folder")
+    _probe(existing, option, path)
     return folder
 
 
@@ -43,4 +46,4 @@ def check_out_file(path: str, option: str) -> None:
         raise InputError(f"{option} {path}: {parent} is a file, not a folder; choose another path")
     if target.is_dir():
         raise InputError(f"{option} {path}: is a folder; give a file name")
-    _probe(parent, option)
+    _probe(parent, option, path)
