@@ -184,3 +184,21 @@ def test_the_bench_counter_on_a_terminal_gives_no_time_left_from_its_first_resul
     for early in ("1/6", "2/6", "4/6"):
         assert "time left known after 5 results" in updates[early], updates[early]
     assert re.search(r"~\d+s left", updates["5/6"]) and re.search(r"~0s left", updates["6/6"])
+
+
+def test_ask_on_a_folder_with_a_broken_image_answers_and_names_what_it_skipped(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    shutil.copy(sample("coins.png"), folder / "coins.png")
+    (folder / "broken.jpg").write_bytes(sample("coins.png").read_bytes()[:2000])
+    (folder / "notes.txt").write_text("shopping list")
+    with ScriptedGemini([reply.text("24 coins.")]) as server:
+        result = run("ask", str(folder), "How many coins?", "--sandbox", "local",
+                     env={"GEMINI_API_KEY": "k", "GOOGLE_GEMINI_BASE_URL": server.url})
+        sent = [im for r in server.requests for im in server.images_in_request(server.requests.index(r))]
+    assert (result.returncode, result.stdout) == (0, "24 coins.\n"), result.stderr
+    notes = [line for line in result.stderr.splitlines() if line.startswith("note: ")]
+    assert notes == [f"note: skipped 1 file in {folder} that is not an image or a PDF: notes.txt",
+                     f"note: skipped {folder / 'broken.jpg'}: not a readable image: the file is cut short; "
+                     "check the file"]
+    assert len(sent) == 1  # coins.png alone went to the model
