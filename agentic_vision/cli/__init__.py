@@ -130,7 +130,8 @@ def exec_command(code, sandbox, inputs, max_pixels, timeout, out_dir, as_json, n
 @click.argument("args", nargs=-1, required=True, metavar="IMAGE... QUESTION")
 @click.option("--image", "more_images", multiple=True, help="Another image, folder, PDF or URL (repeatable).")
 @click.option("--file", "files", multiple=True, help="A data file for the code, e.g. CSV, or its URL (repeatable).")
-@click.option("--model", default="gemini-3-flash-preview", show_default=True, envvar="AGENTIC_VISION_MODEL", show_envvar=True,
+@click.option("--model", default="gemini-3-flash-preview", show_default=True,
+              envvar="AGENTIC_VISION_MODEL", show_envvar=True,
               help="gemini-…, openai:NAME or ollama:NAME.")
 @click.option("--base-url", default=None, help="Server for openai:/ollama: models (or OPENAI_BASE_URL).")
 @sandbox_option()

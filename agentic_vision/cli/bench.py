@@ -71,7 +71,8 @@ def summary_lines(records: list[dict], modes: list[str], prices: dict) -> list[s
                    "or a V* Bench directory.")
 @click.option("--modes", "modes_text", default="direct,hosted,local", show_default=True,
               help=f"Comma-separated, from: {', '.join(MODES)}.")
-@click.option("--model", default="gemini-3-flash-preview", show_default=True, envvar="AGENTIC_VISION_MODEL", show_envvar=True,
+@click.option("--model", default="gemini-3-flash-preview", show_default=True,
+              envvar="AGENTIC_VISION_MODEL", show_envvar=True,
               help="gemini-…, openai:NAME or ollama:NAME.")
 @click.option("--base-url", default=None, help="Server for openai:/ollama: models (passed through).")
 @sandbox_option("Where the local modes run code.")

@@ -24,8 +24,8 @@ def choose_sandbox(kind: str, quiet: bool, docker_host: str | None = None) -> st
     named = docker_host or os.environ.get("DOCKER_HOST") or os.environ.get("DOCKER_CONTEXT")
     if kind == "auto" and resolved == "local" and named and not quiet:
         # An engine the user named and cannot use: say why it is not used, not only "sandbox: local".
-        click.echo(f"agentic-vision: note: using the local sandbox, not Docker: {docker_problem(docker_host=docker_host)}",
-                   err=True)
+        why = docker_problem(docker_host=docker_host)
+        click.echo(f"agentic-vision: note: using the local sandbox, not Docker: {why}", err=True)
     if resolved == "local":
         ensure_local_env(quiet)
     return resolved
