@@ -202,3 +202,7 @@ def test_ask_on_a_folder_with_a_broken_image_answers_and_names_what_it_skipped(t
                      f"note: skipped {folder / 'broken.jpg'}: not a readable image: the file is cut short; "
                      "check the file"]
     assert len(sent) == 1  # coins.png alone went to the model
+    with ScriptedGemini([reply.text("24 coins.")]) as server:
+        quiet = run("ask", str(folder), "How many coins?", "--sandbox", "local", "--json",
+                    env={"GEMINI_API_KEY": "k", "GOOGLE_GEMINI_BASE_URL": server.url})
+    assert json.loads(quiet.stdout)["skipped"] == [note[len("note: "):] for note in notes]  # --json says it too

@@ -102,4 +102,5 @@ class AgentResult:
             "usage": self.usage.as_dict(),
             "timings": {"model_s": round(self.timings.model_s, 3), "sandbox_s": round(self.timings.sandbox_s, 3),
                         "wall_s": round(self.timings.wall_s, 3)},
+            **({"skipped": self.skipped} if self.skipped else {}),  # inputs of folders left out, for --json
         }
