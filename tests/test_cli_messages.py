@@ -206,3 +206,19 @@ def test_ask_on_a_folder_with_a_broken_image_answers_and_names_what_it_skipped(t
         quiet = run("ask", str(folder), "How many coins?", "--sandbox", "local", "--json",
                     env={"GEMINI_API_KEY": "k", "GOOGLE_GEMINI_BASE_URL": server.url})
     assert json.loads(quiet.stdout)["skipped"] == [note[len("note: "):] for note in notes]  # --json says it too
+
+
+def test_serve_on_auto_says_why_a_named_engine_is_not_used():
+    address = f"tcp://127.0.0.1:{closed_port()}"
+    env = {k: v for k, v in os.environ.items() if k not in ("AGENTIC_VISION_SANDBOX", "GEMINI_API_KEY")}
+    proc = subprocess.Popen([sys.executable, "-m", "agentic_vision", "serve", "--port", "0"], text=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**env, "DOCKER_HOST": address})
+    try:
+        first, second = proc.stderr.readline(), proc.stderr.readline()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert first == (f"agentic-vision: note: using the local sandbox, not Docker: no Docker engine answers at {address} "
+                     "(connection refused): start the Docker engine on that host, or set DOCKER_HOST / --docker-host "
+                     "to a running engine\n")
+    assert "(sandbox auto, now local;" in second

@@ -27,6 +27,7 @@ from .docker import docker_host_option, sandbox_option
 from .exits import exit_status, fail, file_error
 from ..bench.config import RayOptions
 from .progress import Progress
+from .readiness import say_why_not_docker
 from ..values import BENCH_MODES as MODES, LOCAL_MODES, BenchMode
 
 
@@ -179,6 +180,8 @@ def _run(suite_name, modes, model_name, base_url, sandbox, out_dir, resume, conc
     if sandbox_kind and ray is None:  # an engine that does not answer: one line now (on Ray the nodes reach it)
         kind, engine = sandbox_in_use(sandbox, docker_host)
         where = describe_sandbox(sandbox, kind, engine)
+        if not quiet:
+            say_why_not_docker(sandbox, kind, docker_host)
     elif sandbox_kind and docker_host:
         where = f"{sandbox} at {docker_host}"
     notes = loaded_suite.notes + skipped

@@ -6,6 +6,7 @@ import click
 
 from ..errors import InputError
 from .docker import docker_host_option, sandbox_option
+from .readiness import say_why_not_docker
 
 
 @click.command("serve")
@@ -51,6 +52,7 @@ def serve_command(host, port, sandbox, docker_host, routes, auth_key, max_concur
     check_bind(host, config)
     # An engine that does not answer is one line now, before serving, not a 500 per request.
     kind, engine = sandbox_in_use(sandbox, docker_host)
+    say_why_not_docker(sandbox, kind, docker_host)
     if not config.upstream_key and auth_key:
         click.echo("agentic-vision: no GEMINI_API_KEY: Gemini models will not be served "
                    "(with --auth-key, clients' keys are not forwarded)", err=True)
