@@ -74,6 +74,10 @@ class Execution:
     output: str
     images: list[Image] = field(default_factory=list)
     duration_s: float = 0.0
+    # A run the sandbox had to stop (time limit, death, violation): why, for a person, and the
+    # note at the end of ``output`` that tells the model what it lost (not for a person).
+    stopped: str = ""
+    model_note: str = ""
 
     @property
     def ok(self) -> bool:

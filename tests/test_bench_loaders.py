@@ -226,7 +226,10 @@ def test_builtin_without_scikit_image_keeps_what_it_can(tmp_path, monkeypatch):
     real = samples.sample_dir
     monkeypatch.setattr(samples, "sample_dir", lambda source: None if source == "skimage" else real(source))
     tasks, notes = load_builtin(tmp_path, seed=0)
-    assert len(notes) == 1 and notes[0].startswith("scikit-image not installed:")
+    assert len(notes) == 2 and notes[1].startswith("scikit-image not installed:")
+    missing = 33 + 2 - len(tasks)  # the data file's 33, the two generated kept in COUNTS above
+    assert notes[0] == (f"only {len(tasks)} of the 35 builtin tasks can run here: pip install "
+                        f"'agentic-vision[bench]' (scikit-image, matplotlib) brings the other {missing}")
     assert tasks and all(not p.is_relative_to(real("skimage")) for t in tasks for p in t.images)
     assert any(t.id == "hopper-nametag" for t in tasks)  # matplotlib's images still count
     assert any(t.meta.get("category") == "zoom" for t in tasks)  # built from matplotlib's photo

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from google.genai import types
 
-from agentic_vision.cli.bench import bench_command
+from agentic_vision.cli.bench import PAIRED_LEGEND, bench_command
 from agentic_vision.bench.modes import ModeRunner, available_modes
 from agentic_vision.bench.offline import OfflineRouter
 from agentic_vision.bench.results import ResultsFile, read_results
@@ -149,6 +149,7 @@ def test_all_modes_end_to_end_with_numbers_by_hand(tmp_path, gemini_env):
     # The printed summary and the report: accuracy, Wilson intervals, McNemar (b, c, p), cost, by hand.
     lines = {line.split()[0]: line for line in result.output.splitlines() if line.split()}
     assert lines["direct"].split()[1:4] == ["4", "25.0%", "4.6–69.9%"]
+    assert PAIRED_LEGEND in result.output.splitlines()  # the b/c column explained where it is printed
     assert lines["hosted"].split()[1:6] == ["4", "75.0%", "30.1–95.4%", "0/2", "0.500"]
     assert lines["local"].split()[1:6] == ["4", "100.0%", "51.0–100.0%", "0/3", "0.250"]
     assert lines["local-blind"].split()[1:6] == ["4", "25.0%", "4.6–69.9%", "1/1", "1.000"]

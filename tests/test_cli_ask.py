@@ -130,7 +130,9 @@ def test_a_trace_that_cannot_be_written_is_one_line_and_exit_2(tmp_path):
         result = ask(str(sample("coins.png")), "How many?", "--trace", str(blocker / "t.html"), "--sandbox", "local",
                      "--quiet", server=server)
     assert result.returncode == 2
-    assert result.stderr == f"agentic-vision: {blocker}: File exists; check the path and its permissions\n"
+    assert result.stderr == (f"agentic-vision: --trace {blocker / 't.html'}: {blocker} is a file, not a folder; "
+                             "choose another path\n")
+    assert server.requests == []  # checked before the model was asked
 
 
 # -- inputs and first-run failures, as a user meets them --------------------------------------
@@ -229,3 +231,7 @@ def test_ctrl_c_writes_the_partial_trace_marked_interrupted(tmp_path):
     html = trace.read_text()
     assert "No answer (interrupted)" in html and '<span class="badge bad">INTERRUPTED</span>' in html
     assert "Step 1" in html and "interrupted (Ctrl-C) while this ran" in html  # the step that was running
+    step = html[html.index("Step 1"):]
+    assert "started\n[interrupted (Ctrl-C) while this ran]" in step  # what it had printed is kept
+    seconds = float(step.split('<span class="meta">')[1].split(" s</span>")[0])
+    assert seconds >= 1.5  # it ran about 2 s before Ctrl-C, not "0.00 s"

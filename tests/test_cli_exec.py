@@ -86,12 +86,18 @@ def test_missing_bubblewrap_exits_3_with_how_to_install(tmp_path):
     )
 
 
-def test_an_out_folder_that_cannot_be_made_is_a_usage_error_in_one_line(tmp_path):
+def test_an_out_folder_that_cannot_be_made_is_one_line_before_the_code_runs(tmp_path):
     blocker = tmp_path / "taken"
     blocker.write_text("a file, not a folder")
-    code = "from PIL import Image\nImage.new('RGB', (8, 8)).save('x.png')"
-    result = cli("exec", "--out", str(blocker / "images"), code)
-    assert result.returncode == 2
-    chosen, message = result.stderr.splitlines()  # the sandbox chosen, then the one-line error
-    assert chosen.startswith("sandbox: ")
-    assert message == f"agentic-vision: {blocker / 'images'}: Not a directory; check the path and its permissions"
+    result = cli("exec", "--out", str(blocker / "images"), "print('ran')")
+    assert (result.returncode, result.stdout) == (2, "")  # nothing ran
+    assert result.stderr == (f"agentic-vision: --out {blocker / 'images'}: cannot make this folder ({blocker} is a "
+                             "file); choose another folder\n")
+
+
+def test_a_timeout_is_told_to_the_user_not_in_the_models_words(tmp_path):
+    result = cli("exec", "--timeout", "1", "--out", str(tmp_path), "print('started', flush=True)\nwhile True: pass")
+    assert (result.returncode, result.stdout) == (1, "started\n")
+    assert result.stderr.splitlines()[-1] == ("agentic-vision: OUTCOME_DEADLINE_EXCEEDED: the code ran longer than "
+                                              "--timeout 1 s and was stopped")
+    assert "restarted" not in result.stdout + result.stderr and "variables" not in result.stdout + result.stderr

@@ -179,8 +179,8 @@ def test_an_unreachable_docker_host_fails_in_seconds(no_cli_env):
     address = f"tcp://127.0.0.1:{closed_port()}"
     message, took = timed_error("exec", "--sandbox", "docker", "print(1)", env=dict(no_cli_env, DOCKER_HOST=address))
     assert message == (
-        f"agentic-vision: no Docker engine answers at {address} (connection refused): start it (e.g. 'sudo systemctl "
-        "start docker' or scripts/start-docker.sh), or set DOCKER_HOST / --docker-host to a running engine"
+        f"agentic-vision: no Docker engine answers at {address} (connection refused): start the Docker engine on "
+        "that host, or set DOCKER_HOST / --docker-host to a running engine"  # not this machine's start script
     )
     assert took < 15  # the interpreter's start included; the probe gives up after 5 s at most
 

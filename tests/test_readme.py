@@ -59,3 +59,28 @@ def test_open_session_example(tmp_path, monkeypatch):
     result = namespace["result"]
     assert result.outcome == "OUTCOME_OK"
     assert [(im.width, im.height) for im in result.images] == [(640, 427)]
+
+
+def test_gateway_example_runs_with_the_environment_the_readme_sets(tmp_path):
+    """The gateway section's shell lines, as written (the address made the test's own), are
+    all the documentation's code needs: the SDK refuses to start without a key."""
+    import os
+    import subprocess
+    import sys
+
+    from gateway_helpers import CROP, gateway
+
+    text = README.read_text()
+    section = text[text.index("## Existing Gemini code, unchanged: the gateway"):]
+    [shell] = [b for b in re.findall(r"```sh\n(.*?)```", section, flags=re.S) if "export GOOGLE_GEMINI_BASE_URL" in b]
+    exports = dict(re.findall(r"^export (\w+)=(\S+)", shell, flags=re.M))
+    [block] = [b for b in python_blocks() if "client.models.generate_content" in b]
+    shutil.copy(sample("coffee.png"), tmp_path / "photo.png")
+    script = [reply.call("run_python", {"code": CROP}), reply.text("There are 3 pedals.")]
+    with ScriptedGemini(script) as upstream, gateway(upstream, upstream_key="the-gateways-own-key") as running:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("GEMINI_", "GOOGLE_"))}
+        env.update(exports, GOOGLE_GEMINI_BASE_URL=running.url)
+        result = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, env=env, capture_output=True, text=True,
+                                timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "There are 3 pedals." in result.stdout and (tmp_path / "step.png").is_file()

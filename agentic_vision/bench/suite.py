@@ -30,6 +30,8 @@ def load_suite(name_or_path: str, cache_dir: Path, *, seed: int = 0, limit: int 
     cache_dir = Path(cache_dir)
     if name_or_path in BUILTIN:
         tasks, notes = load_builtin(cache_dir, seed, BUILTIN[name_or_path])
+        if not tasks:
+            raise InputError(notes[0])
         return Suite(name_or_path, tasks[:limit] if limit is not None else tasks, notes)
     path = Path(name_or_path).expanduser()
     if not path.exists():

@@ -14,23 +14,27 @@ from pathlib import Path
 
 import click
 
-from ..errors import AgenticVisionError
+from ..errors import AgenticVisionError, SandboxUnavailable
 from ..inputs import DEFAULT_MAX_PIXELS
 from ..inputs.pdf import parse_pages
 from ..inputs.urls import is_url
 from ..loop.agent import Agent
+from ..values import Outcome
+from ..models import check_model_name
 from ..sandboxing.environment import build_env, env_is_current
 from ..sandboxing.executors import get_executor
 from ..sandboxing.runtime_files import library_summary
 from ..sandboxing.session import Session, open_session
 from ..trace import write_trace
+from .ask_args import AskCommand
 from .bench import bench_command
 from .chat import chat_command
 from .logs import feedback_command, logs_command, memory_command, remember_command
 from .run_log import run_log_options, say_run_log
 from .docker import build_command, check_command, docker_host_option, docker_info, engine_line, sandbox_option
-from .exits import EXIT_FAILED, EXIT_USAGE, exit_status, fail, file_error
+from .exits import EXIT_FAILED, EXIT_SANDBOX, EXIT_USAGE, exit_status, fail, file_error, name_the_variable
 from .mcp import mcp_command
+from .outputs import check_out_dir, check_out_file
 from .progress import Progress
 from .readiness import choose_sandbox
 from .serve import serve_command
@@ -82,6 +86,7 @@ def exec_command(code, sandbox, inputs, max_pixels, timeout, out_dir, as_json, n
     for path in inputs:
         if not Path(path).is_file():
             fail(f"input file not found: {path}", EXIT_USAGE)
+    out = check_out_dir(out_dir, "--out")  # before the code runs: its images must have somewhere to go
     kind = choose_sandbox(sandbox, quiet=as_json, docker_host=docker_host)
     with open_session(kind, inputs=inputs, timeout=timeout, guard=not no_guard, pool_size=0,
                       max_pixels=max_pixels or DEFAULT_MAX_PIXELS, docker_host=docker_host) as session:
@@ -89,7 +94,7 @@ def exec_command(code, sandbox, inputs, max_pixels, timeout, out_dir, as_json, n
             click.secho(f"sandbox: {kind}", err=True, dim=True)
         result = session.run(code)
     try:
-        paths = write_images(result.images, Path(out_dir))
+        paths = write_images(result.images, out)
     except OSError as exc:
         raise file_error(exc) from None
     if as_json:
@@ -104,10 +109,19 @@ def exec_command(code, sandbox, inputs, max_pixels, timeout, out_dir, as_json, n
             "duration_ms": round(result.duration_s * 1000, 1),
         }))
     else:
-        click.echo(result.output, nl=False)
+        output = result.output
+        if result.model_note and output.endswith(result.model_note):  # words for a model, not for you
+            output = output[: -len(result.model_note)]
+            output += "\n" if output and not output.endswith("\n") else ""
+        click.echo(output, nl=False)
         for path, image in zip(paths, result.images):
             click.echo(f"[image {image.width}x{image.height} written to {path}]", err=True)
-        if not result.ok:
+        if result.outcome == Outcome.DEADLINE_EXCEEDED:
+            click.echo(f"agentic-vision: {result.outcome}: the code ran longer than --timeout {timeout:g} s "
+                       "and was stopped", err=True)
+        elif result.stopped:
+            click.echo(f"agentic-vision: {result.outcome}: {result.stopped[0].lower()}{result.stopped[1:]}", err=True)
+        elif not result.ok:
             click.echo(f"agentic-vision: {result.outcome}", err=True)
     sys.exit(0 if result.ok else EXIT_FAILED)
 
@@ -115,11 +129,12 @@ def exec_command(code, sandbox, inputs, max_pixels, timeout, out_dir, as_json, n
 # -- ask ----------------------------------------------------------------------------------
 
 
-@cli.command("ask")
+@cli.command("ask", cls=AskCommand)
 @click.argument("args", nargs=-1, required=True, metavar="IMAGE... QUESTION")
 @click.option("--image", "more_images", multiple=True, help="Another image, folder, PDF or URL (repeatable).")
 @click.option("--file", "files", multiple=True, help="A data file for the code, e.g. CSV, or its URL (repeatable).")
-@click.option("--model", default="gemini-3-flash-preview", show_default=True, envvar="AGENTIC_VISION_MODEL",
+@click.option("--model", default="gemini-3-flash-preview", show_default=True,
+              envvar="AGENTIC_VISION_MODEL", show_envvar=True,
               help="gemini-…, openai:NAME or ollama:NAME.")
 @click.option("--base-url", default=None, help="Server for openai:/ollama: models (or OPENAI_BASE_URL).")
 @sandbox_option()
@@ -152,11 +167,14 @@ def ask_command(args, more_images, files, model, base_url, sandbox, docker_host,
     for path in [*images, *files]:
         if not is_url(path) and not Path(path).exists():
             fail(f"file not found: {path}", EXIT_USAGE)
+    if trace_path:
+        check_out_file(trace_path, "--trace")
     options = {}
     if thinking.lower() != "default":
         options["thinking"] = thinking.lower()
     if base_url:
         options["base_url"] = base_url
+    check_model_name(model, cli=True)  # what to write, in the command line's words
     progress = Progress(not quiet and not as_json)
     agent = Agent(model=model, sandbox=sandbox, model_options=options, max_steps=max_steps, timeout=timeout,
                   sandbox_options={"docker_host": docker_host} if docker_host else None,
@@ -221,32 +239,37 @@ def sandbox_setup(python, quiet) -> None:
               help="Docker engine to describe (default: DOCKER_HOST, the Docker context, the local socket).")
 def sandbox_info(as_json, docker_host) -> None:
     """Show the local sandbox (interpreter, limits, libraries) and the Docker engine the Docker sandbox would use."""
-    with Spinner("starting the local sandbox and importing every library", enabled=not as_json):
-        executor = get_executor("local", pool_size=0)
-        with Session(executor, [], 300, guard=False) as session:
-            libraries = session.libraries
-    info = {
-        "interpreter": str(executor.python),
-        "limits": executor.limits.as_dict(),
-        "enforcement": executor.enforcement,
-        "libraries": libraries,
-        "docker": docker_info(docker_host),
-    }
+    info: dict = {}
+    try:
+        with Spinner("starting the local sandbox and importing every library", enabled=not as_json):
+            executor = get_executor("local", pool_size=0)
+            with Session(executor, [], 300, guard=False) as session:
+                libraries = session.libraries
+        info.update({"interpreter": str(executor.python), "limits": executor.limits.as_dict(),
+                     "enforcement": executor.enforcement, "libraries": libraries})
+    except SandboxUnavailable as exc:  # the Docker half is still worth showing
+        info["local_problem"] = str(exc)
+    info["docker"] = docker_info(docker_host)
+    usable = "local_problem" not in info or "problem" not in info["docker"]
     if as_json:
         click.echo(json.dumps(info, indent=2))
-        return
-    click.echo(f"interpreter: {info['interpreter']}")
-    for what, how in info["enforcement"].items():
-        click.echo(f"{what:>18}: {how}")
-    click.echo(f"libraries: {library_summary(libraries)}")
-    for name, status in libraries.items():
-        click.echo(f"  {name:<28} {status.get('version') or 'missing: ' + status.get('error', '')}")
+        sys.exit(0 if usable else EXIT_SANDBOX)
+    if "local_problem" in info:
+        click.echo(f"local sandbox: unavailable: {info['local_problem']}")
+    else:
+        click.echo(f"interpreter: {info['interpreter']}")
+        for what, how in info["enforcement"].items():
+            click.echo(f"{what:>18}: {how}")
+        click.echo(f"libraries: {library_summary(info['libraries'])}")
+        for name, status in info["libraries"].items():
+            click.echo(f"  {name:<28} {status.get('version') or 'missing: ' + status.get('error', '')}")
     docker = info["docker"]
     if "engine" in docker:
         click.echo(f"docker engine: {engine_line(docker['engine'])}")
         click.echo(f"docker image: {docker['image']} ({docker.get('problem') or 'built and current'})")
     else:
         click.echo(f"docker engine: unavailable: {docker['problem']}")
+    sys.exit(0 if usable else EXIT_SANDBOX)
 
 
 cli.add_command(bench_command)
@@ -267,7 +290,11 @@ def main() -> None:
     except click.exceptions.Abort:
         fail("interrupted", 130)
     except click.UsageError as exc:
+        exc = name_the_variable(exc)
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+        if isinstance(exc, click.NoSuchOption) and exc.ctx and exc.ctx.command.name == "ask":
+            hint = (f" (a question that starts with '-' goes after '--': {exc.ctx.command_path} IMAGE -- "
+                    f"\"{exc.option_name} ...\"; options: '{exc.ctx.command_path} --help')")
         fail(f"{exc.format_message()}{hint}", EXIT_USAGE)
     except click.ClickException as exc:
         fail(exc.format_message(), EXIT_USAGE)

@@ -20,12 +20,20 @@ from ..bench.report import write_report
 from ..bench.results import RESULTS_NAME, read_results
 from ..bench.suite import load_suite
 from ..errors import AgenticVisionError, InputError
+from ..locking import Busy, exclusive
+from ..models import check_model_name
 from ..sandboxing.executors import check_docker_host
 from .docker import docker_host_option, sandbox_option
 from .exits import exit_status, fail, file_error
 from ..bench.config import RayOptions
 from .progress import Progress
+from .readiness import say_why_not_docker
 from ..values import BENCH_MODES as MODES, LOCAL_MODES, BenchMode
+
+
+LOCK_NAME = ".bench.lock"
+PAIRED_LEGEND = ("b/c vs direct: tasks this mode got right and direct got wrong / the reverse; McNemar p: the "
+                 "chance of a split at least that uneven if the two modes were equally good")
 
 
 def parse_modes(text: str) -> list[str]:
@@ -53,6 +61,8 @@ def summary_lines(records: list[dict], modes: list[str], prices: dict) -> list[s
         p50 = f"{s.latency_p50:.2f}s" if s.latency_p50 is not None else "–"
         cost = f"${s.cost:.4f}" if s.cost is not None else "n/a"
         out.append(f"{s.mode:<12} {s.n:>5} {100 * s.accuracy:>7.1f}%  {ci:<15} {paired:>13} {p:>9} {p50:>7} {cost:>9}")
+    if any(row.split()[0] != BenchMode.DIRECT for row in out[1:]):  # a column of pairs to explain
+        out.append(PAIRED_LEGEND)
     return out
 
 
@@ -62,7 +72,8 @@ def summary_lines(records: list[dict], modes: list[str], prices: dict) -> list[s
                    "or a V* Bench directory.")
 @click.option("--modes", "modes_text", default="direct,hosted,local", show_default=True,
               help=f"Comma-separated, from: {', '.join(MODES)}.")
-@click.option("--model", default="gemini-3-flash-preview", show_default=True, envvar="AGENTIC_VISION_MODEL",
+@click.option("--model", default="gemini-3-flash-preview", show_default=True,
+              envvar="AGENTIC_VISION_MODEL", show_envvar=True,
               help="gemini-…, openai:NAME or ollama:NAME.")
 @click.option("--base-url", default=None, help="Server for openai:/ollama: models (passed through).")
 @sandbox_option("Where the local modes run code.")
@@ -130,6 +141,18 @@ def _bench(suite_name, modes, model_name, base_url, sandbox, out_dir, resume, co
         click.echo(f"report: {report}")
         return
 
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:  # two runs into one --out would write over each other's files: the second is one line
+        with exclusive(out_dir / LOCK_NAME):
+            _run(suite_name, modes, model_name, base_url, sandbox, out_dir, resume, concurrency, ray, limit, seed,
+                 prices, price_source, thinking, max_steps, timeout, no_traces, quiet, docker_host, say)
+    except Busy as exc:
+        raise InputError(f"another bench run (pid {exc.pid or '?'}) is writing to {out_dir}: wait for it to "
+                         "finish, or choose another --out") from None
+
+
+def _run(suite_name, modes, model_name, base_url, sandbox, out_dir, resume, concurrency, ray, limit, seed,
+         prices, price_source, thinking, max_steps, timeout, no_traces, quiet, docker_host, say) -> None:
     # The modes import google-genai (~1.5 s): not for every start of the command line.
     from ..bench.config import RunConfig, make_model, model_env
     from ..bench.modes import ModeRunner, available_modes
@@ -147,6 +170,7 @@ def _bench(suite_name, modes, model_name, base_url, sandbox, out_dir, resume, co
     loaded_suite = load_suite(suite_name, out_dir / "cache", seed=seed, limit=limit)
     for note in loaded_suite.notes:
         say(f"note: {note}")
+    check_model_name(model_name, cli=True)  # what to write, in the command line's words
     model = make_model(model_name, base_url, thinking)
     modes, skipped = available_modes(model, modes)
     for note in skipped:
@@ -160,6 +184,8 @@ def _bench(suite_name, modes, model_name, base_url, sandbox, out_dir, resume, co
     if sandbox_kind and ray is None:  # an engine that does not answer: one line now (on Ray the nodes reach it)
         kind, engine = sandbox_in_use(sandbox, docker_host)
         where = describe_sandbox(sandbox, kind, engine)
+        if not quiet:
+            say_why_not_docker(sandbox, kind, docker_host)
     elif sandbox_kind and docker_host:
         where = f"{sandbox} at {docker_host}"
     notes = loaded_suite.notes + skipped
@@ -191,6 +217,9 @@ def _bench(suite_name, modes, model_name, base_url, sandbox, out_dir, resume, co
     report, chart = write_report(out_dir, records, report_meta, prices, price_source, notes)
     click.echo("\n".join(summary_lines(records, report_meta["modes"], prices)))
     click.echo(f"report: {report}" + (f"\nchart: {chart}" if chart else ""))
+    for note in loaded_suite.notes[:1]:
+        if note.startswith("only "):  # again at the end, where the numbers are read
+            say(f"note: {note}")
 
 
 def _modes_present(records: list[dict]) -> list[str]:

@@ -138,7 +138,7 @@ def _check_source(source: str) -> None:
 
 @click.command("chat")
 @click.argument("images", nargs=-1)
-@click.option("--model", default="gemini-3-flash-preview", show_default=True, envvar="AGENTIC_VISION_MODEL",
+@click.option("--model", default="gemini-3-flash-preview", show_default=True, envvar="AGENTIC_VISION_MODEL", show_envvar=True,
               help="gemini-…, openai:NAME or ollama:NAME.")
 @click.option("--base-url", default=None, help="Server for openai:/ollama: models (or OPENAI_BASE_URL).")
 @sandbox_option()

@@ -15,17 +15,15 @@ import click
 
 from ..errors import SandboxUnavailable
 from ..sandboxing.docker_build import build_files, build_image
-from ..sandboxing.docker_engine import DEFAULT_ADDRESS, connect, image_name, inspect_image, settings
+from ..sandboxing.docker_engine import DEFAULT_ADDRESS, START_SCRIPT, connect, image_name, inspect_image, settings
 from ..sandboxing.executors import get_executor
-from ..sandboxing.runtime_files import CHECKOUT
 from ..sandboxing.session import Session
 
-START_SCRIPT = CHECKOUT / "scripts" / "start-docker.sh"
 
 def sandbox_option(help: str | None = None):
     """``--sandbox auto|local|docker`` (AGENTIC_VISION_SANDBOX), the same on every command."""
     return click.option("--sandbox", type=click.Choice(["auto", "local", "docker"]), default="auto",
-                        show_default=True, envvar="AGENTIC_VISION_SANDBOX", help=help)
+                        show_default=True, envvar="AGENTIC_VISION_SANDBOX", show_envvar=True, help=help)
 
 
 docker_host_option = click.option(

@@ -21,7 +21,7 @@ from .exits import EXIT_USAGE, fail
               help="Port for streamable-http (0: any free one, printed on stderr).")
 @sandbox_option("Where the code runs.")
 @docker_host_option
-@click.option("--auth-token", envvar="AGENTIC_VISION_AUTH_TOKEN", default=None,
+@click.option("--auth-token", envvar="AGENTIC_VISION_AUTH_TOKEN", show_envvar=True, default=None,
               help="streamable-http: the bearer token every request must carry (Authorization: Bearer TOKEN); "
                    "required off loopback.")
 @click.option("--allow-dir", "allow_dirs", multiple=True, type=click.Path(file_okay=False),
@@ -38,7 +38,8 @@ from .exits import EXIT_USAGE, fail
               help="Images come back downscaled to this longest side.")
 @click.option("--max-image-bytes", type=click.IntRange(min=1024), default=8 * 1024 * 1024, show_default=True,
               help="Bytes of images in one result, all together.")
-@click.option("--model", default="gemini-3-flash-preview", show_default=True, envvar="AGENTIC_VISION_MODEL",
+@click.option("--model", default="gemini-3-flash-preview", show_default=True,
+              envvar="AGENTIC_VISION_MODEL", show_envvar=True,
               help="Model for the ask tool: gemini-…, openai:NAME or ollama:NAME.")
 @click.option("--max-steps", type=click.IntRange(min=1), default=12, show_default=True, help="The most steps an ask may take.")
 @click.option("--trace-dir", type=click.Path(file_okay=False), default=None, help="Write an HTML trace of every ask here.")

@@ -13,6 +13,8 @@ import click
 
 from ..values import Outcome
 
+ETA_AFTER = 5  # finished episodes before the bench counter estimates the time left
+
 
 class Progress:
     def __init__(self, enabled: bool) -> None:
@@ -30,7 +32,9 @@ class Progress:
     def __call__(self, event: str, data: dict) -> None:
         if not self.enabled:
             return
-        if event == "sandbox":
+        if event == "skipped":
+            self.say(f"note: {data['message']}", fg="yellow")
+        elif event == "sandbox":
             self.say(f"sandbox: {data['kind']}", dim=True)
         elif event == "model" and data.get("thoughts"):
             first = data["thoughts"].strip().splitlines()[0]
@@ -63,9 +67,12 @@ class Progress:
         width = 24
         filled = int(width * done / max(1, total))
         elapsed = time.perf_counter() - self.started
-        eta = elapsed / done * (total - done) if done else 0
+        if done >= min(total, ETA_AFTER):
+            left = f"~{elapsed / done * (total - done):.0f}s left"
+        else:  # the first episodes include start-up and finish together: an estimate from them is noise
+            left = f"time left known after {ETA_AFTER} results"
         sys.stderr.write(f"\rbench [{'#' * filled}{'-' * (width - filled)}] {done}/{total} "
-                         f"{self.right} right  {elapsed:.0f}s elapsed, ~{eta:.0f}s left ")
+                         f"{self.right} right  {elapsed:.0f}s elapsed, {left}\x1b[K")
         sys.stderr.flush()
 
     def close(self) -> None:

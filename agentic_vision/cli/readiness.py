@@ -19,9 +19,22 @@ def choose_sandbox(kind: str, quiet: bool, docker_host: str | None = None) -> st
 
     check_docker_host(kind, docker_host, cli=True)
     resolved = resolve_kind(kind, docker_host)
+    if not quiet:
+        say_why_not_docker(kind, resolved, docker_host)
     if resolved == "local":
         ensure_local_env(quiet)
     return resolved
+
+
+def say_why_not_docker(asked: str, resolved: str, docker_host: str | None) -> None:
+    """"auto" that fell back from an engine the user named (DOCKER_HOST, --docker-host,
+    DOCKER_CONTEXT): say why it is not used, not only "local"."""
+    from ..sandboxing.docker import docker_problem
+
+    named = docker_host or os.environ.get("DOCKER_HOST") or os.environ.get("DOCKER_CONTEXT")
+    if asked == "auto" and resolved == "local" and named:
+        why = docker_problem(docker_host=docker_host)
+        click.echo(f"agentic-vision: note: using the local sandbox, not Docker: {why}", err=True)
 
 
 def ensure_local_env(quiet: bool) -> None:

@@ -6,6 +6,7 @@ import click
 
 from ..errors import InputError
 from .docker import docker_host_option, sandbox_option
+from .readiness import say_why_not_docker
 
 
 @click.command("serve")
@@ -17,21 +18,21 @@ from .docker import docker_host_option, sandbox_option
 @click.option("--route", "routes", multiple=True, metavar="NAME=MODEL[@BASE_URL]",
               help="Run requests for model NAME on another backend, e.g. "
                    "gemini-3-flash-preview=ollama:qwen2.5vl (repeatable).")
-@click.option("--auth-key", envvar="AGENTIC_VISION_AUTH_KEY", default=None,
+@click.option("--auth-key", envvar="AGENTIC_VISION_AUTH_KEY", show_envvar=True, default=None,
               help="The key clients must send (x-goog-api-key or ?key=); it or --client-keys is required "
                    "off loopback. Its holders share their uploaded files.")
-@click.option("--client-keys", type=click.Path(dir_okay=False), envvar="AGENTIC_VISION_CLIENT_KEYS", default=None,
+@click.option("--client-keys", type=click.Path(dir_okay=False), envvar="AGENTIC_VISION_CLIENT_KEYS", show_envvar=True, default=None,
               help="A file of more keys the gateway takes, one per line (KEY or KEY NAME; # comments), "
                    "each its own client: files uploaded with one key are invisible to the others.")
 @click.option("--max-concurrent", type=click.IntRange(min=1), default=4, show_default=True,
-              envvar="AGENTIC_VISION_MAX_CONCURRENT", help="Code-execution requests run at once; more wait in the queue.")
+              envvar="AGENTIC_VISION_MAX_CONCURRENT", show_envvar=True, help="Code-execution requests run at once; more wait in the queue.")
 @click.option("--max-queue", type=click.IntRange(min=0), default=32, show_default=True,
-              envvar="AGENTIC_VISION_MAX_QUEUE", help="Code-execution requests waiting for a slot; more get 429.")
+              envvar="AGENTIC_VISION_MAX_QUEUE", show_envvar=True, help="Code-execution requests waiting for a slot; more get 429.")
 @click.option("--queue-timeout", type=click.FloatRange(min=0.1), default=60.0, show_default=True,
-              envvar="AGENTIC_VISION_QUEUE_TIMEOUT",
+              envvar="AGENTIC_VISION_QUEUE_TIMEOUT", show_envvar=True,
               help="Seconds a request waits in the queue before it gets 429 (with Retry-After).")
 @click.option("--max-memory-mb", type=click.FloatRange(min=1), default=256.0, show_default=True,
-              envvar="AGENTIC_VISION_MAX_MEMORY_MB",
+              envvar="AGENTIC_VISION_MAX_MEMORY_MB", show_envvar=True,
               help="Memory for request bodies being received and parsed; past it requests wait briefly, "
                    "then get 503 (with Retry-After).")
 @click.option("--max-body-mb", type=click.FloatRange(min=0.1), default=20.0, show_default=True,
@@ -65,6 +66,7 @@ def serve_command(host, port, sandbox, docker_host, routes, auth_key, client_key
     check_bind(host, config)
     # An engine that does not answer is one line now, before serving, not a 500 per request.
     kind, engine = sandbox_in_use(sandbox, docker_host)
+    say_why_not_docker(sandbox, kind, docker_host)
     if not config.upstream_key and config.authenticates:
         click.echo("agentic-vision: no GEMINI_API_KEY: Gemini models will not be served "
                    "(with --auth-key or --client-keys, clients' keys are not forwarded)", err=True)

@@ -108,12 +108,23 @@ def _open(data: bytes, name: str, max_pixels: int):
         raise InputError(f"{name} is not a readable image in a format taken here (JPEG, PNG, GIF, WEBP, TIFF, "
                          "BMP, or a PDF): convert it to one of those") from None
     except Exception as exc:
-        raise InputError(f"{name} is not a readable image ({type(exc).__name__}): check the file") from None
+        raise unreadable(name, exc) from None
     finally:
         PILImage.MAX_IMAGE_PIXELS = limit
     if img.width * img.height > max_pixels:
         raise too_large(name, max_pixels, size=img.size)
     return img
+
+
+def unreadable(name: str, exc: Exception) -> InputError:
+    """Why an image cannot be read, in the user's words (not the decoder's exception name)."""
+    if isinstance(exc, PILImage.UnidentifiedImageError):
+        why = "not an image format it knows (JPEG, PNG, GIF, WEBP, TIFF, BMP...)"
+    elif "truncated" in str(exc).lower() or isinstance(exc, EOFError):
+        why = "the file is cut short"
+    else:
+        why = "its data is damaged"
+    return InputError(f"{name} is not a readable image: {why}; check the file")
 
 
 def _decode(img, name: str, max_pixels: int, reduce_to: int | None = None):
@@ -141,7 +152,7 @@ def _decode(img, name: str, max_pixels: int, reduce_to: int | None = None):
     except PILImage.DecompressionBombError as exc:
         raise too_large(name, max_pixels, pixels=_bomb_pixels(exc)) from None
     except Exception as exc:
-        raise InputError(f"{name} is not a readable image ({type(exc).__name__}): check the file") from None
+        raise unreadable(name, exc) from None
     return img, orientation
 
 

@@ -85,7 +85,7 @@ def render_pdf(data: bytes, name: str, pages: str | int | None = None, max_side:
         jail.start(settings, data)
         head = _json(jail, name)
         if "error" in head:
-            raise _open_error(data, name, head)
+            raise _open_error(data, name)
         count = head.get("count")
         if not isinstance(count, int) or not 0 <= count <= 10**7:
             raise _garbled(name)
@@ -132,7 +132,7 @@ def _json(jail: ParserJail, name: str) -> dict:
     return value
 
 
-def _open_error(data: bytes, name: str, head: dict) -> InputError:
+def _open_error(data: bytes, name: str) -> InputError:
     # PDFium's error code is process-wide and not always reset, so the bytes
     # decide what to say.
     if b"/Encrypt" in data:
@@ -140,8 +140,7 @@ def _open_error(data: bytes, name: str, head: dict) -> InputError:
                           "(e.g. qpdf --decrypt in.pdf out.pdf) and use that")
     if re.search(rb"/Count\s+0\b", data):
         return InputError(f"{name} has no pages")
-    detail = " ".join(str(head.get("detail", "")).split())[:200]
-    return InputError(f"{name} is not a readable PDF ({detail or 'PDFium refused it'}): check the file")
+    return InputError(f"{name} is not a readable PDF: it is damaged or not a PDF; check the file")
 
 
 def _page(jail: ParserJail, index: int, stem: str, name: str, max_side: int) -> PreparedImage:

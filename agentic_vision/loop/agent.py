@@ -8,9 +8,11 @@ the loop: only the user's own mistakes (bad input, no key) raise.
 
 from __future__ import annotations
 
+import difflib
+import os
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -27,7 +29,7 @@ from .prompt import NO_MORE_CODE, RESUMED, SYSTEM, TOOL_NAME, tool_description
 from .result import AgentResult, Step, Timings, Turn
 from ..store.base import RunStore
 from ..store.recorder import RunRecorder
-from ..sandboxing.session import InputFile, Session, open_session
+from ..sandboxing.session import InputFile, RunInterrupted, Session, open_session
 
 
 @dataclass
@@ -53,6 +55,7 @@ class Settings:
 
 
 Event = Callable[[str, dict], None]
+INTERRUPTED_NOTE = "[interrupted (Ctrl-C) while this ran]"
 
 
 @dataclass
@@ -72,6 +75,25 @@ class PastObservations:
 
 # A conversation the caller kept itself, oldest first: PastUser, ModelTurn, PastObservations.
 History = list
+
+
+def _as_list(sources) -> list:
+    """``images="photo.png"`` means one image, not one per character."""
+    if isinstance(sources, (str, bytes, bytearray, os.PathLike)) or not isinstance(sources, Iterable):
+        return [sources]
+    return list(sources)
+
+
+def _settings(given: dict) -> Settings:
+    """Settings from Agent's keyword arguments; a misspelt one is named with its likely fix
+    (not Settings.__init__'s "unexpected keyword argument")."""
+    known = [f.name for f in fields(Settings)]
+    for name in given:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"did you mean {close[0]}?" if close else f"the settings are {', '.join(known)}"
+            raise TypeError(f"Agent() has no setting {name!r}: {hint}")
+    return Settings(**given)
 
 
 class Agent:
@@ -98,7 +120,7 @@ class Agent:
         self.model = get_model(model, **(model_options or {})) if isinstance(model, str) else model
         self.sandbox = sandbox
         self.sandbox_options = dict(sandbox_options or {})  # for open_session, e.g. pool_size
-        self.settings = Settings(**settings)
+        self.settings = _settings(settings)
         self.on_event = on_event
         self.stop = stop
         self.store = store  # None: the default run store, opened when a run first needs it
@@ -125,6 +147,7 @@ class Chat:
         s = self.settings
         self.recorder = RunRecorder(log_runs=s.log, use_memory=s.memory, memory_items=s.memory_items,
                                     memory_chars=s.memory_chars, tags=tuple(s.tags), store=agent.store)
+        self._running_since = 0.0
 
     def __enter__(self) -> "Chat":
         return self
@@ -150,7 +173,8 @@ class Chat:
         options = InputOptions(max_side=s.max_image_side, max_pixels=s.max_pixels, pages=s.pages,
                                max_download_bytes=s.max_download_bytes, download_timeout=s.download_timeout,
                                stop=self.agent.stop)
-        inputs = prepare_inputs(list(images), list(files), options, unnamed_start=self._image_count)
+        images, files = _as_list(images), _as_list(files)
+        inputs = prepare_inputs(images, files, options, unnamed_start=self._image_count)
         self._image_count = inputs.unnamed
         return inputs
 
@@ -195,6 +219,8 @@ class Chat:
         past_inputs = self._prepare(past, [])  # the replayed turns' images go into the sandbox too
         inputs = self._prepare(images, files)
         shown = {p.name for p in inputs.images}
+        for note in past_inputs.skipped + inputs.skipped:
+            self._emit("skipped", message=note)
         everything = Inputs(past_inputs.images + inputs.images, past_inputs.files + inputs.files,
                             {**past_inputs.notes, **inputs.notes})
         names = [f.name for f in everything.files]
@@ -228,6 +254,7 @@ class Chat:
             sandbox=self.session.kind, timings=timings, inputs=[p.model for p in inputs.images],
             files=[f.name for f in inputs.files if f.name not in shown],
             memory_used=[{"id": item.id, "text": item.text} for item in remembered],
+            skipped=past_inputs.skipped + inputs.skipped,
         )
         result.run_id = self.recorder.begin(
             model=self.agent.model.name, question=question, files=inputs.files,
@@ -242,6 +269,8 @@ class Chat:
             # that was going on (a trace of it can still be written).
             result.stop_reason = StopReason.INTERRUPTED
             if self._running is not None and result.turns:
+                if not self._running.duration_s:
+                    self._running.duration_s = time.perf_counter() - self._running_since
                 result.turns[-1].steps.append(self._running)
             raise
         finally:
@@ -317,8 +346,16 @@ class Chat:
             self._emit("step", number=number, step=step, call=call)
             return step, Observation(call, Outcome.FAILED, call.error)
         self._emit("code", number=number, code=call.code, call=call)
-        self._running = Step(call.code, Outcome.FAILED, "[interrupted (Ctrl-C) while this ran]")
-        execution = self.session.run(call.code)
+        self._running = Step(call.code, Outcome.FAILED, INTERRUPTED_NOTE)
+        self._running_since = time.perf_counter()
+        try:
+            execution = self.session.run(call.code)
+        except RunInterrupted as exc:  # keep what the run had printed, and how long it had run
+            so_far = exc.execution.output
+            if so_far and not so_far.endswith("\n"):
+                so_far += "\n"
+            self._running = Step(call.code, Outcome.FAILED, so_far + INTERRUPTED_NOTE, [], exc.execution.duration_s)
+            raise
         self._running = None
         step = Step(call.code, execution.outcome, execution.output, execution.images, execution.duration_s)
         self._emit("step", number=number, step=step, call=call)

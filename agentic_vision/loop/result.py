@@ -58,6 +58,7 @@ class AgentResult:
     error: str | None = None
     run_id: str | None = None  # its id in the run store (agentic-vision logs show ID); None when not logged
     memory_used: list[dict] = field(default_factory=list)  # {"id", "text"} of the corrections it was given
+    skipped: list[str] = field(default_factory=list)  # inputs of folders left out: "skipped /a/b.jpg: why"
 
     @property
     def steps(self) -> list[Step]:
@@ -105,4 +106,5 @@ class AgentResult:
             "memory_used": self.memory_used,
             "timings": {"model_s": round(self.timings.model_s, 3), "sandbox_s": round(self.timings.sandbox_s, 3),
                         "wall_s": round(self.timings.wall_s, 3)},
+            **({"skipped": self.skipped} if self.skipped else {}),  # inputs of folders left out, for --json
         }

@@ -23,8 +23,10 @@ _LOCAL_NAMES = re.compile(r"^(qwen|llava|llama|gemma3|minicpm|moondream|mistral|
                           re.I)
 
 
-def check_model_name(name: str) -> tuple[str, str]:
-    """(prefix, name) for a model name, or InputError with what to write instead."""
+def check_model_name(name: str, cli: bool = False) -> tuple[str, str]:
+    """(prefix, name) for a model name, or InputError with what to write instead (naming the
+    command line's --base-url, or for the library model_options={'base_url': ...})."""
+    base_url = "--base-url URL" if cli else "model_options={'base_url': URL}"
     if not isinstance(name, str) or not name.strip():
         raise InputError("no model name: use e.g. gemini-3-flash-preview, openai:NAME or ollama:NAME")
     name = name.strip()
@@ -37,13 +39,13 @@ def check_model_name(name: str) -> tuple[str, str]:
         return prefix, rest.strip()
     if _OPENAI_NAMES.match(name):
         raise InputError(f"{name!r} looks like an OpenAI model, and names without a prefix go to Gemini: "
-                         f"write openai:{name} (with OPENAI_API_KEY, or --base-url for another server)")
+                         f"write openai:{name} (with OPENAI_API_KEY, or {base_url} for another server)")
     if name.lower().startswith("claude"):
         raise InputError(f"{name!r} is an Anthropic model, and names without a prefix go to Gemini: "
-                         f"write openai:{name} with --base-url of an OpenAI-compatible endpoint that serves it")
+                         f"write openai:{name} with {base_url} of an OpenAI-compatible endpoint that serves it")
     if _LOCAL_NAMES.match(name):
         raise InputError(f"{name!r} looks like a local model, and names without a prefix go to Gemini: "
-                         f"write ollama:{name} (Ollama) or openai:{name} --base-url URL (vLLM, llama.cpp)")
+                         f"write ollama:{name} (Ollama) or openai:{name} with {base_url} (vLLM, llama.cpp)")
     return "gemini", name
 
 

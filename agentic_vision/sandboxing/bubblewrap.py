@@ -70,6 +70,17 @@ def sandbox_python() -> Path:
     raise SandboxUnavailable(SETUP_HINT)
 
 
+def check_local_sandbox() -> None:
+    """What a local sandbox needs before the first one starts (bubblewrap, the library
+    environment), each a one-line SandboxUnavailable: servers and runs check it before
+    they listen or spend work, not once per request or episode."""
+    if shutil.which("bwrap") is None:
+        raise SandboxUnavailable(INSTALL_HINT)
+    python = sandbox_python()
+    if not python.exists():
+        raise SandboxUnavailable(f"the sandbox interpreter {python} is missing: run 'agentic-vision sandbox setup'")
+
+
 @lru_cache(maxsize=None)
 def interpreter_roots(python: str) -> tuple[str, ...]:
     """Directories the interpreter needs, to be bound read-only at the same paths."""

@@ -109,6 +109,17 @@ def make_local_base(engine: Engine, tag: str, echo) -> None:
         raise SandboxUnavailable(f"the base image {tag} was not made (see the output of {make_base.name} above)")
 
 
+def current_base(engine: Engine, image: str, want: str) -> str | None:
+    """The base ``image`` was built on, when it is built from these files and that base is
+    still on the engine; else None."""
+    try:
+        labels = (engine.api.inspect_image(image).get("Config") or {}).get("Labels") or {}
+    except docker.errors.ImageNotFound:
+        return None
+    base = labels.get(BASE_LABEL)
+    return base if labels.get(HASH_LABEL) == want and base and _has_image(engine, base) else None
+
+
 def is_current(engine: Engine, image: str, base: str, want: str) -> bool:
     try:
         labels = (engine.api.inspect_image(image).get("Config") or {}).get("Labels") or {}
@@ -175,7 +186,12 @@ def build_image(engine: Engine, image: str, *, base: str | None = None, force: b
     files = build_files()
     want = hash_of(files)
     try:
-        base = choose_base(engine, base or os.environ.get("AGENTIC_VISION_BASE_IMAGE"), echo)
+        base = base or os.environ.get("AGENTIC_VISION_BASE_IMAGE")
+        built_on = None if force else current_base(engine, image, want)
+        if built_on and base in (None, built_on):  # current: no base to look for, no registry to ask
+            echo(f"{image} is current (hash {want[:12]}, base {built_on}): nothing to build (--force rebuilds)")
+            return False
+        base = choose_base(engine, base, echo)
         if not force and is_current(engine, image, base, want):
             echo(f"{image} is current (hash {want[:12]}, base {base}): nothing to build (--force rebuilds)")
             return False

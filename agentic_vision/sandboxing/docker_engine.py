@@ -36,7 +36,7 @@ from docker.utils import kwargs_from_env
 
 from ..errors import SandboxUnavailable
 from .image_source import hash_of
-from .runtime_files import image_sources
+from .runtime_files import CHECKOUT, image_sources
 
 try:
     import paramiko  # the `ssh` extra: how the SDK reaches ssh:// engines
@@ -55,7 +55,15 @@ PROBE_TIMEOUT = 5.0  # first contact: an answer or a one-line error within secon
 API_TIMEOUT = 120.0  # later calls (create, remove) on a busy engine
 BUILD_HINT = "run 'agentic-vision sandbox build'"
 HASH_LABEL = "org.agentic-vision.sandbox.hash"
-START_HINT = "start it (e.g. 'sudo systemctl start docker' or scripts/start-docker.sh)"
+START_SCRIPT = CHECKOUT / "scripts" / "start-docker.sh"  # in a checkout only: pip users have none
+
+
+def start_hint(address: str) -> str:
+    """How to start the engine at ``address``: on this machine, or on the one it names."""
+    if not address.startswith(("unix://", "npipe://")):
+        return "start the Docker engine on that host"
+    script = " or scripts/start-docker.sh in this checkout" if START_SCRIPT.is_file() else ""
+    return f"start it (e.g. 'sudo systemctl start docker'{script})"
 
 
 def image_name() -> str:
@@ -224,7 +232,7 @@ def explain(exc: BaseException, address: str) -> SandboxUnavailable:
         if isinstance(e, (ConnectionRefusedError, FileNotFoundError)):
             return SandboxUnavailable(
                 f"no Docker engine answers at {address} ({'no such socket' if isinstance(e, FileNotFoundError) else 'connection refused'}): "
-                f"{START_HINT}, or set DOCKER_HOST / --docker-host to a running engine"
+                f"{start_hint(address)}, or set DOCKER_HOST / --docker-host to a running engine"
             )
     for e in causes:
         if isinstance(e, (socket.timeout, requests.exceptions.Timeout, urllib3.exceptions.TimeoutError)):

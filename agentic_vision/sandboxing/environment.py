@@ -7,6 +7,8 @@ the guard), and rebuilt only when that list changes.
 
 from __future__ import annotations
 
+import collections
+import errno
 import hashlib
 import shutil
 import subprocess
@@ -16,10 +18,14 @@ from pathlib import Path
 import click
 
 from ..errors import SandboxUnavailable
+from ..locking import exclusive
 from .runtime_files import requirements_file
 from ..paths import sandbox_env_dir
 
 STAMP = "agentic-vision-requirements.sha256"
+# The list installs to about 2.9 GB; pip's downloads and unpacking need room beside it.
+NEEDED_BYTES = 4 * 10**9
+MOVE_HINT = "free some space, or set AGENTIC_VISION_HOME to a folder on a larger disk"
 
 
 def requirements_hash() -> str:
@@ -32,27 +38,86 @@ def env_is_current(env: Path | None = None) -> bool:
     return (env / "bin" / "python").exists() and stamp.exists() and stamp.read_text().strip() == requirements_hash()
 
 
+def _gb(n: int) -> str:
+    return f"{n / 1e9:.1f} GB" if n >= 10**8 else f"{n / 1e6:.0f} MB"
+
+
 def build_env(python: str | None = None, env: Path | None = None, echo=click.echo) -> Path:
+    """Builds the environment, one build at a time per location: a second caller waits
+    for the first (saying so) and then finds the environment ready."""
     env = env or sandbox_env_dir()
-    if env_is_current(env):
-        echo(f"sandbox environment is up to date: {env}")
-        return env
-    base = python or getattr(sys, "_base_executable", sys.executable)
-    # Built in place (venvs hard-code their location); the stamp is written
-    # last, so a half-built environment is never taken for a ready one.
-    shutil.rmtree(env, ignore_errors=True)
-    env.parent.mkdir(parents=True, exist_ok=True)
-    echo(f"creating the sandbox environment in {env} (with {base})")
-    steps = [
-        [base, "-m", "venv", str(env)],
-        [str(env / "bin" / "python"), "-m", "pip", "install", "--no-input", "--disable-pip-version-check",
-         "-r", str(requirements_file())],
-    ]
-    for argv in steps:
-        # pip's own progress goes straight to the terminal.
-        if subprocess.run(argv).returncode != 0:
-            raise SandboxUnavailable("building the sandbox environment failed (see pip's output above); "
-                                     "fix that and run 'agentic-vision sandbox setup' again")
-    (env / STAMP).write_text(requirements_hash())
+    try:
+        env.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SandboxUnavailable(f"cannot make {env.parent}: {exc.strerror}; {MOVE_HINT}") from None
+    waiting = lambda pid: echo(  # noqa: E731
+        f"another 'agentic-vision sandbox setup' (pid {pid or '?'}) is building {env}: waiting for it to finish")
+    with exclusive(env.parent / f"{env.name}.lock", waiting):
+        if env_is_current(env):
+            echo(f"sandbox environment is up to date: {env}")
+            return env
+        # Built in place (venvs hard-code their location); the stamp is written
+        # last, so a half-built environment is never taken for a ready one.
+        shutil.rmtree(env, ignore_errors=True)
+        free = shutil.disk_usage(env.parent).free
+        if free < NEEDED_BYTES:
+            raise SandboxUnavailable(f"not enough disk space for the sandbox environment: it needs about "
+                                     f"{_gb(NEEDED_BYTES)} in {env.parent}, which has {_gb(free)} free; {MOVE_HINT}")
+        try:
+            _build(python, env, echo)
+        except BaseException:  # a failure, Ctrl-C: no partial environment left filling the disk
+            shutil.rmtree(env, ignore_errors=True)
+            raise
     echo(f"sandbox environment ready: {env}")
     return env
+
+
+def _build(python: str | None, env: Path, echo) -> None:
+    base = python or getattr(sys, "_base_executable", sys.executable)
+    echo(f"creating the sandbox environment in {env} (with {base})")
+    py = str(env / "bin" / "python")
+    steps = [
+        # venv runs ensurepip with its output captured (a failure there says only "returned
+        # non-zero exit status"); run on its own, pip's own words reach the user.
+        ("creating the virtual environment", [base, "-m", "venv", "--without-pip", str(env)]),
+        ("installing pip into it", [py, "-m", "ensurepip", "--upgrade", "--default-pip"]),
+        ("installing the libraries", [py, "-m", "pip", "install", "--no-input", "--disable-pip-version-check",
+                                      "-r", str(requirements_file())]),
+    ]
+    for what, argv in steps:
+        tail = _run_teeing_stderr(argv)
+        if tail is None:
+            continue
+        if _out_of_space(tail, env):
+            raise SandboxUnavailable(f"no space left on the device while {what} in {env} (the environment needs "
+                                     f"about {_gb(NEEDED_BYTES)}); the partial environment was removed; {MOVE_HINT}")
+        last = next((line.strip() for line in reversed(tail) if line.strip()), "")
+        raise SandboxUnavailable(f"building the sandbox environment failed while {what}"
+                                 + (f" ({last[:200]})" if last else "")
+                                 + "; the partial environment was removed; fix that (see the output above) and run "
+                                   "'agentic-vision sandbox setup' again")
+    (env / STAMP).write_text(requirements_hash())
+
+
+def _run_teeing_stderr(argv: list[str]) -> list[str] | None:
+    """Runs a step with its stderr passed on as it comes; None when it succeeds, else the
+    last lines of its stderr (to tell a full disk from other failures)."""
+    try:
+        proc = subprocess.Popen(argv, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, errors="replace")
+    except OSError as exc:
+        return [f"{argv[0]}: {exc.strerror}"]
+    tail: collections.deque[str] = collections.deque(maxlen=60)
+    with proc:
+        for line in proc.stderr:
+            sys.stderr.write(line)
+            sys.stderr.flush()
+            tail.append(line)
+    return None if proc.returncode == 0 else list(tail)
+
+
+def _out_of_space(tail: list[str], env: Path) -> bool:
+    said = any("No space left on device" in line or f"[Errno {errno.ENOSPC}]" in line for line in tail)
+    try:
+        return said or shutil.disk_usage(env.parent).free < 10**6
+    except OSError:
+        return said

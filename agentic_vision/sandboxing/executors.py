@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 from ..errors import InputError, SandboxUnavailable
-from .bubblewrap import LocalExecutor
+from .bubblewrap import LocalExecutor, check_local_sandbox
 from .docker import DockerExecutor, docker_problem, docker_ready
 from .docker_engine import settings
 
@@ -35,9 +35,11 @@ def check_docker_host(kind: str, docker_host: str | None, cli: bool = False) -> 
 def sandbox_in_use(kind: str, docker_host: str | None = None) -> tuple[str, str | None]:
     """What a server or a run starting now will use: the kind ("auto" resolved against the
     given engine) and, for Docker, the engine's address.  The Docker sandbox asked for by
-    name and unusable is one SandboxUnavailable line now, not an error per request."""
+    name and unusable is one SandboxUnavailable line now, not an error per request; so is
+    a local sandbox without bubblewrap or its library environment."""
     kind = resolve_kind(kind, docker_host)
     if kind == "local":
+        check_local_sandbox()
         return kind, None
     problem = docker_problem(docker_host=docker_host)  # cached: "auto" has just asked
     if problem:

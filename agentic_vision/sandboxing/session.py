@@ -233,21 +233,31 @@ class Session:
         exchange = Exchange({"result"}, output_limit=OUTPUT_LIMIT)
         try:
             header, blobs = worker.request(exchange, {"op": "run", "code": code}, timeout=timeout)
+        except KeyboardInterrupt:
+            worker.kill()
+            self._worker = None
+            raise RunInterrupted(Execution(Outcome.FAILED, note + exchange.output, [], time.perf_counter() - started,
+                                           stopped="interrupted (Ctrl-C)")) from None
         except (TimeoutError, WorkerDied) as exc:
             worker.kill()
             self._worker = None
             if self._interrupted:
-                outcome, why = Outcome.FAILED, "The run was stopped on request. The sandbox was restarted"
+                outcome, stopped = Outcome.FAILED, "The run was stopped on request"
+                why = f"{stopped}. The sandbox was restarted"
             elif isinstance(exc, TimeoutError):
                 outcome = Outcome.DEADLINE_EXCEEDED
-                why = f"The run exceeded the time limit of {timeout:g} s and was stopped. The sandbox was restarted"
+                stopped = f"The run exceeded the time limit of {timeout:g} s and was stopped"
+                why = f"{stopped}. The sandbox was restarted"
             elif isinstance(exc, SandboxViolation):
-                outcome, why = Outcome.FAILED, f"The sandbox sent an invalid message ({exc}); it was restarted"
+                outcome, stopped = Outcome.FAILED, f"The sandbox sent an invalid message ({exc})"
+                why = f"{stopped}; it was restarted"
             else:
                 outcome = Outcome.FAILED
-                why = f"The sandbox process died ({exc}); this often means it ran out of memory. It was restarted"
-            output = note + exchange.output + f"\n[{why}: {LOST_STATE}.]\n"
-            return Execution(outcome, output, [], time.perf_counter() - started)
+                stopped = f"The sandbox process died ({exc}); this often means it ran out of memory"
+                why = f"{stopped}. It was restarted"
+            model_note = f"\n[{why}: {LOST_STATE}.]\n"
+            return Execution(outcome, note + exchange.output + model_note, [], time.perf_counter() - started,
+                             stopped=stopped, model_note=model_note)
         chunks = [note, exchange.output]
         dropped = header["dropped"] + exchange.dropped
         if dropped:
@@ -268,6 +278,15 @@ class Session:
             images.append(image)
         chunks += [f"[{line}]\n" for line in notes]
         return Execution(Outcome(header["outcome"]), "".join(chunks), images, time.perf_counter() - started)
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C while code ran: ``execution`` holds what it had printed and how long it ran
+    (the sandbox is gone), so a trace of the interrupted run can show them."""
+
+    def __init__(self, execution: Execution) -> None:
+        super().__init__()
+        self.execution = execution
 
 
 def open_session(
