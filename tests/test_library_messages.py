@@ -44,8 +44,8 @@ def test_a_model_name_without_its_prefix_is_explained_in_the_librarys_words():
     ("cut.png", lambda: sample("coins.png").read_bytes()[:3000],
      "cut.png is not a readable image: the file is cut short; check the file"),
     ("notes.png", lambda: b"just some words, not pixels",
-     "notes.png is not a readable image: not an image format it knows (JPEG, PNG, GIF, WEBP, TIFF, BMP...); "
-     "check the file"),
+     "notes.png is not a readable image in a format taken here (JPEG, PNG, GIF, WEBP, TIFF, BMP, or a PDF): "
+     "convert it to one of those"),
     ("plan.pdf", lambda: b"%PDF-1.4\nnot really a PDF\n",
      "plan.pdf is not a readable PDF: it is damaged or not a PDF; check the file"),
 ])

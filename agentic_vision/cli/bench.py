@@ -145,14 +145,14 @@ def _bench(suite_name, modes, model_name, base_url, sandbox, out_dir, resume, co
     try:  # two runs into one --out would write over each other's files: the second is one line
         with exclusive(out_dir / LOCK_NAME):
             _run(suite_name, modes, model_name, base_url, sandbox, out_dir, resume, concurrency, ray, limit, seed,
-                 prices, price_source, thinking, max_steps, timeout, no_traces, quiet, docker_host, say)
+                 prices, price_source, thinking, max_steps, timeout, no_traces, quiet, docker_host, say, memory)
     except Busy as exc:
         raise InputError(f"another bench run (pid {exc.pid or '?'}) is writing to {out_dir}: wait for it to "
                          "finish, or choose another --out") from None
 
 
 def _run(suite_name, modes, model_name, base_url, sandbox, out_dir, resume, concurrency, ray, limit, seed,
-         prices, price_source, thinking, max_steps, timeout, no_traces, quiet, docker_host, say) -> None:
+         prices, price_source, thinking, max_steps, timeout, no_traces, quiet, docker_host, say, memory) -> None:
     # The modes import google-genai (~1.5 s): not for every start of the command line.
     from ..bench.config import RunConfig, make_model, model_env
     from ..bench.modes import ModeRunner, available_modes
