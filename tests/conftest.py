@@ -4,9 +4,53 @@ from __future__ import annotations
 
 import io
 import os
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# -- the network guard (tests/netguard/agentic_vision_netguard.py) ---------------------------------------------
+# Installed before any test module is imported, here and (through PYTHONPATH and its sitecustomize.py) in
+# every Python child that inherits the environment.  A connection to anything but loopback, a unix socket or a
+# network namespace the test made is refused before the system call and fails the test that was running.
+NETGUARD_DIR = Path(__file__).resolve().parent / "netguard"
+sys.path.insert(0, str(NETGUARD_DIR))
+import agentic_vision_netguard as netguard  # noqa: E402
+
+_guard_log = tempfile.NamedTemporaryFile(prefix="agentic-vision-netguard-", suffix=".log", delete=False)
+_guard_log.close()
+os.environ[netguard.LOG_SETTING] = _guard_log.name
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(NETGUARD_DIR), os.environ.get("PYTHONPATH")) if p)
+netguard.install(main=True)
+_guard_seen = 0
+
+
+def blocked_connections() -> list[str]:
+    """The guard's lines since the last look (and so no longer a failure of the running test)."""
+    global _guard_seen
+    with open(_guard_log.name, "rb") as log:
+        log.seek(_guard_seen)
+        new = log.read()
+    _guard_seen += len(new)
+    return new.decode(errors="replace").splitlines()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    lines = blocked_connections()
+    if lines:  # also where the test passed or skipped: the attempt itself is the failure
+        report.outcome = "failed"
+        report.longrepr = "\n".join(lines)
+    return report
+
+
+def pytest_unconfigure(config):
+    try:
+        os.unlink(_guard_log.name)
+    except OSError:
+        pass
 
 SKIMAGE_DATA = None
 try:
