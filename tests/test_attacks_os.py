@@ -292,7 +292,9 @@ def cpu_seconds(f: Path) -> float:
 
 # -- the attacks, as root -----------------------------------------------------------------------------
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the host-as-root half; the other half is test_attacks_unprivileged.py")
+@pytest.fixture(autouse=True)
+def as_root():
+    require(os.geteuid() == 0, "root (the host-as-root half of the attacks; the other half is test_attacks_unprivileged.py)")
 
 
 @pytest.fixture
@@ -336,7 +338,7 @@ def test_the_host_keyring_is_out_of_reach(sandbox):
     # A key in the host root's user keyring, as a secret the sandbox must not see.
     key = libc.syscall(ctypes.c_long(add_key), b"user", token.encode(), b"host-secret", ctypes.c_long(11), ctypes.c_long(-4))
     if key < 0:
-        pytest.skip(f"this host has no usable keyring (errno {ctypes.get_errno()})")
+        require(False, f"a usable kernel keyring on this host (add_key errno {ctypes.get_errno()})")
     try:
         before = _key_users()
         out = run_json(sandbox, f"""
@@ -370,8 +372,7 @@ def test_cpu_spinners_are_held_to_the_quota(sandbox):
     assert sandbox.run(SPINNERS_CODE).output == "spinning\n"
     root = session_root_pid(sandbox)
     usage = cpu_usage_file(root)
-    if usage is None:
-        pytest.skip("no cpu accounting cgroup on this host")
+    require(usage is not None, "a cpu accounting cgroup on this host")
     time.sleep(0.5)
     start, t0 = cpu_seconds(usage), time.monotonic()
     time.sleep(3.0)

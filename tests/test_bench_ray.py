@@ -15,24 +15,17 @@ from pathlib import Path
 
 import pytest
 
+from conftest import can_unshare_net, require, require_import
 from test_bench_run import RIGHT, TASKS
 
-ray = pytest.importorskip("ray", reason="the ray extra is not installed")
 HERE = Path(__file__).resolve().parent
 PAIRS = {(t["id"], m) for t in TASKS for m in ("direct", "hosted", "local")}
 
 
-def namespaces_work() -> bool:
-    if shutil.which("unshare") is None:
-        return False
-    return subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode == 0
-
-
-pytestmark = pytest.mark.skipif(not namespaces_work(), reason="needs 'unshare -n' (root or user namespaces)")
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> tuple[Path, dict]:
+    require_import("ray", "Ray (pip install 'agentic-vision[ray]')")
+    require(can_unshare_net(), "'unshare -n' (root or user namespaces)")
     out = tmp_path_factory.mktemp("ray")
     done = subprocess.run(["unshare", "-n", sys.executable, str(HERE / "ray_scenarios.py"), str(out)],
                           capture_output=True, text=True, timeout=900)

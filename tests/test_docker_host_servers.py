@@ -28,7 +28,6 @@ from PIL import Image
 from agentic_vision.testing.gemini_server import ScriptedGemini, reply
 from conftest import sample
 from mcp_support import PYTHON, decode, sync_client, text_of
-from tcp_forwarder import DOCKER_SOCKET as SOCKET
 from tcp_forwarder import closed_port, engine_forwarder
 from test_docker import engine  # noqa: F401  (a fixture)
 
@@ -152,7 +151,7 @@ def containers_of(pid: int) -> list:
     """The sandbox containers the process ``pid`` started on the local engine, removed or not."""
     import docker
 
-    client = docker.DockerClient(base_url=f"unix://{SOCKET}")
+    client = docker.from_env()  # the engine of this environment, as the forwarder found it
     try:
         return client.api.containers(all=True, filters={"label": f"org.agentic-vision.owner-pid={pid}"})
     finally:

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 import agentic_vision_netguard as netguard
-from conftest import blocked_connections
+from conftest import blocked_connections, can_unshare_net, require
 
 TEST_NET = "192.0.2.1"  # RFC 5737 TEST-NET-1: never routed
 
@@ -68,8 +68,7 @@ def test_a_python_child_is_guarded_too():
 
 
 def test_a_namespace_the_test_made_is_open():
-    if subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode != 0:
-        pytest.skip("needs 'unshare -n'")
+    require(can_unshare_net(), "'unshare -n' (root or user namespaces)")
     # Inside its own (empty) namespace the child's connect reaches the kernel: ENETUNREACH, not the guard.
     code = (f"import socket\ntry:\n    socket.create_connection(({TEST_NET!r}, 80), timeout=1)\n"
             "except OSError as exc:\n    print(type(exc).__name__)")

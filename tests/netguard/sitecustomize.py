@@ -6,19 +6,21 @@ import importlib
 import os
 import sys
 
-_here = os.path.dirname(os.path.abspath(__file__))
-if os.environ.get("AGENTIC_VISION_NETGUARD_LOG"):
-    import agentic_vision_netguard
+if not getattr(sys, "_agentic_vision_netguard_site", False):
+    sys._agentic_vision_netguard_site = True
+    if os.environ.get("AGENTIC_VISION_NETGUARD_LOG"):
+        import agentic_vision_netguard
 
-    agentic_vision_netguard.install()
-
-_path = sys.path[:]
-try:
-    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _here]
-    del sys.modules["sitecustomize"]
+        agentic_vision_netguard.install()
+    _here = os.path.realpath(os.path.dirname(os.path.abspath(__file__)))
+    _path = sys.path[:]
+    _self = sys.modules.pop("sitecustomize", None)
     try:
-        importlib.import_module("sitecustomize")
-    except ImportError:
-        pass
-finally:
-    sys.path[:] = _path
+        sys.path[:] = [p for p in sys.path if os.path.realpath(p or ".") != _here]
+        try:
+            importlib.import_module("sitecustomize")
+        except ImportError:
+            if _self is not None:
+                sys.modules["sitecustomize"] = _self
+    finally:
+        sys.path[:] = _path
