@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import require
+
 SYSCTLS = ("kernel/core_pattern", "kernel/modprobe", "fs/lease-break-time", "vm/drop_caches", "kernel/sysrq")
 
 # name -> (x86_64 number, aarch64 number, args); each must fail with EPERM.
@@ -361,7 +363,17 @@ def test_the_host_keyring_is_out_of_reach(sandbox):
 
 
 def test_memory_backed_folders_are_capped(sandbox):
+    from session_host import folder_used, inside_pid
+
     check_memory_folders(run_json(sandbox, SHM_CODE))
+    # Then judged on the host: fill /dev/shm and try /dev, keep what was written, and let the host kernel count it.
+    sandbox.run(SHM_CODE.replace("os.unlink", "str"))
+    pid = inside_pid(sandbox)
+    used = folder_used(pid, "/dev/shm")
+    assert 32 * 2**20 <= used <= 64 * 2**20, used >> 20  # it wrote, up to the 64 MiB cap
+    assert not os.path.exists(f"/proc/{pid}/root/dev/fill")  # /dev itself took nothing
+    sandbox.run("import os\nos.unlink('/dev/shm/fill')")
+    assert folder_used(pid, "/dev/shm") < 2**20
 
 
 def test_proc_shows_no_host_paths(sandbox):

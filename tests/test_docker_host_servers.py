@@ -10,6 +10,7 @@ bench command; the model is the scripted Gemini server.
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import os
@@ -123,6 +124,12 @@ def upstream():
 @pytest.fixture(scope="module")
 def gateway(forwarder, upstream):
     """`agentic-vision serve --sandbox docker --docker-host <forwarder>`: its URL, first line and process."""
+    with serving(forwarder, upstream) as running:
+        yield running
+
+
+@contextlib.contextmanager
+def serving(forwarder, upstream):
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "agentic_vision", "serve", "--sandbox", "docker", "--docker-host", forwarder.address,
@@ -178,10 +185,16 @@ def test_serve_runs_requests_code_on_the_given_engine(gateway, forwarder):
     assert forwarder.bytes_down - down > len(image.image_bytes)
 
 
-def test_serve_removes_its_containers_when_terminated(gateway):
-    _, _, proc = gateway
-    assert containers_of(proc.pid)  # the warm pool the request above started
-    proc.terminate()
+def test_serve_removes_its_containers_when_terminated(forwarder, upstream):
+    with serving(forwarder, upstream) as (url, _, proc):  # its own server: it is terminated here
+        client = genai.Client(api_key="client-key", http_options=types.HttpOptions(base_url=url))
+        response = client.models.generate_content(
+            model="gemini-3-flash-preview",
+            contents=[types.Part.from_bytes(data=COINS.read_bytes(), mime_type="image/png"), "How many coins?"],
+            config=types.GenerateContentConfig(tools=[types.Tool(code_execution=types.ToolCodeExecution())]))
+        assert response.text == "Coins."
+        assert containers_of(proc.pid)  # the warm pool this request started
+        proc.terminate()
     assert proc.wait(timeout=30) == 128 + 15
     assert containers_of(proc.pid) == []
 
