@@ -135,8 +135,10 @@ def test_what_no_node_can_take_is_one_line_not_a_wait(runs, scenario, words):
     _, summary = runs
     run = summary[scenario]
     assert run["rc"] == 2, run
-    lines = run["stderr"].strip().splitlines()
-    assert len(lines) == 1 and words in lines[0], run["stderr"]
+    # Ray's own core may log a line first (in the test's namespace it cannot find an outside address).
+    ours = [line for line in run["stderr"].strip().splitlines() if not line.startswith("[")]
+    assert len(ours) == 1 and ours[0].startswith("agentic-vision: ") and words in ours[0], run["stderr"]
+    assert "Traceback" not in run["stderr"]
 
 
 def test_an_episode_whose_retries_are_used_up_is_recorded_as_a_worker_error(runs):
