@@ -22,15 +22,16 @@ pytestmark = pytest.mark.slow
 def installed(tmp_path_factory) -> Path:
     """bin/ of a fresh venv with the wheel built from this checkout (and its dependencies)."""
     root = tmp_path_factory.mktemp("wheel")
+    # The two children the network guard lets out: pip builds the wheel in an isolated build environment
+    # and installs it with its dependencies, both from the package index pip is configured with (a registry,
+    # or a local mirror), as a user's pip would.
+    unguarded = {k: v for k, v in os.environ.items() if not k.startswith("AGENTIC_VISION_NETGUARD")}
+    unguarded.pop("PYTHONPATH", None)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(root / "dist"), str(ROOT)],
-                   check=True, capture_output=True, timeout=600)
+                   check=True, capture_output=True, timeout=600, env=unguarded)
     [wheel] = (root / "dist").glob("agentic_vision-*.whl")
     subprocess.run([sys.executable, "-m", "venv", str(root / "venv")], check=True, timeout=300)
     bin_dir = root / "venv" / "bin"
-    # The one child the network guard lets out: a plain `pip install` resolves the dependencies from the
-    # package index pip is configured with (a registry, or a local mirror), as a user's would.
-    unguarded = {k: v for k, v in os.environ.items() if not k.startswith("AGENTIC_VISION_NETGUARD")}
-    unguarded.pop("PYTHONPATH", None)
     done = subprocess.run([str(bin_dir / "pip"), "install", "-q", "--disable-pip-version-check", str(wheel)],
                           capture_output=True, text=True, timeout=900, env=unguarded)
     assert done.returncode == 0, done.stderr[-2000:]
