@@ -20,6 +20,7 @@ import agentic_vision_netguard as netguard  # noqa: E402
 
 _guard_log = tempfile.NamedTemporaryFile(prefix="agentic-vision-netguard-", suffix=".log", delete=False)
 _guard_log.close()
+os.chmod(_guard_log.name, 0o622)  # children that tests run as another user report here too
 os.environ[netguard.LOG_SETTING] = _guard_log.name
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(NETGUARD_DIR), os.environ.get("PYTHONPATH")) if p)
 netguard.install(main=True)

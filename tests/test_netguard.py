@@ -75,3 +75,14 @@ def test_a_namespace_the_test_made_is_open():
     done = subprocess.run(["unshare", "-n", sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "OSError" and "BlockedConnection" not in done.stdout + done.stderr
     assert blocked_connections() == []
+
+
+def test_asyncio_connections_are_guarded_too():
+    import asyncio
+
+    async def connect():
+        await asyncio.open_connection(TEST_NET, 80)
+
+    with pytest.raises(netguard.BlockedConnection, match=TEST_NET):
+        asyncio.run(connect())
+    assert len(blocked_connections()) == 1
