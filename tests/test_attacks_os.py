@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from conftest import require
+from session_host import children_of, session_root_pid  # noqa: F401  (test_attacks_unprivileged takes them from here)
 
 SYSCTLS = ("kernel/core_pattern", "kernel/modprobe", "fs/lease-break-time", "vm/drop_caches", "kernel/sysrq")
 
@@ -234,33 +235,6 @@ def check_memory_folders(out: dict) -> None:
 
 
 # -- the host's view of a session ----------------------------------------------------------------
-
-
-def children_of(root: int) -> list[int]:
-    """root and all its descendants (host pids)."""
-    parents = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
-    found, frontier = {root}, [root]
-    while frontier:
-        pid = frontier.pop()
-        for child, parent in parents.items():
-            if parent == pid and child not in found:
-                found.add(child)
-                frontier.append(child)
-    return sorted(found)
-
-
-def session_root_pid(session) -> int:
-    if session.kind == "docker":
-        out = subprocess.run(["docker", "inspect", "-f", "{{.State.Pid}}", session.container], capture_output=True, text=True)
-        return int(out.stdout.strip())
-    return session.worker_pid
 
 
 def host_uids(pid: int) -> list[int]:
