@@ -8,6 +8,7 @@ import json
 from urllib.parse import urlsplit
 
 from agentic_vision.servers.gateway import BackgroundGateway, GatewayConfig
+from agentic_vision.testing.gemini_server import ScriptedGemini
 
 from conftest import sample
 
@@ -28,13 +29,16 @@ def image_bytes(name: str = "coffee.png") -> bytes:
 
 @contextlib.contextmanager
 def gateway(upstream=None, **settings):
-    """A gateway on a free port; its upstream is the scripted server ``upstream``."""
+    """A gateway on a free port; its upstream is the scripted server ``upstream`` -- or, where a test
+    names none, a scripted server with an empty script, never the real Gemini API (the default)."""
     settings.setdefault("sandbox", "local")
     settings.setdefault("upstream_key", None)  # forward the client's key, unless a test says otherwise
-    if upstream is not None:
-        settings.setdefault("upstream_url", upstream.url)
-    with BackgroundGateway(GatewayConfig(**settings)) as running:
-        yield running
+    with contextlib.ExitStack() as stack:
+        if upstream is None and "upstream_url" not in settings:
+            upstream = stack.enter_context(ScriptedGemini([]))
+        if upstream is not None:
+            settings.setdefault("upstream_url", upstream.url)
+        yield stack.enter_context(BackgroundGateway(GatewayConfig(**settings)))
 
 
 def raw_request(url: str, method: str, path: str, body: bytes | dict | None = None,

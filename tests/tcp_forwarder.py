@@ -1,4 +1,5 @@
-"""A TCP listener on loopback that forwards every connection to a unix socket.
+"""A TCP listener on loopback that forwards every connection to the local engine (its unix socket,
+or the plain TCP address DOCKER_HOST names, read as the Docker SDK reads it).
 
 Lets tests reach the local Docker engine as ``DOCKER_HOST=tcp://127.0.0.1:PORT``
 and count what really went over TCP.  ``rewrite`` replaces bytes in what the
@@ -15,15 +16,37 @@ import ssl
 import threading
 from contextlib import contextmanager
 
-import pytest
+from urllib.parse import urlsplit
 
-DOCKER_SOCKET = "/var/run/docker.sock"
+from conftest import require
+
+
+def engine_target() -> str | tuple[str, int]:
+    """Where the Docker SDK finds the engine from this environment (DOCKER_HOST, else its default
+    socket): a unix socket path or a (host, port) of plain TCP.  Another kind (ssh://, TLS) cannot be
+    forwarded here: require() skips the test, or fails it in strict mode."""
+    import docker.utils
+
+    url = docker.utils.parse_host(os.environ.get("DOCKER_HOST"), tls=bool(os.environ.get("DOCKER_TLS_VERIFY")))
+    parts = urlsplit(url)
+    if parts.scheme == "http+unix":
+        require(os.path.exists(parts.path), f"the engine's socket {parts.path} (set DOCKER_HOST or start the engine)")
+        return parts.path
+    require(parts.scheme == "http", f"an engine on a unix socket or plain TCP (DOCKER_HOST is {url})")
+    return parts.hostname, parts.port
+
+
+def engine_socket() -> str:
+    """The engine's unix socket (tests of socket permissions need one)."""
+    target = engine_target()
+    require(isinstance(target, str), "an engine on a unix socket")
+    return target
 
 
 class Forwarder:
-    def __init__(self, unix_path: str = DOCKER_SOCKET, rewrite: tuple[bytes, bytes] | None = None,
+    def __init__(self, target: str | tuple[str, int], rewrite: tuple[bytes, bytes] | None = None,
                  tls: ssl.SSLContext | None = None) -> None:
-        self.unix_path = unix_path
+        self.target = target
         self.tls = tls
         self.rewrite = rewrite
         self.connections = 0
@@ -42,13 +65,13 @@ class Forwarder:
                 client, _ = self._listener.accept()
             except OSError:
                 return
-            engine = socket.socket(socket.AF_UNIX)
+            engine = socket.socket(socket.AF_UNIX if isinstance(self.target, str) else socket.AF_INET)
             try:
                 if self.tls is not None:
                     client.settimeout(10)
                     client = self.tls.wrap_socket(client, server_side=True)
                     client.settimeout(None)
-                engine.connect(self.unix_path)
+                engine.connect(self.target)
             except OSError:  # ssl.SSLError too: a failed handshake
                 client.close()
                 engine.close()
@@ -92,11 +115,8 @@ def closed_port() -> int:
 
 @contextmanager
 def engine_forwarder(**options):
-    """A Forwarder (``rewrite=``, ``tls=``) to the local engine's socket, closed afterwards;
-    the test is skipped where the engine listens elsewhere."""
-    if not os.path.exists(DOCKER_SOCKET):
-        pytest.skip(f"the engine does not listen on {DOCKER_SOCKET}")
-    fwd = Forwarder(DOCKER_SOCKET, **options)
+    """A Forwarder (``rewrite=``, ``tls=``) to the engine of this environment, closed afterwards."""
+    fwd = Forwarder(engine_target(), **options)
     try:
         yield fwd
     finally:

@@ -19,6 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from conftest import require
+from session_host import children_of, session_root_pid  # noqa: F401  (test_attacks_unprivileged takes them from here)
+
 SYSCTLS = ("kernel/core_pattern", "kernel/modprobe", "fs/lease-break-time", "vm/drop_caches", "kernel/sysrq")
 
 # name -> (x86_64 number, aarch64 number, args); each must fail with EPERM.
@@ -234,33 +237,6 @@ def check_memory_folders(out: dict) -> None:
 # -- the host's view of a session ----------------------------------------------------------------
 
 
-def children_of(root: int) -> list[int]:
-    """root and all its descendants (host pids)."""
-    parents = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
-    found, frontier = {root}, [root]
-    while frontier:
-        pid = frontier.pop()
-        for child, parent in parents.items():
-            if parent == pid and child not in found:
-                found.add(child)
-                frontier.append(child)
-    return sorted(found)
-
-
-def session_root_pid(session) -> int:
-    if session.kind == "docker":
-        out = subprocess.run(["docker", "inspect", "-f", "{{.State.Pid}}", session.container], capture_output=True, text=True)
-        return int(out.stdout.strip())
-    return session.worker_pid
-
-
 def host_uids(pid: int) -> list[int]:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("Uid:"):
@@ -292,7 +268,9 @@ def cpu_seconds(f: Path) -> float:
 
 # -- the attacks, as root -----------------------------------------------------------------------------
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the host-as-root half; the other half is test_attacks_unprivileged.py")
+@pytest.fixture(autouse=True)
+def as_root():
+    require(os.geteuid() == 0, "root (the host-as-root half of the attacks; the other half is test_attacks_unprivileged.py)")
 
 
 @pytest.fixture
@@ -336,7 +314,7 @@ def test_the_host_keyring_is_out_of_reach(sandbox):
     # A key in the host root's user keyring, as a secret the sandbox must not see.
     key = libc.syscall(ctypes.c_long(add_key), b"user", token.encode(), b"host-secret", ctypes.c_long(11), ctypes.c_long(-4))
     if key < 0:
-        pytest.skip(f"this host has no usable keyring (errno {ctypes.get_errno()})")
+        require(False, f"a usable kernel keyring on this host (add_key errno {ctypes.get_errno()})")
     try:
         before = _key_users()
         out = run_json(sandbox, f"""
@@ -359,7 +337,17 @@ def test_the_host_keyring_is_out_of_reach(sandbox):
 
 
 def test_memory_backed_folders_are_capped(sandbox):
+    from session_host import folder_used, inside_pid
+
     check_memory_folders(run_json(sandbox, SHM_CODE))
+    # Then judged on the host: fill /dev/shm and try /dev, keep what was written, and let the host kernel count it.
+    sandbox.run(SHM_CODE.replace("os.unlink", "str"))
+    pid = inside_pid(sandbox)
+    used = folder_used(pid, "/dev/shm")
+    assert 32 * 2**20 <= used <= 64 * 2**20, used >> 20  # it wrote, up to the 64 MiB cap
+    assert not os.path.exists(f"/proc/{pid}/root/dev/fill")  # /dev itself took nothing
+    sandbox.run("import os\nos.unlink('/dev/shm/fill')")
+    assert folder_used(pid, "/dev/shm") < 2**20
 
 
 def test_proc_shows_no_host_paths(sandbox):
@@ -370,8 +358,7 @@ def test_cpu_spinners_are_held_to_the_quota(sandbox):
     assert sandbox.run(SPINNERS_CODE).output == "spinning\n"
     root = session_root_pid(sandbox)
     usage = cpu_usage_file(root)
-    if usage is None:
-        pytest.skip("no cpu accounting cgroup on this host")
+    require(usage is not None, "a cpu accounting cgroup on this host")
     time.sleep(0.5)
     start, t0 = cpu_seconds(usage), time.monotonic()
     time.sleep(3.0)

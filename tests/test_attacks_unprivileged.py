@@ -49,7 +49,7 @@ from test_attacks_os import (
 )
 from unprivileged_host import UID, facts_of, finish, home, needs_root, run_unprivileged, start_unprivileged, step  # noqa: F401
 
-pytestmark = needs_root
+pytestmark = pytest.mark.usefixtures("needs_root")
 
 
 # -- the OS attacks -------------------------------------------------------------------------------

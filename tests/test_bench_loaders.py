@@ -6,6 +6,7 @@ import base64
 import csv
 import json
 import shutil
+import sys
 
 import numpy as np
 import pytest
@@ -144,15 +145,32 @@ def test_hrbench_tsv_with_base64_images_and_references(tmp_path):
     assert len(load_hrbench(path, tmp_path / "cache", limit=1)) == 1
 
 
-def test_hrbench_parquet_without_a_parquet_engine_says_so(tmp_path):
-    pytest.importorskip("pandas")
-    try:
-        import pyarrow  # noqa: F401
-        pytest.skip("pyarrow is installed")
-    except ImportError:
-        pass
+def test_hrbench_parquet_file(tmp_path):
+    """The same rows as the .tsv above, written as parquet (pandas + pyarrow, both in the test extra)."""
+    import pandas as pd
+
+    photo = base64.b64encode(sample("rocket.jpg").read_bytes()).decode()
+    rows = [dict(index=0, question="What colour is the rocket?", answer="C", category="single", A="red", B="black",
+                 C="white", D="green", cycle_category="single_0", image=photo),
+            dict(index=1, question="What colour is the rocket?", answer="A", category="single", A="white", B="red",
+                 C="black", D="green", cycle_category="single_1", image="0")]
+    path = tmp_path / "hr_bench_8k.parquet"
+    pd.DataFrame(rows).to_parquet(path)
+    assert path.read_bytes()[:4] == b"PAR1"
+    first, second = load_suite(str(path), tmp_path / "cache").tasks
+    assert (first.id, second.id) == ("hrbench/hr_bench_8k/0", "hrbench/hr_bench_8k/1")
+    assert first.images[0].read_bytes() == sample("rocket.jpg").read_bytes() and second.images == first.images
+    assert first.options == ["red", "black", "white", "green"] and first.grade("(C) white")
+    assert second.answer == "A" and second.grade("A") and not second.grade("(C)")
+
+
+def test_hrbench_parquet_without_a_parquet_engine_says_so(tmp_path, monkeypatch):
+    import pandas as pd
+
     path = tmp_path / "hr_bench_4k.parquet"
-    path.write_bytes(b"PAR1 not really")
+    pd.DataFrame([{"index": 0}]).to_parquet(path)
+    for engine in ("pyarrow", "fastparquet"):  # as if neither were installed: their imports fail
+        monkeypatch.setitem(sys.modules, engine, None)
     with pytest.raises(InputError, match="pyarrow or fastparquet"):
         load_suite(str(path), tmp_path / "cache")
 

@@ -15,24 +15,17 @@ from pathlib import Path
 
 import pytest
 
+from conftest import can_unshare_net, require, require_import
 from test_bench_run import RIGHT, TASKS
 
-ray = pytest.importorskip("ray", reason="the ray extra is not installed")
 HERE = Path(__file__).resolve().parent
 PAIRS = {(t["id"], m) for t in TASKS for m in ("direct", "hosted", "local")}
 
 
-def namespaces_work() -> bool:
-    if shutil.which("unshare") is None:
-        return False
-    return subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode == 0
-
-
-pytestmark = pytest.mark.skipif(not namespaces_work(), reason="needs 'unshare -n' (root or user namespaces)")
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> tuple[Path, dict]:
+    require_import("ray", "Ray (pip install 'agentic-vision[ray]')")
+    require(can_unshare_net(), "'unshare -n' (root or user namespaces)")
     out = tmp_path_factory.mktemp("ray")
     done = subprocess.run(["unshare", "-n", sys.executable, str(HERE / "ray_scenarios.py"), str(out)],
                           capture_output=True, text=True, timeout=900)
@@ -126,3 +119,44 @@ def test_ray_missing_is_one_line(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip() == "agentic-vision: Ray is not installed: pip install 'agentic-vision[ray]'"
     assert not (tmp_path / "out" / "results.jsonl").exists()
+
+
+def test_ray_resource_and_cpus_bound_the_episodes_at_once(runs):
+    out, summary = runs
+    run = summary["resources"]
+    assert run["rc"] == 0, run["stderr"]
+    assert "ray: 2 node(s), 2 episode(s) at once" in run["stderr"]  # one "slot" per node, not 2 CPUs / 0.5
+    assert len(records(out / "resources")) == len(TASKS)
+
+
+@pytest.mark.parametrize("scenario, words", [("no_resource", "--ray-resource gpu: no node of the Ray cluster has"),
+                                             ("big_cpus", "--ray-cpus 4: no node of the Ray cluster has that many")])
+def test_what_no_node_can_take_is_one_line_not_a_wait(runs, scenario, words):
+    _, summary = runs
+    run = summary[scenario]
+    assert run["rc"] == 2, run
+    # Ray's own core may log a line first (in the test's namespace it cannot find an outside address).
+    ours = [line for line in run["stderr"].strip().splitlines() if not line.startswith("[")]
+    assert len(ours) == 1 and ours[0].startswith("agentic-vision: ") and words in ours[0], run["stderr"]
+    assert "Traceback" not in run["stderr"]
+
+
+def test_an_episode_whose_retries_are_used_up_is_recorded_as_a_worker_error(runs):
+    out, summary = runs
+    run = summary["retries"]
+    assert run["kills"] == [1, 1, 1] and run["attempts"] == 3, run  # the first attempt and both retries, each killed
+    [row] = records(out / "retries")
+    assert (row["task_id"], row["mode"], row["stop_reason"]) == ("coins", "local", "worker_error"), row
+    assert row["error"] and not row["correct"]
+    assert run["rc"] in (0, 1), run["stderr"]  # a bench with a failed episode still ends with its report
+
+
+def test_ctrl_c_on_ray_cancels_the_running_episodes_and_keeps_the_finished(runs):
+    out, summary = runs
+    run = summary["interrupt"]
+    assert run["rc"] == 130 and run["stderr"].strip().splitlines()[-1] == "agentic-vision: interrupted", run
+    assert 3 <= run["recorded"] < len(PAIRS)
+    rows = records(out / "interrupt")
+    assert len({(r["task_id"], r["mode"]) for r in rows}) == len(rows)  # nothing recorded twice
+    assert all(r["stop_reason"] == "answered" for r in rows)  # what was cancelled is not recorded as a result
+    assert run["left_running"] == 0  # no episode runs on after the driver stopped

@@ -25,7 +25,8 @@ def slow_router(request):
 
 def bench(suite, out, server, *extra) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k not in ("GOOGLE_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI")}
-    env.update(GOOGLE_GEMINI_BASE_URL=server.url, GEMINI_API_KEY="test", PYTHONPATH=str(ROOT))
+    env.update(GOOGLE_GEMINI_BASE_URL=server.url, GEMINI_API_KEY="test",  # the network guard's folder stays first
+               PYTHONPATH=os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(ROOT)) if p))
     command = [sys.executable, "-m", "agentic_vision.bench", "--suite", str(suite), "--modes", ",".join(MODES),
                "--model", MODEL, "--sandbox", "local", "--out", str(out), "--concurrency", "1", "--quiet",
                "--no-traces", *extra]

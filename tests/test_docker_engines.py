@@ -14,9 +14,8 @@ import time
 
 import pytest
 
-from conftest import png_size
-from tcp_forwarder import DOCKER_SOCKET as SOCKET
-from tcp_forwarder import closed_port, engine_forwarder
+from conftest import png_size, require
+from tcp_forwarder import closed_port, engine_forwarder, engine_socket
 from test_docker import cli, engine, one_line_error  # noqa: F401  (engine is a fixture)
 
 pytestmark = pytest.mark.docker
@@ -95,8 +94,7 @@ def tls_certificates(certs) -> "ssl.SSLContext":
 
 
 def test_docker_host_over_tls_carries_inputs_and_images(engine, no_cli_env, photo, tmp_path):
-    if shutil.which("openssl") is None:
-        pytest.skip("needs openssl to make the certificates")
+    require(shutil.which("openssl"), "openssl (to make the certificates)")
     certs = tmp_path / "certs"
     certs.mkdir()
     with engine_forwarder(tls=tls_certificates(certs)) as tls:
@@ -214,6 +212,7 @@ def test_permission_denied_on_the_socket(engine):
     from agentic_vision.errors import SandboxUnavailable
     from agentic_vision.sandboxing.docker_engine import connect
 
+    SOCKET = engine_socket()
     connect(f"unix://{SOCKET}").client.close()  # everything imported before the child loses access to it
     read, write = os.pipe()
     pid = os.fork()
@@ -242,8 +241,7 @@ def test_permission_denied_on_the_socket(engine):
 
 def test_a_tls_failure_is_one_line(engine, no_cli_env, forwarder, tmp_path):
     """DOCKER_TLS_VERIFY against an endpoint that does not speak TLS (the plain forwarded socket)."""
-    if shutil.which("openssl") is None:
-        pytest.skip("needs openssl to make the client certificates")
+    require(shutil.which("openssl"), "openssl (to make the client certificates)")
     certs = tmp_path / "certs"
     certs.mkdir()
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=test",

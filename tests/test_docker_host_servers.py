@@ -10,6 +10,7 @@ bench command; the model is the scripted Gemini server.
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import os
@@ -28,7 +29,6 @@ from PIL import Image
 from agentic_vision.testing.gemini_server import ScriptedGemini, reply
 from conftest import sample
 from mcp_support import PYTHON, decode, sync_client, text_of
-from tcp_forwarder import DOCKER_SOCKET as SOCKET
 from tcp_forwarder import closed_port, engine_forwarder
 from test_docker import engine  # noqa: F401  (a fixture)
 
@@ -124,6 +124,12 @@ def upstream():
 @pytest.fixture(scope="module")
 def gateway(forwarder, upstream):
     """`agentic-vision serve --sandbox docker --docker-host <forwarder>`: its URL, first line and process."""
+    with serving(forwarder, upstream) as running:
+        yield running
+
+
+@contextlib.contextmanager
+def serving(forwarder, upstream):
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "agentic_vision", "serve", "--sandbox", "docker", "--docker-host", forwarder.address,
@@ -152,7 +158,7 @@ def containers_of(pid: int) -> list:
     """The sandbox containers the process ``pid`` started on the local engine, removed or not."""
     import docker
 
-    client = docker.DockerClient(base_url=f"unix://{SOCKET}")
+    client = docker.from_env()  # the engine of this environment, as the forwarder found it
     try:
         return client.api.containers(all=True, filters={"label": f"org.agentic-vision.owner-pid={pid}"})
     finally:
@@ -179,10 +185,16 @@ def test_serve_runs_requests_code_on_the_given_engine(gateway, forwarder):
     assert forwarder.bytes_down - down > len(image.image_bytes)
 
 
-def test_serve_removes_its_containers_when_terminated(gateway):
-    _, _, proc = gateway
-    assert containers_of(proc.pid)  # the warm pool the request above started
-    proc.terminate()
+def test_serve_removes_its_containers_when_terminated(forwarder, upstream):
+    with serving(forwarder, upstream) as (url, _, proc):  # its own server: it is terminated here
+        client = genai.Client(api_key="client-key", http_options=types.HttpOptions(base_url=url))
+        response = client.models.generate_content(
+            model="gemini-3-flash-preview",
+            contents=[types.Part.from_bytes(data=COINS.read_bytes(), mime_type="image/png"), "How many coins?"],
+            config=types.GenerateContentConfig(tools=[types.Tool(code_execution=types.ToolCodeExecution())]))
+        assert response.text == "Coins."
+        assert containers_of(proc.pid)  # the warm pool this request started
+        proc.terminate()
     assert proc.wait(timeout=30) == 128 + 15
     assert containers_of(proc.pid) == []
 

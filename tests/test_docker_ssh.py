@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import png_size, require_docker, sample
+from conftest import png_size, require, require_docker, sample
 from tcp_forwarder import closed_port, engine_forwarder
 from test_docker import ROOT, cli, one_line_error
 
@@ -97,8 +97,7 @@ class Sshd:
 def ssh(tmp_path_factory):
     """(make_sshd, client_key, authorized_keys): sshds stopped at the end of the module."""
     problem = ssh_prerequisites()
-    if problem:
-        pytest.skip(problem)
+    require(not problem, problem)
     require_docker()
     PRIVSEP_DIR.mkdir(mode=0o755, exist_ok=True)
     tmp = tmp_path_factory.mktemp("ssh")

@@ -12,21 +12,20 @@ from pathlib import Path
 import pytest
 
 from agentic_vision.testing.gemini_server import ScriptedGemini, reply
+from conftest import require
 from gateway_helpers import CROP, gateway, image_bytes
 
 JS = Path(__file__).parent / "js"
-pytestmark = [
-    pytest.mark.timeout(180),
-    pytest.mark.skipif(shutil.which("node") is None, reason="Node.js is not installed"),
-]
+pytestmark = pytest.mark.timeout(180)
 
 
 @pytest.fixture(scope="module", autouse=True)
 def sdk_installed():
-    if not (JS / "node_modules" / "@google" / "genai").is_dir():
-        if os.environ.get("AGENTIC_VISION_TEST_JS") == "1":
-            pytest.fail("the JavaScript SDK is not installed: run npm ci in tests/js (scripts/test.sh does)")
-        pytest.skip("the JavaScript SDK is not installed: run npm ci in tests/js")
+    require(shutil.which("node"), "Node.js (node on PATH; scripts/test.sh installs it with apt)")
+    installed = (JS / "node_modules" / "@google" / "genai").is_dir()
+    if not installed and os.environ.get("AGENTIC_VISION_TEST_JS") == "1":
+        pytest.fail("the JavaScript SDK is not installed: run npm ci in tests/js (scripts/test.sh does)", pytrace=False)
+    require(installed, "the JavaScript SDK: run npm ci in tests/js (scripts/test.sh does)")
 
 
 def run_js(gw, scenario: str, image: Path, *, option: bool = False) -> object:

@@ -60,23 +60,32 @@ def test_bad_requests_get_google_errors_and_the_gateway_keeps_serving():
             "40 MB of garbage": (GENERATE, os.urandom(40 * 2**20), 413, "INVALID_ARGUMENT", "exceeds the limit"),
         }
         odd = request_body(image_bytes())
-        weird = {
-            "generationConfig not an object": {**odd, "generationConfig": "hot"},
-            "parts not a list": {**odd, "contents": [{"role": "user", "parts": "x"}]},
-            "inlineData not an object": {**odd, "contents": [{"role": "user", "parts": [{"inlineData": "x"}, {"text": "q"}]}]},
-            "fileData not uploaded here": {**odd, "contents": [{"role": "user", "parts": [
-                {"fileData": {"fileUri": 12}}, {"text": "q"}]}]},
-            "code in a user turn": {**odd, "contents": [{"role": "user", "parts": [
+        weird = {  # what: (body, words the message must hold: where and what is wrong)
+            "generationConfig not an object": ({**odd, "generationConfig": "hot"},
+                                               "'generationConfig': expected a JSON object"),
+            "parts not a list": ({**odd, "contents": [{"role": "user", "parts": "x"}]},
+                                 "contents[0].parts: contents.parts must be a list"),
+            "inlineData not an object": ({**odd, "contents": [{"role": "user", "parts": [{"inlineData": "x"}, {"text": "q"}]}]},
+                                         "'contents[0].parts[0].inlineData': wrong JSON type"),
+            "fileData not uploaded here": ({**odd, "contents": [{"role": "user", "parts": [
+                {"fileData": {"fileUri": 12}}, {"text": "q"}]}]}, "fileData: '12' is not a file uploaded to this gateway"),
+            "code in a user turn": ({**odd, "contents": [{"role": "user", "parts": [
                 {"executableCode": {"code": "print(1)"}}, {"text": "q"}]}]},
-            "the model speaks last": {**odd, "contents": odd["contents"] + [{"role": "model", "parts": [{"text": "Hi"}]}]},
-            "a result with no code": {**odd, "contents": [{"role": "user", "parts": [{"text": "a"}]}, {"role": "model", "parts": [
+                "contents[0].parts[0]: a executableCode part cannot be in a user turn"),
+            "the model speaks last": ({**odd, "contents": odd["contents"] + [{"role": "model", "parts": [{"text": "Hi"}]}]},
+                                      "the last content must be the user's turn"),
+            "a result with no code": ({**odd, "contents": [{"role": "user", "parts": [{"text": "a"}]}, {"role": "model", "parts": [
                 {"codeExecutionResult": {"outcome": "OUTCOME_OK"}}]}, *odd["contents"]]},
-            "function declarations too": {**odd, "tools": [{"codeExecution": {}}, {"functionDeclarations": [{"name": "f"}]}]},
-            "several candidates": {**odd, "generationConfig": {"candidateCount": 2}},
-            "unknown setting": {**odd, "generationConfig": {"temperatureX": 1}},
+                "contents[1].parts[0]: a codeExecutionResult must follow the executableCode"),
+            "function declarations too": ({**odd, "tools": [{"codeExecution": {}}, {"functionDeclarations": [{"name": "f"}]}]},
+                                          "functionDeclarations cannot be served together with codeExecution"),
+            "several candidates": ({**odd, "generationConfig": {"candidateCount": 2}},
+                                   "generationConfig.candidateCount must be 1"),
+            "unknown setting": ({**odd, "generationConfig": {"temperatureX": 1}},
+                                "'generationConfig.temperatureX': Extra inputs are not permitted"),
         }
-        for what, body in weird.items():
-            cases[what] = (GENERATE, body, 400, "INVALID_ARGUMENT", "")
+        for what, (body, words) in weird.items():
+            cases[what] = (GENERATE, body, 400, "INVALID_ARGUMENT", words)
         for what, (path, body, code, status, words) in cases.items():
             got, _, payload = raw_request(gw.url, "POST", path, body, KEY)
             error = error_of(payload)
@@ -161,21 +170,42 @@ def _descendants(root: int) -> set[int]:
     return found
 
 
+def _named(name: str) -> set[int]:
+    """This process's descendants whose name (/proc/PID/comm) is ``name``."""
+    found = set()
+    for pid in _descendants(os.getpid()):
+        try:
+            if Path(f"/proc/{pid}/comm").read_text().strip() == name:
+                found.add(pid)
+        except OSError:
+            pass
+    return found
+
+
+def _wait(condition, seconds: float = 20) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 def test_client_disconnect_stops_the_run_and_frees_its_sandbox():
-    script = [reply.call("run_python", {"code": "import time\ntime.sleep(60)\nprint('finished')"}), "Never."]
+    # The code names its own process, so the host can tell it from the sandbox's other processes and warm spares.
+    code = "open('/proc/self/comm', 'w').write('av-disconnect')\nimport time\ntime.sleep(60)\nprint('finished')"
+    script = [reply.call("run_python", {"code": code}), "Never."]
     with ScriptedGemini(script) as upstream, gateway(upstream) as gw:
         conn, response = _stream(gw, request_body(image_bytes()))
         assert b"executableCode" in response.readline()
-        running = _descendants(os.getpid())  # the sandbox running the code, and warm spares
+        assert _wait(lambda: _named("av-disconnect")), "the code never started"
         conn.sock.shutdown(socket.SHUT_RDWR)
         conn.close()
-        deadline = time.monotonic() + 10
-        while running <= _descendants(os.getpid()) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        gone = running - _descendants(os.getpid())
-        time.sleep(1)
-        assert gone, "no sandbox process ended after the client went away"
-        assert len(upstream.requests) == 1  # the loop stopped: the model was not asked again
+        assert _wait(lambda: not _named("av-disconnect"), 10), "the process running the code outlived the client"
+        # Had the loop gone on, the killed run would have gone back to the model (a second request, answered
+        # "Never.") before the exchange ended; so wait for the end, then count.
+        assert _wait(lambda: gw.app.state.gateway.active == 0), "the exchange never ended"
+        assert len(upstream.requests) == 1
 
 
 def test_auth_key_is_required_and_not_forwarded(tmp_path):

@@ -11,6 +11,7 @@ from google.genai import types
 from PIL import Image
 
 from agentic_vision.testing.gemini_server import ScriptedGemini
+from agentic_vision.testing.gemini_server import reply as reply_gemini
 from agentic_vision.testing.openai_server import ScriptedOpenAI, reply
 from gateway_helpers import CROP, MODEL, gateway, image_bytes
 
@@ -94,11 +95,41 @@ def test_what_a_route_cannot_honour_is_a_clear_400():
             client.models.generate_content(
                 model="vlm", contents=[image_part(), "Zoom in."],
                 config=types.GenerateContentConfig(tools=CONFIG.tools, response_logprobs=True))
-        listed = [m.name for m in client.models.list()]
     assert plain.value.code == 400 and "codeExecution" in plain.value.message
     assert setting.value.code == 400 and "responseLogprobs" in setting.value.message
-    assert "models/vlm" in listed
     assert backend.requests == []
+
+
+def test_the_model_list_is_the_routes_then_the_upstreams_models():
+    with ScriptedOpenAI([]) as backend, \
+            ScriptedGemini([], models=["gemini-2.5-pro", MODEL]) as upstream, \
+            gateway(upstream, routes=[f"vlm=openai:m@{backend.url}", f"{MODEL}=ollama:qwen2.5vl@{backend.url}"]) as gw:
+        client = client_for(gw)
+        listed = list(client.models.list())
+    names = [m.name for m in listed]
+    assert names == ["models/vlm", f"models/{MODEL}", "models/gemini-2.5-pro"]  # the route shadows the upstream's
+    assert listed[1].version == "local" and "qwen2.5vl" in listed[1].display_name
+    assert listed[2].version == "scripted"
+    assert [r.method for r in upstream.lookups] == ["list"] and upstream.lookups[0].api_key == "any"
+
+
+@pytest.mark.parametrize("failure", ["refused", "unreachable"])
+def test_the_model_list_keeps_the_routes_when_the_upstream_fails(failure):
+    from tcp_forwarder import closed_port
+
+    with ScriptedOpenAI([]) as backend, \
+            ScriptedGemini([], models_errors={"list": reply_gemini.error(500)}) as upstream:
+        url = upstream.url if failure == "refused" else f"http://127.0.0.1:{closed_port()}"
+        with gateway(upstream_url=url, routes=[f"vlm=openai:m@{backend.url}"]) as gw:
+            client = client_for(gw)
+            names = [m.name for m in client.models.list()]
+        with gateway(upstream_url=url) as plain:  # no routes: the upstream's failure is the answer
+            client = client_for(plain)
+            with pytest.raises(genai.errors.APIError) as error:
+                list(client.models.list())
+    assert names == ["models/vlm"]
+    assert error.value.code == (500 if failure == "refused" else 502)
+    assert len(upstream.lookups) == (2 if failure == "refused" else 0)
 
 
 @pytest.mark.parametrize("thinking, sent", [
@@ -134,7 +165,7 @@ def test_a_thinking_level_the_routed_server_lacks_is_a_400():
                 model="vlm", contents=[image_part(), "Zoom in."],
                 config=types.GenerateContentConfig(tools=CONFIG.tools, thinking_config=types.ThinkingConfig(
                     thinking_budget=-5)))
-        after = client.models.list()  # still serving
+        after = list(client.models.list())  # still serving
     assert minimal.value.code == 400 and "'minimal'" in minimal.value.message and "low" in minimal.value.message
     assert negative.value.code == 400 and "thinkingBudget" in negative.value.message
     assert any(m.name == "models/vlm" for m in after)

@@ -24,7 +24,7 @@ from agentic_vision.sandbox_runtime.guard import (
     compile_guarded,
     guard_namespace,
 )
-from conftest import sample
+from conftest import require_import, sample
 
 
 def guarded_ns(**preset) -> dict:
@@ -209,7 +209,7 @@ def test_allowed_modules_cover_gemini_libraries():
 
 
 def test_allowed_modules_can_be_widened():
-    pytest.importorskip("skimage")
+    require_import("skimage", "scikit-image (the test extra)")
     ns = dict(guard_namespace(DEFAULT_ALLOWED_MODULES | {"skimage"}))
     code = compile_guarded("import skimage.data\nn = skimage.data.coins().shape[0]",
                            allowed_modules=DEFAULT_ALLOWED_MODULES | {"skimage"})

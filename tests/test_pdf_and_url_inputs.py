@@ -54,7 +54,7 @@ def test_a_pdf_shows_the_first_pages_and_says_so(pdfs):
     assert [im.name for im in inputs.images] == ["plan-page-1.png", "plan-page-2.png", "plan-page-3.png"]
     assert [f.name for f in inputs.files] == ["plan.pdf", "plan-page-1.png", "plan-page-2.png", "plan-page-3.png"]
     page = inputs.images[0]
-    assert (page.width, page.height) == (2481, 3507) or abs(page.width - 2481) <= 2  # A4 at 300 dpi
+    assert abs(page.width - 2481) <= 1 and abs(page.height - 3507) <= 1  # A4 at 300 dpi (8.27 x 11.69 in), rounded
     assert max(page.model.width, page.model.height) == 1536
     [note] = inputs.messages
     assert "plan.pdf has 5 pages" in note and "Only the first 3 are shown by default" in note
@@ -96,7 +96,7 @@ def test_the_code_gets_the_pdf_and_the_pages_and_can_render_more(pdfs):
     assert len(first.images()) == 3
     tool = first["tools"][0]["functionDeclarations"][0]["description"]
     assert "plan-page-1.png" in tool and "page 1 of plan.pdf at 300 dpi" in tool and "pypdfium2" in tool
-    assert "plan.pdf has 5 pages" in first.first_user_text() or "plan.pdf has 5 pages" in str(first.body)
+    assert "plan.pdf has 5 pages" in first.first_user_text()
 
 
 def test_a_png_with_a_pdf_in_a_text_chunk_is_a_png(pdfs):
@@ -266,7 +266,7 @@ def test_url_failures_are_one_line_naming_the_url(path, options, message):
     with Site() as site:
         with pytest.raises(InputError) as info:
             prepare_inputs([site.url + path], options=InputOptions(**options))
-    assert str(info.value).startswith(site.url) or site.url in str(info.value)
+    assert str(info.value).startswith(site.url + path)
     assert message in str(info.value) and "\n" not in str(info.value)
 
 

@@ -41,10 +41,13 @@ import pytest  # noqa: E402
 UID = 65534
 SYSTEM_PYTHON = "/usr/bin/python3"
 
-needs_root = pytest.mark.skipif(
-    os.geteuid() != 0 or shutil.which("setpriv") is None or not os.access(SYSTEM_PYTHON, os.X_OK),
-    reason="needs root (to become the unprivileged user), setpriv and the system's Python",
-)
+@pytest.fixture(autouse=True)
+def needs_root():
+    """Used by test modules as ``pytestmark = pytest.mark.usefixtures("needs_root")``."""
+    from conftest import require
+
+    require(os.geteuid() == 0 and shutil.which("setpriv") and os.access(SYSTEM_PYTHON, os.X_OK),
+            f"root (to become the unprivileged user), setpriv and the system's Python {SYSTEM_PYTHON}")
 
 
 @pytest.fixture(scope="module")

@@ -89,6 +89,18 @@ def connect(options: RayOptions, config: RunConfig):
     return ray
 
 
+def check_fits(ray, options: RayOptions) -> None:
+    """An episode no live node can take would wait for ever (Ray queues it): say so instead."""
+    nodes = [n.get("Resources") or {} for n in ray.nodes() if n.get("Alive")]
+    if not any(n.get("CPU", 0) >= options.cpus_per_episode for n in nodes):
+        most = max((n.get("CPU", 0) for n in nodes), default=0)
+        raise InputError(f"--ray-cpus {options.cpus_per_episode:g}: no node of the Ray cluster has that many CPUs "
+                         f"(the most is {most:g}); ask for fewer")
+    if options.resource and not any(n.get(options.resource, 0) >= 1 for n in nodes):
+        raise InputError(f"--ray-resource {options.resource}: no node of the Ray cluster has that resource "
+                         f"(start nodes with --resources '{{\"{options.resource}\": N}}')")
+
+
 def capacity(ray, options: RayOptions) -> int:
     """How many episodes the cluster can run at once with these options (at least 1)."""
     resources = ray.cluster_resources()
@@ -195,6 +207,7 @@ def run_pairs_on_ray(tasks: list[Task], modes: list[str], config: RunConfig, opt
     from ray.exceptions import RayError, RayTaskError, TaskCancelledError
 
     try:
+        check_fits(ray, options)
         slots = concurrency or capacity(ray, options)
         nodes = [n for n in ray.nodes() if n.get("Alive")]
         say(f"ray: {len(nodes)} node(s), {slots} episode(s) at once")

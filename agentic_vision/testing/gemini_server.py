@@ -24,6 +24,8 @@ reply, on the last part otherwise.  Function calls get ids ``call_<n>_<part>``.
 Endpoints: ``POST /{v1,v1beta,v1alpha}/models/{model}:generateContent`` and
 ``:streamGenerateContent`` (``?alt=sse`` gives server-sent events, otherwise a
 JSON array); ``:countTokens`` (the prompt's deterministic count, no step used);
+``:embedContent`` / ``:batchEmbedContents`` (an embedding of [tokens, characters]
+of each content's text, no step used);
 ``GET models`` and ``models/{model}`` (``models=``: the names served, listed,
 and 404 for any other name; None, the default, answers ``models/{model}`` for
 any name and lists ``gemini-3-flash-preview``).  Those GETs are recorded in
@@ -82,7 +84,8 @@ DEFAULT_MODEL = "gemini-3-flash-preview"  # what the listing shows when no model
 _STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
            404: "NOT_FOUND", 408: "DEADLINE_EXCEEDED", 429: "RESOURCE_EXHAUSTED",
            500: "INTERNAL", 502: "UNAVAILABLE", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
-_PATH = re.compile(r"^/(v1|v1beta|v1alpha)/models/([^/:]+):(generateContent|streamGenerateContent|countTokens)$")
+_PATH = re.compile(r"^/(v1|v1beta|v1alpha)/models/([^/:]+):"
+                   r"(generateContent|streamGenerateContent|countTokens|embedContent|batchEmbedContents)$")
 _MODELS = re.compile(r"^/(v1|v1beta|v1alpha)/models(?:/([^/:]+))?$")
 _DATA_FIELDS = ("text", "inlineData", "fileData", "functionCall", "functionResponse",
                 "executableCode", "codeExecutionResult")
@@ -144,6 +147,7 @@ class RecordedRequest(RecordedRequestBase):
     """One HTTP request as the server saw it (``body`` is normalised to camelCase)."""
 
     path: str
+    query: dict = field(default_factory=dict)  # the URL's query parameters, each a list (a key sent as ?key= shows here)
     api_version: str | None = None
     model: str | None = None
     method: str | None = None  # "generateContent", "streamGenerateContent", "countTokens"; "get" / "list" (models)
@@ -310,7 +314,8 @@ class ScriptedGemini(ScriptedServer):
 
     # -- HTTP ----------------------------------------------------------------------
     def _record(self, h: BaseHTTPRequestHandler) -> RecordedRequest:
-        return RecordedRequest(path=urlsplit(h.path).path)
+        parts = urlsplit(h.path)
+        return RecordedRequest(path=parts.path, query=parse_qs(parts.query))
 
     def _log(self, rec: RecordedRequest) -> None:
         # GeminiModel looks its model up before the first call: ``requests`` stays the model calls.
@@ -342,6 +347,9 @@ class ScriptedGemini(ScriptedServer):
         raw_body = self._read_json(rec, raw, "Invalid JSON payload received.",
                                    "Invalid JSON payload received. Expected an object.")
         rec.body = normalise(raw_body)
+        if rec.method in ("embedContent", "batchEmbedContents"):
+            rec.status, rec.response = 200, self._embed(rec.body)
+            return
         if rec.method == "countTokens":
             request = rec.body.get("generateContentRequest") or rec.body
             self._validate(request)
@@ -372,6 +380,16 @@ class ScriptedGemini(ScriptedServer):
                 chunk_candidate["finishReason"] = candidate["finishReason"]
             chunks.append({**response, "candidates": [chunk_candidate]})
         return chunks
+
+    @staticmethod
+    def _embed(body: dict) -> dict:
+        """An embedding that shows what was embedded: [tokens, characters] of the content's text."""
+        def one(request: dict) -> dict:
+            text = "".join(p.get("text", "") for p in (request.get("content") or {}).get("parts") or [])
+            return {"values": [float(tokens(text)), float(len(text))]}
+        if "requests" in body:
+            return {"embeddings": [one(r) for r in body["requests"]]}
+        return {"embedding": one(body)}
 
     def _models(self, name: str | None) -> dict:
         def model(n: str) -> dict:

@@ -17,7 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
-RAY = str(Path(sys.executable).with_name("ray"))
+# The ray command of this interpreter: its script beside it, or (a venv that sees Ray through a .pth
+# file, without the script) the same entry point run by the interpreter itself.
+_SCRIPT = Path(sys.executable).with_name("ray")
+RAY = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "ray.scripts.scripts"]
 
 
 def private_network() -> bool:
@@ -74,7 +77,7 @@ class LoopbackCluster:
         log = (self.logs / f"node-{len(self.procs)}.log").open("wb")
         env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
         self.procs.append(subprocess.Popen(
-            [RAY, "start", "--block", "--node-ip-address", "127.0.0.1", "--num-cpus", str(self.cpus),
+            [*RAY, "start", "--block", "--node-ip-address", "127.0.0.1", "--num-cpus", str(self.cpus),
              "--disable-usage-stats", *extra, *args],
             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True))
 

@@ -1,0 +1,114 @@
+"""The host's view of a sandbox session, for judging attacks by their effects on the host:
+its processes (host pids), its cgroup files, and the usage of its memory-backed folders
+read by the host kernel through /proc/PID/root -- never what the sandbox prints."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+
+def children_of(root: int) -> list[int]:
+    """root and all its descendants (host pids)."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found, frontier = {root}, [root]
+    while frontier:
+        pid = frontier.pop()
+        for child, parent in parents.items():
+            if parent == pid and child not in found:
+                found.add(child)
+                frontier.append(child)
+    return sorted(found)
+
+
+def session_root_pid(session) -> int:
+    """The host pid at the top of the session: its container's first process, or the local worker."""
+    if session.kind == "docker":
+        import docker
+
+        client = docker.from_env()
+        try:
+            return int(client.api.inspect_container(session.container)["State"]["Pid"])
+        finally:
+            client.close()
+    return session.worker_pid
+
+
+def inside_pid(session) -> int:
+    """A host pid of a process inside the session's mounts (its /work is a tmpfs there)."""
+    for pid in children_of(session_root_pid(session)):
+        try:
+            mounts = Path(f"/proc/{pid}/mountinfo").read_text().splitlines()
+        except OSError:
+            continue
+        if any(line.split()[4] == "/work" and " - tmpfs " in line for line in mounts):
+            return pid
+    raise AssertionError("no process of the session has its /work")
+
+
+def folder_used(pid: int, folder: str) -> int:
+    """Bytes in use on the file system mounted at ``folder`` inside, as the host kernel counts them."""
+    st = os.statvfs(f"/proc/{pid}/root{folder}")
+    return (st.f_blocks - st.f_bfree) * st.f_frsize
+
+
+def cgroup_file(pid: int, controller: str, v1_name: str, v2_name: str) -> Path | None:
+    """``pid``'s cgroup file of ``controller`` (cgroup v1 name or v2 name), if the host has it."""
+    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        if controller in controllers.split(","):
+            f = Path("/sys/fs/cgroup") / controllers / path.lstrip("/") / v1_name
+            if f.exists():
+                return f
+        if controllers == "" and Path("/sys/fs/cgroup/cgroup.controllers").exists():
+            f = Path("/sys/fs/cgroup") / path.lstrip("/") / v2_name
+            if f.exists():
+                return f
+    return None
+
+
+def rss(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+        except OSError:
+            pass
+    return total
+
+
+class Peak:
+    """Samples ``measure()`` every few milliseconds in a thread while the block runs; ``.peak``."""
+
+    def __init__(self, measure, every: float = 0.005) -> None:
+        self.measure, self.every, self.peak, self.samples = measure, every, 0, 0
+        self._stop = threading.Event()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                value = self.measure()
+            except OSError:
+                value = 0
+            self.peak, self.samples = max(self.peak, value), self.samples + 1
+            time.sleep(self.every)
+
+    def __enter__(self) -> "Peak":
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
