@@ -17,7 +17,7 @@ import pytest
 
 from agentic_vision.cli import cli
 from agentic_vision.testing.gemini_server import ScriptedGemini, reply
-from conftest import require_docker, sample
+from conftest import require_docker, sample, require
 
 PROG = "python -m agentic_vision"  # how click names the command run as below
 
@@ -126,8 +126,8 @@ def test_sandbox_build_of_a_current_image_asks_no_registry(tmp_path):
     engine = connect(None)
     current = image_name()
     labels = engine.api.inspect_image(current)["Config"]["Labels"] or {}
-    if labels.get(HASH_LABEL) != hash_of(build_files()):
-        pytest.skip(f"{current} is not built from these files (and is never rebuilt by a test)")
+    require(labels.get(HASH_LABEL) == hash_of(build_files()),
+            f"{current} built from these files (scripts/build-sandbox-image.sh; a test never rebuilds it)")
     tag = f"agentic-vision/sandbox:test-current-{os.getpid()}"  # a second name for it, removed afterwards
     engine.api.tag(current, "agentic-vision/sandbox", tag.rpartition(":")[2])
     try:

@@ -17,7 +17,7 @@ from agentic_vision.errors import SandboxUnavailable
 from agentic_vision.sandboxing import environment
 from agentic_vision.sandboxing.environment import STAMP, requirements_hash
 from agentic_vision.testing.gemini_server import ScriptedGemini, reply
-from conftest import sample
+from conftest import sample, require
 
 SETUP_LINE = ("agentic-vision: the local sandbox's library environment is not set up: run "
               "'agentic-vision sandbox setup' (once, a few minutes) or use --sandbox docker\n")
@@ -67,7 +67,7 @@ def small_disk(tmp_path):
     where.mkdir()
     if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(where)],
                                            capture_output=True).returncode != 0:
-        pytest.skip("mounting a tmpfs needs root")
+        require(False, "root, to mount a test tmpfs")
     yield where
     subprocess.run(["umount", "-l", str(where)], check=True)
 
@@ -143,7 +143,7 @@ def read_only_dir(tmp_path):
     where.mkdir()
     if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(where)],
                                            capture_output=True).returncode != 0:
-        pytest.skip("mounting a tmpfs needs root")
+        require(False, "root, to mount a test tmpfs")
     yield where
     subprocess.run(["umount", "-l", str(where)], check=True)
 

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from agentic_vision.testing.gemini_server import ScriptedGemini, reply
-from conftest import sample
+from conftest import require, sample
 from run_log_support import cli, cli_env, make_home, rows
 
 CROP = "from PIL import Image\nImage.open('coins.png').crop((0, 0, 100, 80)).show()\nprint('cropped the corner')"
@@ -198,13 +198,13 @@ def test_a_newer_schema_is_refused_with_what_to_do(home):
 
 
 def _mount_tmpfs(path, options):
+    require(os.geteuid() == 0, "root, to mount a small tmpfs")
     path.mkdir()
     done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True)
     if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+        require(False, f"a mountable tmpfs (root): {done.stderr.decode().strip()}")
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="mounts a small tmpfs (root)")
 def test_a_read_only_home_runs_without_logging_and_says_so_once(tmp_path):
     home = tmp_path / "ro"
     _mount_tmpfs(home, "size=1m")
@@ -219,7 +219,6 @@ def test_a_read_only_home_runs_without_logging_and_says_so_once(tmp_path):
         subprocess.run(["umount", "-l", str(home)])
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="mounts a small tmpfs (root)")
 def test_a_full_disk_drops_the_log_write_and_never_fails_the_run(tmp_path):
     home = tmp_path / "full"
     _mount_tmpfs(home, "size=600k")
