@@ -19,6 +19,7 @@ from ..images import to_model_image
 from ..inputs import DEFAULT_MAX_PIXELS
 from ..inputs.sources import InputOptions, Inputs, prepare_inputs
 from ..inputs.urls import MAX_BYTES, TIMEOUT
+from ..sandboxing.executors import as_library_set, check_libraries
 from ..sandboxing.libraries import available_libraries
 from ..models import get_model
 from ..models.base import Model, ModelImage, ModelTurn, Observation, ToolSpec
@@ -81,8 +82,13 @@ class Agent:
         on_event: Event | None = None,
         model_options: dict | None = None,
         sandbox_options: dict | None = None,
+        libraries=None,
         **settings,
     ) -> None:
+        """``libraries``: extra requirements (``["shapely==2.0", "mypkg"]``) set up with
+        ``agentic-vision sandbox setup --with ...`` (local) or built with ``sandbox build
+        --with ...`` (Docker); None keeps the default environment of the hosted libraries."""
+        self.libraries = as_library_set(libraries)  # a malformed requirement: InputError now
         self.model = get_model(model, **(model_options or {})) if isinstance(model, str) else model
         self.sandbox = sandbox
         self.sandbox_options = dict(sandbox_options or {})  # for open_session, e.g. pool_size
@@ -141,6 +147,7 @@ class Chat:
             timeout=self.settings.timeout,
             guard=self.settings.guard,
             max_pixels=self.settings.max_pixels,
+            libraries=self.agent.libraries,
             **self.agent.sandbox_options,
         )
         try:
@@ -153,7 +160,8 @@ class Chat:
     def _start_conversation(self, inputs: Inputs) -> None:
         listing = [(f.name, len(f.data), inputs.notes.get(f.name, "")) for f in inputs.files]
         libraries = available_libraries(self.session)
-        tool = ToolSpec(TOOL_NAME, tool_description(listing, libraries, self.settings.timeout))
+        extras = [spec for spec in self.session.executor.extras if spec["name"] in libraries]
+        tool = ToolSpec(TOOL_NAME, tool_description(listing, libraries, self.settings.timeout, extras))
         self.conversation = self.agent.model.start(self.settings.system, tool)
 
     # -- the loop -----------------------------------------------------------------
@@ -166,6 +174,9 @@ class Chat:
         history = list(history)
         if history and self.session is not None:
             raise InputError("a history can only start a chat")
+        if self.session is None and self.agent.libraries:
+            # Extras not set up or built: one line with the command, before any model call.
+            check_libraries(self.agent.sandbox, self.agent.libraries, self.agent.sandbox_options.get("docker_host"))
         self.agent.model.check_ready()  # no API key, no API: fail before a sandbox starts
         past = [source for entry in history if isinstance(entry, PastUser) for source in entry.images]
         past_inputs = self._prepare(past, [])  # the replayed turns' images go into the sandbox too
