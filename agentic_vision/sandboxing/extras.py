@@ -141,7 +141,7 @@ NETWORK_SIGNS = ("NewConnectionError", "Failed to establish a new connection", "
                  "Max retries exceeded", "Could not fetch URL", "No route to host")
 
 
-def pip_failure(output: str, libs: LibrarySet, what: str = "nothing was installed") -> str:
+def pip_failure(output: str, libs: LibrarySet, what: str = "nothing was installed", no_index: bool = False) -> str:
     """One line for a failed pip run: which package, what went wrong, what to do."""
     errors = [line.removeprefix("ERROR:").strip() for line in output.splitlines() if line.startswith("ERROR:")]
     missing = next((m.group(1) for e in errors if (m := re.search(r"No matching distribution found for (\S+)", e))), None)
@@ -149,13 +149,19 @@ def pip_failure(output: str, libs: LibrarySet, what: str = "nothing was installe
         return (f"cannot install {missing}: the package index cannot be reached (no network?); {what}. "
                 f"Connect to the network, or download its wheels elsewhere (pip download {missing} -d DIR) "
                 "and give --find-links DIR --no-index")
+    if missing and no_index:
+        return (f"cannot install {missing}: it is not in the --find-links folders (and --no-index uses no index); "
+                f"{what}. Check the name and version, or put its wheel there")
     if missing:
         return (f"cannot install {missing}: no such package or version on the index; {what}. Check the name and "
                 "version, or give --find-links DIR (a folder of wheels) or --index-url URL where it is")
     if any("ResolutionImpossible" in e or "conflicting dependencies" in e for e in errors) or "conflict is caused by" in output:
-        cause = next((line.strip() for line in output.splitlines() if "depends on" in line), "")
+        causes = [line.strip().replace("The user requested (constraint) ", "the sandbox has ")
+                  .replace("The user requested ", "asked for ")
+                  for line in output.splitlines() if "depends on" in line or "The user requested" in line]
+        cause = "; ".join(dict.fromkeys(causes))[:300] or "see pip's output above"
         return (f"cannot install {libs}: it conflicts with the sandbox's libraries, which stay at the hosted versions "
-                f"({cause or 'see pip output above'}); {what}. Choose a version that works with them")
+                f"({cause}); {what}. Choose a version that works with them")
     built = next((m.group(1) for e in errors if (m := re.search(r"Failed building wheel for (\S+)", e))), None)
     if built or any("subprocess-exited-with-error" in e for e in errors):
         return (f"cannot install {built or libs}: building it from source failed; {what}. Use a version with a "

@@ -134,7 +134,7 @@ def _make(env: Path, base: Path, base_python: Path, libs: LibrarySet, source: Pa
             lines.append(line)
             echo("    " + line.rstrip())
         if proc.wait() != 0:
-            raise InputError(pip_failure("".join(lines), libs))
+            raise InputError(pip_failure("".join(lines), libs, no_index=source.no_index))
         installed = for_site(json.loads(report.read_text()), str(site))
     (env / STAMP).write_text(json.dumps({"base": requirements_hash(), "requested": list(libs.requirements),
                                          "installed": installed}, indent=1))

@@ -32,6 +32,7 @@ LIBS_LABEL = "org.agentic-vision.libraries"  # the set's name, libs-<hash>
 REQUESTED_LABEL = "org.agentic-vision.libraries.requested"  # JSON list of the requirements
 MANIFEST = "/opt/agentic-vision/extras.json"
 SCRIPT = Path(__file__).with_name("extras_manifest.py")
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 DOCKERFILE = """\
 ARG BASE_IMAGE
@@ -184,7 +185,8 @@ def build_extras_image(engine: Engine, libs: LibrarySet, source: PackageSource =
                             f"{LIBS_LABEL}.base": base_info["Id"]},
                 )
                 for chunk in stream:
-                    text = chunk.get("stream", "")
+                    # The classic builder wraps what RUN writes to stderr in ANSI colours.
+                    text = ANSI.sub("", chunk.get("stream", ""))
                     for line in text.splitlines():
                         lines.append(line)
                         m = re.match(r"^ ---> ([0-9a-f]{12,})$", line)
@@ -198,7 +200,7 @@ def build_extras_image(engine: Engine, libs: LibrarySet, source: PackageSource =
         _remove_steps(engine, steps, base_info["Id"])
         output = "\n".join(lines)
         if "ERROR:" in output:
-            raise InputError(pip_failure(output, libs, "no image was built")) from None
+            raise InputError(pip_failure(output, libs, "no image was built", source.no_index)) from None
         raise SandboxUnavailable(f"the build of {target} failed: {failed}") from None
     except docker.errors.APIError as exc:
         raise SandboxUnavailable(f"the build of {target} failed: {exc.explanation or exc}") from None
