@@ -54,6 +54,11 @@ class LibrarySet:
         """The exact command that makes this set: 'agentic-vision sandbox setup --with a --with b'."""
         return shlex.join(["agentic-vision", "sandbox", verb, *[x for r in self.requirements for x in ("--with", r)]])
 
+    def quoted(self, verb: str) -> str:
+        """The command in quotes for a message: 'plain' or "with 'quoted>=1' requirements"."""
+        command = self.command(verb)
+        return f'"{command}"' if "'" in command else f"'{command}'"
+
 
 def normalise(spec: str, where: str = "") -> str:
     """'Pillow_SIMD >= 9' -> 'pillow-simd>=9'; a one-line InputError for anything that is not a requirement."""

@@ -59,10 +59,10 @@ def find_layer(libs: LibrarySet) -> tuple[Path, Manifest]:
     env = layer_dir(libs)
     stamp = read_stamp(env)
     if stamp is None or not (env / "bin" / "python").exists():
-        raise SandboxUnavailable(f"the libraries {libs} are not set up for the local sandbox: run '{libs.command('setup')}'")
+        raise SandboxUnavailable(f"the libraries {libs} are not set up for the local sandbox: run {libs.quoted('setup')}")
     if stamp.get("base") != requirements_hash():
         raise SandboxUnavailable(f"the libraries {libs} were set up on an older sandbox environment: "
-                                 f"run '{libs.command('setup')}' again")
+                                 f"run {libs.quoted('setup')} again")
     return env / "bin" / "python", Manifest.from_dict(stamp)
 
 

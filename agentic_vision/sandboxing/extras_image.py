@@ -67,13 +67,13 @@ def image_problem(engine: Engine, libs: LibrarySet) -> str | None:
         info = engine.api.inspect_image(name)
     except docker.errors.ImageNotFound:
         return (f"the libraries {libs} are not built for the Docker sandbox (no image {name} on the engine at "
-                f"{engine.address}): run '{libs.command('build')}'")
+                f"{engine.address}): run {libs.quoted('build')}")
     except Exception as exc:
         return str(explain(exc, engine.address))
     labels = (info.get("Config") or {}).get("Labels") or {}
     want = source_hash()
     if want and labels.get(HASH_LABEL) not in (want, "unknown", ""):
-        return f"the image {name} of the libraries {libs} was built from older sandbox files: run '{libs.command('build')}' again"
+        return f"the image {name} of the libraries {libs} was built from older sandbox files: run {libs.quoted('build')} again"
     return None
 
 
