@@ -362,3 +362,34 @@ def test_sandbox_info_shows_the_extras_image(extras_image):
     assert mine["requested"] == [NAME]
     assert [(d["distribution"], d["version"]) for d in mine["installed"]] == [(NAME, VERSION)]
     assert 0 < mine["layer_bytes"] < 5_000_000
+
+
+# -- the servers and the bench --------------------------------------------------------------------------
+
+
+def test_mcp_server_with_libraries_runs_the_package_and_lists_it(layer, tmp_path):
+    from mcp_support import stdio_params, sync_client, text_of
+
+    env = {"AGENTIC_VISION_HOME": os.environ["AGENTIC_VISION_HOME"]}
+    with sync_client(stdio_params("--no-guard", "--libraries", NAME, cwd=tmp_path, env=env)) as client:
+        result = client.call("run_python", {"code": HELLO})
+        assert not result.is_error, text_of(result)
+        assert "hello from avlibtest" in text_of(result)
+        libraries = {entry["name"]: entry for entry in json.loads(client.read("agentic-vision://libraries"))}
+    assert libraries[NAME] == {"name": NAME, "import": NAME, "hosted": False, "available": True, "version": VERSION}
+    assert libraries["numpy"]["available"]
+
+
+@pytest.mark.parametrize("command", [
+    ["mcp", "--sandbox", "local", "--libraries", "otherpkg"],
+    ["serve", "--sandbox", "local", "--port", "0", "--libraries", "otherpkg"],
+    ["bench", "--sandbox", "local", "--modes", "local", "--limit", "1", "--out", "OUT", "--libraries", "otherpkg"],
+])
+def test_servers_and_bench_with_a_set_not_set_up_stop_with_one_line(home, tmp_path, command):
+    command = [a.replace("OUT", str(tmp_path / "bench")) for a in command]
+    with ScriptedGemini([]) as server:
+        done = cli(*command, env={"GEMINI_API_KEY": "k", "GOOGLE_GEMINI_BASE_URL": server.url}, stdin="")
+        assert [r for r in server.requests if r.method == "generateContent"] == []
+    assert done.returncode == 3
+    assert one_line(done) == ("agentic-vision: the libraries otherpkg are not set up for the local sandbox: "
+                              "run 'agentic-vision sandbox setup --with otherpkg'")

@@ -51,6 +51,7 @@ class RunConfig:
     traces: bool = True
     env: tuple[tuple[str, str], ...] = ()
     docker_host: str | None = None  # the Docker sandbox's engine, as the workers reach it
+    libraries: tuple[str, ...] = ()  # extra requirements, set up / built on every node beforehand
 
     def __post_init__(self) -> None:
         check_docker_host(self.sandbox, self.docker_host)  # in the driver, before anything is shipped
@@ -60,4 +61,5 @@ class RunConfig:
         from .modes import ModeRunner
 
         return ModeRunner(make_model(self.model, self.base_url, self.thinking), sandbox=self.sandbox,
-                          docker_host=self.docker_host, max_steps=self.max_steps, timeout=self.timeout)
+                          docker_host=self.docker_host, max_steps=self.max_steps, timeout=self.timeout,
+                          libraries=self.libraries)

@@ -20,8 +20,10 @@ from ..bench.report import write_report
 from ..bench.results import RESULTS_NAME, read_results
 from ..bench.suite import load_suite
 from ..errors import AgenticVisionError, InputError
-from ..sandboxing.executors import check_docker_host
+from ..sandboxing.executors import check_docker_host, check_libraries
+from ..sandboxing.extras import library_set
 from .docker import docker_host_option, sandbox_option
+from .libraries import libraries_option
 from .exits import exit_status, fail, file_error
 from ..bench.config import RayOptions
 from .progress import Progress
@@ -94,14 +96,16 @@ def summary_lines(records: list[dict], modes: list[str], prices: dict) -> list[s
 @click.option("--no-traces", is_flag=True, help="Do not write HTML traces of the local modes.")
 @click.option("--report-only", is_flag=True, help="Rebuild report.md and accuracy.png from results.jsonl; run nothing.")
 @click.option("--quiet", is_flag=True, help="No progress on stderr.")
+@libraries_option
 def bench_command(suite, modes_text, model, base_url, sandbox, docker_host, out_dir, resume, concurrency,
                   ray_address, ray_cpus, ray_resource, limit, seed, prices_file, thinking, max_steps, timeout,
-                  no_traces, report_only, quiet) -> None:
+                  no_traces, report_only, quiet, libraries) -> None:
     """Run a suite in several modes (direct, hosted, local, local-blind) and write a report."""
     ray = RayOptions(ray_address, ray_cpus, ray_resource) if ray_address else None
     try:
         _bench(suite, parse_modes(modes_text), model, base_url, sandbox, Path(out_dir), resume, concurrency, ray,
-               limit, seed, prices_file, thinking, max_steps, timeout, no_traces, report_only, quiet, docker_host)
+               limit, seed, prices_file, thinking, max_steps, timeout, no_traces, report_only, quiet, docker_host,
+               libraries)
     except OSError as exc:  # e.g. --out cannot be written
         exc = file_error(exc)
         fail(str(exc), exit_status(exc))
@@ -110,8 +114,10 @@ def bench_command(suite, modes_text, model, base_url, sandbox, docker_host, out_
 
 
 def _bench(suite_name, modes, model_name, base_url, sandbox, out_dir, resume, concurrency, ray, limit, seed,
-           prices_file, thinking, max_steps, timeout, no_traces, report_only, quiet, docker_host=None) -> None:
+           prices_file, thinking, max_steps, timeout, no_traces, report_only, quiet, docker_host=None,
+           libraries=()) -> None:
     check_docker_host(sandbox, docker_host, cli=True)
+    libs = library_set(libraries)
     prices, price_source = load_prices(prices_file)
     say = (lambda text: None) if quiet else (lambda text: click.echo(text, err=True))
     if report_only:
@@ -149,6 +155,8 @@ def _bench(suite_name, modes, model_name, base_url, sandbox, out_dir, resume, co
         say(f"note: {note}")
     if not modes:
         raise InputError("no mode left to run")
+    if libs and ray is None and any(m in LOCAL_MODES for m in modes):
+        check_libraries(sandbox, libs, docker_host)  # not set up or built: one line before the model is asked
     # No API key, no API: one line now, not one failure per task (on Ray the nodes reach the API).
     model.check_ready(reachable=ray is None)
     sandbox_kind = sandbox if any(m in LOCAL_MODES for m in modes) else None
@@ -163,6 +171,7 @@ def _bench(suite_name, modes, model_name, base_url, sandbox, out_dir, resume, co
             "docker_engine": engine if sandbox_kind else None,
             "seed": seed, "limit": limit, "concurrency": concurrency or (None if ray else 2),
             "tasks": len(loaded_suite.tasks), "notes": notes, "ray": ray.address if ray else None,
+            "libraries": list(libs.requirements),
             "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     out_dir.mkdir(parents=True, exist_ok=True)
     write_meta(out_dir, meta, resume)
@@ -172,11 +181,12 @@ def _bench(suite_name, modes, model_name, base_url, sandbox, out_dir, resume, co
     try:
         if ray is not None:
             config = RunConfig(model_name, base_url, thinking, sandbox, max_steps, timeout, loaded_suite.name,
-                               not no_traces, model_env(), docker_host=docker_host)
+                               not no_traces, model_env(), docker_host=docker_host, libraries=libs.requirements)
             records = run_pairs_on_ray(loaded_suite.tasks, modes, config, ray, out_dir, resume=resume,
                                        concurrency=concurrency, on_record=counter.count, say=say)
         else:
-            runner = ModeRunner(model, sandbox=sandbox, docker_host=docker_host, max_steps=max_steps, timeout=timeout)
+            runner = ModeRunner(model, sandbox=sandbox, docker_host=docker_host, max_steps=max_steps, timeout=timeout,
+                                libraries=libs)
             records = run_pairs(loaded_suite.tasks, modes, runner, out_dir, resume=resume,
                                 concurrency=concurrency or 2, suite=loaded_suite.name, model=model.name,
                                 sandbox=sandbox_kind, traces=not no_traces, on_record=counter.count)

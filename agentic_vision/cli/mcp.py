@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from .docker import docker_host_option, sandbox_option
+from .libraries import libraries_option
 from .exits import EXIT_USAGE, fail
 
 
@@ -36,8 +37,9 @@ from .exits import EXIT_USAGE, fail
 @click.option("--max-steps", type=click.IntRange(min=1), default=12, show_default=True, help="The most steps an ask may take.")
 @click.option("--trace-dir", type=click.Path(file_okay=False), default=None, help="Write an HTML trace of every ask here.")
 @click.option("--no-guard", is_flag=True, help="Skip the RestrictedPython first-pass guard (the OS sandbox still holds).")
+@libraries_option
 def mcp_command(transport, host, port, sandbox, docker_host, allow_dirs, timeout, max_sessions, idle_timeout,
-                image_max_side, max_image_bytes, model, max_steps, trace_dir, no_guard) -> None:
+                image_max_side, max_image_bytes, model, max_steps, trace_dir, no_guard, libraries) -> None:
     """Serve run_python, ask and their friends to MCP clients (stdio by default)."""
     try:
         import mcp  # noqa: F401  (the optional SDK)
@@ -55,7 +57,7 @@ def mcp_command(transport, host, port, sandbox, docker_host, allow_dirs, timeout
         allow_dirs=tuple(Path(d).resolve() for d in allow_dirs) or (Path.cwd(),),
         timeout=timeout, max_sessions=max_sessions, idle_timeout=idle_timeout, image_max_side=image_max_side,
         max_result_image_bytes=max_image_bytes, model=model, max_steps=max_steps,
-        trace_dir=Path(trace_dir).resolve() if trace_dir else None, guard=not no_guard,
+        trace_dir=Path(trace_dir).resolve() if trace_dir else None, guard=not no_guard, libraries=libraries,
     )
     broad = [d for d in config.allow_dirs if d in (Path("/"), Path.home())]
     if broad:  # clients often start servers in / or the home directory

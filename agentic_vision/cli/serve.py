@@ -6,6 +6,7 @@ import click
 
 from ..errors import InputError
 from .docker import docker_host_option, sandbox_option
+from .libraries import libraries_option
 
 
 @click.command("serve")
@@ -28,8 +29,9 @@ from .docker import docker_host_option, sandbox_option
 @click.option("--max-steps", type=click.IntRange(min=1), default=12, show_default=True)
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]),
               default="info", show_default=True)
+@libraries_option
 def serve_command(host, port, sandbox, docker_host, routes, auth_key, max_concurrent, max_body_mb, timeout,
-                  max_steps, log_level) -> None:
+                  max_steps, log_level, libraries) -> None:
     """Serve the Gemini API: codeExecution requests run the local loop, others go upstream.
 
     Point existing code at it with GOOGLE_GEMINI_BASE_URL=http://HOST:PORT (Python)
@@ -42,12 +44,14 @@ def serve_command(host, port, sandbox, docker_host, routes, auth_key, max_concur
     except ImportError as exc:
         raise InputError(f"the gateway needs the serve extra ({exc.name} is missing): "
                          "pip install 'agentic-vision[serve]' (in a checkout: EXTRAS=serve ./av serve)") from None
-    from ..sandboxing.executors import check_docker_host, describe_sandbox, sandbox_in_use
+    from ..sandboxing.executors import check_docker_host, check_libraries, describe_sandbox, sandbox_in_use
 
     check_docker_host(sandbox, docker_host, cli=True)
     config = GatewayConfig(sandbox=sandbox, docker_host=docker_host, routes=list(routes), auth_key=auth_key,
                            max_concurrent=max_concurrent, max_body_bytes=int(max_body_mb * 2**20), timeout=timeout,
-                           max_steps=max_steps)
+                           max_steps=max_steps, libraries=libraries)
+    if config.libraries:  # not set up or built: one line now, not an error per request
+        check_libraries(sandbox, config.libraries, docker_host)
     check_bind(host, config)
     # An engine that does not answer is one line now, before serving, not a 500 per request.
     kind, engine = sandbox_in_use(sandbox, docker_host)

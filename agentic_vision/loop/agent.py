@@ -88,10 +88,12 @@ class Agent:
         """``libraries``: extra requirements (``["shapely==2.0", "mypkg"]``) set up with
         ``agentic-vision sandbox setup --with ...`` (local) or built with ``sandbox build
         --with ...`` (Docker); None keeps the default environment of the hosted libraries."""
-        self.libraries = as_library_set(libraries)  # a malformed requirement: InputError now
         self.model = get_model(model, **(model_options or {})) if isinstance(model, str) else model
         self.sandbox = sandbox
         self.sandbox_options = dict(sandbox_options or {})  # for open_session, e.g. pool_size
+        # libraries may come as a sandbox option too (open_session takes it): servers pass it so.
+        given = self.sandbox_options.pop("libraries", None)
+        self.libraries = as_library_set(libraries if libraries is not None else given)  # malformed: InputError now
         self.settings = Settings(**settings)
         self.on_event = on_event
 

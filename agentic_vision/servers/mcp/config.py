@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ...sandboxing.executors import check_docker_host
+from ...sandboxing.executors import as_library_set, check_docker_host
+from ...sandboxing.extras import LibrarySet
 
 MiB = 1024 * 1024
 
@@ -24,9 +25,11 @@ class ServerConfig:
     max_steps: int = 12  # the most an ask may take; a call may ask for fewer
     trace_dir: Path | None = None
     guard: bool = True
+    libraries: LibrarySet = LibrarySet()  # extra requirements, set up / built beforehand (sandbox setup --with)
 
     def __post_init__(self) -> None:
         check_docker_host(self.sandbox, self.docker_host)
+        object.__setattr__(self, "libraries", as_library_set(self.libraries))
 
     def limits(self, executor) -> dict:
         """The limits as a client may read them (the limits resource)."""
