@@ -393,3 +393,26 @@ def test_servers_and_bench_with_a_set_not_set_up_stop_with_one_line(home, tmp_pa
     assert done.returncode == 3
     assert one_line(done) == ("agentic-vision: the libraries otherpkg are not set up for the local sandbox: "
                               "run 'agentic-vision sandbox setup --with otherpkg'")
+
+
+def test_gateway_with_libraries_runs_the_package_for_unchanged_client_code(layer):
+    from google import genai
+    from google.genai import types
+
+    from gateway_helpers import gateway
+
+    seen = {}
+
+    def answer(request):
+        seen["tool"] = request.body["tools"][0]["functionDeclarations"][0]["description"]
+        return reply.text("Done.")
+
+    with ScriptedGemini([reply.call("run_python", {"code": HELLO}), answer]) as upstream, \
+            gateway(upstream, libraries=[NAME], guard=False, warm_sandboxes=0) as gw:
+        client = genai.Client(api_key="client-key", http_options=types.HttpOptions(base_url=gw.url))
+        response = client.models.generate_content(
+            model="gemini-3-flash-preview", contents=["Run it."],
+            config=types.GenerateContentConfig(tools=[types.Tool(code_execution=types.ToolCodeExecution())]))
+    outputs = [p.code_execution_result.output for p in response.candidates[0].content.parts if p.code_execution_result]
+    assert outputs == ["hello from avlibtest\n"]
+    assert f"Also installed for this task: {NAME} {VERSION} (import {NAME})." in seen["tool"]
