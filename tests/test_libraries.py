@@ -416,3 +416,17 @@ def test_gateway_with_libraries_runs_the_package_for_unchanged_client_code(layer
     outputs = [p.code_execution_result.output for p in response.candidates[0].content.parts if p.code_execution_result]
     assert outputs == ["hello from avlibtest\n"]
     assert f"Also installed for this task: {NAME} {VERSION} (import {NAME})." in seen["tool"]
+
+
+def test_serve_with_libraries_says_so_when_it_starts(layer):
+    server = subprocess.Popen([sys.executable, "-m", "agentic_vision", "serve", "--sandbox", "local", "--port", "0",
+                               "--libraries", NAME], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True, env={**os.environ, "GEMINI_API_KEY": "k"})
+    try:
+        line = server.stderr.readline()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        server.stderr.close()
+    assert "agentic-vision gateway on http://127.0.0.1:" in line
+    assert f"(sandbox local, with {NAME}; Gemini at" in line

@@ -162,7 +162,7 @@ def _bench(suite_name, modes, model_name, base_url, sandbox, out_dir, resume, co
     sandbox_kind = sandbox if any(m in LOCAL_MODES for m in modes) else None
     where, engine = sandbox, docker_host
     if sandbox_kind and ray is None:  # an engine that does not answer: one line now (on Ray the nodes reach it)
-        kind, engine = sandbox_in_use(sandbox, docker_host)
+        kind, engine = sandbox_in_use(sandbox, docker_host, libs)
         where = describe_sandbox(sandbox, kind, engine)
     elif sandbox_kind and docker_host:
         where = f"{sandbox} at {docker_host}"

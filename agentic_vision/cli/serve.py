@@ -54,7 +54,7 @@ def serve_command(host, port, sandbox, docker_host, routes, auth_key, max_concur
         check_libraries(sandbox, config.libraries, docker_host)
     check_bind(host, config)
     # An engine that does not answer is one line now, before serving, not a 500 per request.
-    kind, engine = sandbox_in_use(sandbox, docker_host)
+    kind, engine = sandbox_in_use(sandbox, docker_host, config.libraries)
     if not config.upstream_key and auth_key:
         click.echo("agentic-vision: no GEMINI_API_KEY: Gemini models will not be served "
                    "(with --auth-key, clients' keys are not forwarded)", err=True)
@@ -62,8 +62,9 @@ def serve_command(host, port, sandbox, docker_host, routes, auth_key, max_concur
     sock = listen_socket(host, port)
     port = sock.getsockname()[1]
     where = f"[{host}]" if ":" in host else host
-    click.echo(f"agentic-vision gateway on http://{where}:{port} (sandbox {describe_sandbox(sandbox, kind, engine)}; "
-               f"Gemini at {config.upstream_url} with {keys})", err=True)
+    extras = f", with {config.libraries}" if config.libraries else ""
+    click.echo(f"agentic-vision gateway on http://{where}:{port} (sandbox {describe_sandbox(sandbox, kind, engine)}"
+               f"{extras}; Gemini at {config.upstream_url} with {keys})", err=True)
     for route in config.routes.values():
         click.echo(f"  route {route.name} -> {route.model}" + (f" at {route.base_url}" if route.base_url else ""),
                    err=True)

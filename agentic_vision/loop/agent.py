@@ -85,7 +85,7 @@ class Agent:
         libraries=None,
         **settings,
     ) -> None:
-        """``libraries``: extra requirements (``["shapely==2.0", "mypkg"]``) set up with
+        """``libraries``: extra requirements (``["scikit-image", "mypkg==1.0"]``) set up with
         ``agentic-vision sandbox setup --with ...`` (local) or built with ``sandbox build
         --with ...`` (Docker); None keeps the default environment of the hosted libraries."""
         self.model = get_model(model, **(model_options or {})) if isinstance(model, str) else model

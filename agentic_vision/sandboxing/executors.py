@@ -67,11 +67,11 @@ def check_docker_host(kind: str, docker_host: str | None, cli: bool = False) -> 
         raise InputError(f"{name} is for the Docker sandbox, not the local one: drop it, or use {other}")
 
 
-def sandbox_in_use(kind: str, docker_host: str | None = None) -> tuple[str, str | None]:
+def sandbox_in_use(kind: str, docker_host: str | None = None, libraries=()) -> tuple[str, str | None]:
     """What a server or a run starting now will use: the kind ("auto" resolved against the
     given engine) and, for Docker, the engine's address.  The Docker sandbox asked for by
     name and unusable is one SandboxUnavailable line now, not an error per request."""
-    kind = resolve_kind(kind, docker_host)
+    kind = resolve_kind(kind, docker_host, libraries)
     if kind == "local":
         return kind, None
     problem = docker_problem(docker_host=docker_host)  # cached: "auto" has just asked
