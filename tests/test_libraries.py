@@ -293,6 +293,16 @@ def test_docker_build_with_makes_a_thin_image_and_exec_imports_it(docker_base, e
 
 
 @pytest.mark.docker
+def test_sandbox_check_with_libraries_imports_the_extras_too(extras_image):
+    done = cli("sandbox", "check", "--json", "--libraries", NAME)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["image"] == extras_image
+    assert report["libraries"][NAME] == {"available": True, "version": VERSION}
+    assert report["libraries"]["numpy"]["available"] and report["missing"] == []
+
+
+@pytest.mark.docker
 def test_docker_agent_with_libraries(extras_image):
     seen = {}
 

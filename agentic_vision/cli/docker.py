@@ -17,7 +17,7 @@ import click
 from ..errors import SandboxUnavailable
 from ..sandboxing.docker_build import build_files, build_image
 from ..sandboxing.extras_image import build_extras_image, list_images
-from .libraries import extras_from, extras_options
+from .libraries import extras_from, extras_options, libraries_option
 from ..sandboxing.docker_engine import DEFAULT_ADDRESS, connect, image_name, inspect_image, settings
 from ..sandboxing.executors import get_executor
 from ..sandboxing.runtime_files import CHECKOUT
@@ -79,9 +79,11 @@ def build_command(force, base_image, docker_host, with_, requirements, find_link
 @click.command("check")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @docker_host_option
-def check_command(as_json, docker_host) -> None:
-    """Import every library inside the Docker sandbox image and report it."""
-    executor = get_executor("docker", pool_size=0, docker_host=docker_host)
+@libraries_option
+def check_command(as_json, docker_host, libraries) -> None:
+    """Import every library inside the Docker sandbox image (with --libraries, the image of
+    those extras) and report it."""
+    executor = get_executor("docker", pool_size=0, docker_host=docker_host, libraries=libraries)
     with Session(executor, [], 300, guard=False) as session:
         libraries = session.libraries
     size = int(executor.api.inspect_image(executor.image_id).get("Size") or 0)
