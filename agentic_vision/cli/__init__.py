@@ -219,7 +219,7 @@ def sandbox_setup(python, quiet, with_, requirements, find_links, index_url, no_
     echo = (lambda line: None) if quiet else (lambda line: click.echo(line, err=True))
     if libs:
         build_layer(libs, source, force=force, echo=echo, python=python)
-        click.echo(f"use it with: --libraries {' --libraries '.join(shlex.quote(r) for r in libs.requirements)}", err=True)
+        echo(f"use it with: --libraries {' --libraries '.join(shlex.quote(r) for r in libs.requirements)}")
         return
     if quiet and env_is_current():
         return
@@ -258,7 +258,8 @@ def sandbox_info(as_json, docker_host) -> None:
         size = f"{env['size_bytes'] / 1e6:.0f} MB" if env["size_bytes"] >= 1e6 else f"{env['size_bytes'] / 1e3:.0f} kB"
         extra = "the hosted libraries (fidelity)" if env["name"] == "default" else \
             f"+ {describe_installed(env['installed'])} (--libraries {' '.join(env['requested'])})"
-        stale = "" if env["current"] else ", out of date: run 'agentic-vision sandbox setup' with it again"
+        stale = "" if env["current"] else ", not set up: run 'agentic-vision sandbox setup'" if env["name"] == "default" \
+            else f", made on an older default environment: run {library_set(env['requested']).quoted('setup')} again"
         click.echo(f"  {env['name']:<18} {size:>8}  {extra}{stale}")
     docker = info["docker"]
     if "engine" in docker:
