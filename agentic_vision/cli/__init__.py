@@ -258,7 +258,7 @@ def sandbox_info(as_json, docker_host) -> None:
         size = f"{env['size_bytes'] / 1e6:.0f} MB" if env["size_bytes"] >= 1e6 else f"{env['size_bytes'] / 1e3:.0f} kB"
         extra = "the hosted libraries (fidelity)" if env["name"] == "default" else \
             f"+ {describe_installed(env['installed'])} (--libraries {' '.join(env['requested'])})"
-        stale = "" if env["current"] else ", not set up: run 'agentic-vision sandbox setup'" if env["name"] == "default" \
+        stale = "" if env["current"] else ", not set up or out of date: run 'agentic-vision sandbox setup'" if env["name"] == "default" \
             else f", made on an older default environment: run {library_set(env['requested']).quoted('setup')} again"
         click.echo(f"  {env['name']:<18} {size:>8}  {extra}{stale}")
     docker = info["docker"]

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..errors import InputError, SandboxUnavailable
 from ..paths import sandbox_env_dir, state_dir
-from .environment import build_env, requirements_hash
+from .environment import build_env, env_is_current, requirements_hash
 from .extras import LibrarySet, Manifest, PackageSource, pip_failure
 from .extras_manifest import for_site
 from .runtime_files import requirements_file
@@ -146,5 +146,5 @@ def environments_info() -> list[dict]:
     """The default environment and every layer on it, with sizes, for `sandbox info`."""
     base = sandbox_env_dir()
     default = {"name": "default", "path": str(base), "size_bytes": folder_size(base) if base.is_dir() else 0,
-               "requested": [], "installed": [], "current": (base / "agentic-vision-requirements.sha256").exists()}
+               "requested": [], "installed": [], "current": env_is_current(base)}
     return [default, *list_layers()]
