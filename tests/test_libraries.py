@@ -64,7 +64,8 @@ def cli(*args, env: dict | None = None, stdin: str | None = None) -> subprocess.
 def layer(home, wheels) -> Path:
     done = cli("sandbox", "setup", "--with", NAME, "--find-links", str(wheels), "--no-index")
     assert done.returncode == 0, done.stderr
-    [env] = (home / "envs").glob("libs-*")
+    env = home / "envs" / library_set([NAME]).name
+    assert (env / "agentic-vision-layer.json").is_file()
     return env
 
 
@@ -147,6 +148,18 @@ def test_a_set_not_set_up_is_one_line_with_the_command(home):
     assert done.returncode == 3
     assert one_line(done) == (f"agentic-vision: the libraries {NAME}==9.9 are not set up for the local sandbox: "
                               f"run 'agentic-vision sandbox setup --with {NAME}==9.9'")
+
+
+def test_a_set_made_on_an_older_default_environment_is_one_line_with_the_command(home):
+    env = home / "envs" / library_set(["stalepkg"]).name
+    (env / "bin").mkdir(parents=True)
+    (env / "bin" / "python").symlink_to(sys.executable)
+    (env / "agentic-vision-layer.json").write_text(json.dumps({"base": "0" * 64, "requested": ["stalepkg"],
+                                                               "installed": []}))
+    done = cli("exec", "--sandbox", "local", "--libraries", "stalepkg", "print(1)")
+    assert done.returncode == 3
+    assert one_line(done) == ("agentic-vision: the libraries stalepkg were set up on an older sandbox environment: "
+                              "run 'agentic-vision sandbox setup --with stalepkg' again")
 
 
 def test_ask_with_a_set_not_set_up_stops_before_the_model_is_asked(home, tmp_path):
