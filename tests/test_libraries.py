@@ -107,6 +107,14 @@ def test_the_tool_description_lists_the_extras_apart_from_the_hosted_libraries()
     assert "Also installed" not in tool_description([], ["numpy"], 30)
 
 
+def test_a_bench_report_names_the_extra_libraries():
+    from agentic_vision.bench.report import render_report
+
+    meta = {"suite": "s", "model": "m", "modes": ["local"], "sandbox": "local", "libraries": ["scikit-image"]}
+    assert "sandbox: local; extra libraries: scikit-image." in render_report([], meta, {}, "")
+    assert "extra libraries" not in render_report([], {**meta, "libraries": []}, {}, "")
+
+
 def test_pip_failures_read_as_one_line():
     libs = library_set(["nosuch"])
     offline = ("WARNING: Retrying (Retry(total=0)) after connection broken by 'NewConnectionError(...: Failed to "
