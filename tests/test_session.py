@@ -270,6 +270,7 @@ class KillsTheProbe:
     chat's start) is SIGKILLed a second later, while it imports the 37 libraries."""
 
     kind = "local"
+    extras = ()
 
     def __init__(self, executor) -> None:
         self.executor = executor

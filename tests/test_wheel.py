@@ -39,7 +39,7 @@ def installed(tmp_path_factory) -> Path:
 
 
 def run(bin_dir: Path, *args, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTIC_VISION_", "GEMINI", "GOOGLE_", "OPENAI"))}
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTIC_VISION_", "GEMINI", "GOOGLE_", "OPENAI", "PIP_"))}
     clean.pop("PYTHONPATH", None)
     return subprocess.run([str(bin_dir / "agentic-vision"), *args], capture_output=True, text=True, timeout=300,
                           cwd=cwd, env={**clean, **(env or {})})
@@ -69,6 +69,24 @@ def test_with_one_the_installed_runtime_runs_code_with_the_libraries(installed, 
                  env={"AGENTIC_VISION_HOME": str(sandbox_env_dir().parent)})
     assert result.returncode == 0, result.stderr
     assert result.stdout == "(303, 384)\n"
+
+
+@pytest.mark.skipif(not (sandbox_env_dir() / "bin" / "python").exists(), reason="no sandbox environment built")
+def test_the_installed_package_adds_a_library_and_runs_it(installed, tmp_path):
+    """`sandbox setup --with` from the wheel, offline (a wheel the test writes, --no-index),
+    into a fresh home on the real default environment; then exec --libraries uses it."""
+    from tiny_wheel import NAME, isolated_pip_env, make_wheel
+
+    make_wheel(tmp_path / "wheels")
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "sandbox-env").symlink_to(sandbox_env_dir())
+    env = {**isolated_pip_env({}), "AGENTIC_VISION_HOME": str(tmp_path / "home")}
+    setup = run(installed, "sandbox", "setup", "--with", NAME, "--find-links", str(tmp_path / "wheels"), "--no-index",
+                cwd=tmp_path, env=env)
+    assert setup.returncode == 0, setup.stderr
+    ran = run(installed, "exec", "--sandbox", "local", "--no-guard", "--libraries", NAME,
+              f"import {NAME}; print({NAME}.hello())", cwd=tmp_path, env=env)
+    assert (ran.returncode, ran.stdout) == (0, "hello from avlibtest\n"), ran.stderr
 
 
 def test_local_models_need_no_extra(installed, tmp_path):

@@ -52,6 +52,7 @@ class RunConfig:
     env: tuple[tuple[str, str], ...] = ()
     docker_host: str | None = None  # the Docker sandbox's engine, as the workers reach it
     memory: bool = False  # give the local modes the user's remembered corrections (bench --memory)
+    libraries: tuple[str, ...] = ()  # extra requirements, set up / built on every node beforehand
 
     def __post_init__(self) -> None:
         check_docker_host(self.sandbox, self.docker_host)  # in the driver, before anything is shipped
@@ -62,4 +63,4 @@ class RunConfig:
 
         return ModeRunner(make_model(self.model, self.base_url, self.thinking), sandbox=self.sandbox,
                           docker_host=self.docker_host, max_steps=self.max_steps, timeout=self.timeout,
-                          memory=self.memory)
+                          memory=self.memory, libraries=self.libraries)

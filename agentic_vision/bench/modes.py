@@ -79,9 +79,11 @@ def _finish(episode: Episode) -> Episode:
 class ModeRunner:
     """Runs one task in one mode; thread-safe (one model shared by all workers)."""
 
-    def __init__(self, model, sandbox: str = "auto", docker_host: str | None = None, **settings) -> None:
-        """``docker_host``: the Docker sandbox's engine (default: DOCKER_HOST, the context, the socket)."""
+    def __init__(self, model, sandbox: str = "auto", docker_host: str | None = None, libraries=(), **settings) -> None:
+        """``docker_host``: the Docker sandbox's engine (default: DOCKER_HOST, the context, the socket);
+        ``libraries``: extra requirements the local modes' sandbox has (set up / built beforehand)."""
         check_docker_host(sandbox, docker_host)
+        settings["libraries"] = libraries
         self.model = model
         self.docker_host = docker_host
         # Fail now (no API key) rather than once per task; the client it makes is shared by

@@ -92,6 +92,8 @@ def render_report(records: list[dict], meta: dict, prices: dict, price_source: s
         if meta.get("docker_engine"):  # the run used Docker ("auto" too)
             where = f"docker at {meta['docker_engine']}" + ("" if where == "docker" else f" ({where})")
         facts.append(f"sandbox: {where}")
+    if meta.get("libraries"):  # not the hosted environment alone: say so beside the figures
+        facts.append(f"extra libraries: {', '.join(meta['libraries'])}")
     if meta.get("seed") is not None:
         facts.append(f"seed: {meta['seed']}")
     if meta.get("started_at"):

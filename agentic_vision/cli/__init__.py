@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -22,7 +23,9 @@ from ..loop.agent import Agent
 from ..values import Outcome
 from ..models import check_model_name
 from ..sandboxing.environment import build_env, env_is_current
-from ..sandboxing.executors import get_executor
+from ..sandboxing.executors import check_libraries, get_executor
+from ..sandboxing.extras import library_set
+from ..sandboxing.extras_env import build_layer, environments_info
 from ..sandboxing.runtime_files import library_summary
 from ..sandboxing.session import Session, open_session
 from ..trace import write_trace
@@ -32,6 +35,7 @@ from .chat import chat_command
 from .logs import feedback_command, logs_command, memory_command, remember_command
 from .run_log import run_log_options, say_run_log
 from .docker import build_command, check_command, docker_host_option, docker_info, engine_line, sandbox_option
+from .libraries import describe_installed, extras_from, extras_options, libraries_option
 from .exits import EXIT_FAILED, EXIT_SANDBOX, EXIT_USAGE, exit_status, fail, file_error, name_the_variable
 from .mcp import mcp_command
 from .outputs import check_out_dir, check_out_file
@@ -79,16 +83,18 @@ def write_images(images, out_dir: Path, stem: str = "image") -> list[Path]:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the output.")
 @click.option("--no-guard", is_flag=True, help="Skip the RestrictedPython first-pass guard (the OS sandbox still holds).")
 @docker_host_option
-def exec_command(code, sandbox, inputs, max_pixels, timeout, out_dir, as_json, no_guard, docker_host) -> None:
+@libraries_option
+def exec_command(code, sandbox, inputs, max_pixels, timeout, out_dir, as_json, no_guard, docker_host, libraries) -> None:
     """Run CODE (or - for stdin) in a fresh sandbox session."""
+    libs = library_set(libraries)
     if code == "-":
         code = sys.stdin.read()
     for path in inputs:
         if not Path(path).is_file():
             fail(f"input file not found: {path}", EXIT_USAGE)
     out = check_out_dir(out_dir, "--out")  # before the code runs: its images must have somewhere to go
-    kind = choose_sandbox(sandbox, quiet=as_json, docker_host=docker_host)
-    with open_session(kind, inputs=inputs, timeout=timeout, guard=not no_guard, pool_size=0,
+    kind = choose_sandbox(sandbox, quiet=as_json, docker_host=docker_host, libraries=libs)
+    with open_session(kind, inputs=inputs, timeout=timeout, guard=not no_guard, pool_size=0, libraries=libs,
                       max_pixels=max_pixels or DEFAULT_MAX_PIXELS, docker_host=docker_host) as session:
         if not as_json:
             click.secho(f"sandbox: {kind}", err=True, dim=True)
@@ -153,8 +159,10 @@ def exec_command(code, sandbox, inputs, max_pixels, timeout, out_dir, as_json, n
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the answer.")
 @click.option("--quiet", is_flag=True, help="No progress on stderr.")
 @run_log_options
+@libraries_option
 def ask_command(args, more_images, files, model, base_url, sandbox, docker_host, max_steps, timeout, thinking,
-                max_pixels, pages, no_guard, trace_path, as_json, quiet, no_log, no_memory, memory_items, tags) -> None:
+                max_pixels, pages, no_guard, trace_path, as_json, quiet, no_log, no_memory, memory_items, tags,
+                libraries) -> None:
     """Ask QUESTION about IMAGE (files, folders, PDFs or URLs; several allowed); the model
     may run code on them before it answers.  QUESTION - reads it from stdin."""
     images, question = list(args[:-1]) + list(more_images), args[-1]
@@ -177,11 +185,13 @@ def ask_command(args, more_images, files, model, base_url, sandbox, docker_host,
     check_model_name(model, cli=True)  # what to write, in the command line's words
     progress = Progress(not quiet and not as_json)
     agent = Agent(model=model, sandbox=sandbox, model_options=options, max_steps=max_steps, timeout=timeout,
-                  sandbox_options={"docker_host": docker_host} if docker_host else None,
+                  sandbox_options={"docker_host": docker_host} if docker_host else None, libraries=libraries,
                   on_event=progress, guard=not no_guard, max_pixels=max_pixels or DEFAULT_MAX_PIXELS, pages=pages,
                   log=not no_log, memory=not no_memory, memory_items=memory_items, tags=tuple(tags))
+    if agent.libraries:  # extras not set up or built: one line, before the model is asked anything
+        check_libraries(sandbox, agent.libraries, docker_host)
     agent.model.check_ready()  # key and API before any sandbox starts or is set up
-    agent.sandbox = choose_sandbox(sandbox, quiet=quiet or as_json, docker_host=docker_host)
+    agent.sandbox = choose_sandbox(sandbox, quiet=quiet or as_json, docker_host=docker_host, libraries=agent.libraries)
     with agent.chat() as chat:
         try:
             result = chat.send(question, images=images, files=files)
@@ -226,8 +236,17 @@ def sandbox() -> None:
 @sandbox.command("setup")
 @click.option("--python", "python", default=None, help="Interpreter to base the environment on (default: this one).")
 @click.option("--quiet", is_flag=True, help="Say nothing when the environment is already up to date.")
-def sandbox_setup(python, quiet) -> None:
-    """Build the local sandbox's environment with Gemini's library list."""
+@extras_options
+@click.option("--force", is_flag=True, help="Make the environment of --with/--requirements again even if it is there.")
+def sandbox_setup(python, quiet, with_, requirements, find_links, index_url, no_index, force) -> None:
+    """Build the local sandbox's environment with Gemini's library list; with --with or
+    --requirements, a separate environment with those extra libraries on top of it."""
+    libs, source = extras_from(with_, requirements, find_links, index_url, no_index)
+    echo = (lambda line: None) if quiet else (lambda line: click.echo(line, err=True))
+    if libs:
+        build_layer(libs, source, force=force, echo=echo, python=python)
+        echo(f"use it with: --libraries {' --libraries '.join(shlex.quote(r) for r in libs.requirements)}")
+        return
     if quiet and env_is_current():
         return
     build_env(python, echo=lambda line: click.echo(line, err=True))
@@ -249,6 +268,7 @@ def sandbox_info(as_json, docker_host) -> None:
                      "enforcement": executor.enforcement, "libraries": libraries})
     except SandboxUnavailable as exc:  # the Docker half is still worth showing
         info["local_problem"] = str(exc)
+    info["environments"] = environments_info()
     info["docker"] = docker_info(docker_host)
     usable = "local_problem" not in info or "problem" not in info["docker"]
     if as_json:
@@ -263,10 +283,23 @@ def sandbox_info(as_json, docker_host) -> None:
         click.echo(f"libraries: {library_summary(info['libraries'])}")
         for name, status in info["libraries"].items():
             click.echo(f"  {name:<28} {status.get('version') or 'missing: ' + status.get('error', '')}")
+    click.echo("environments (local):")
+    for env in info["environments"]:
+        size = f"{env['size_bytes'] / 1e6:.0f} MB" if env["size_bytes"] >= 1e6 else f"{env['size_bytes'] / 1e3:.0f} kB"
+        extra = "the hosted libraries (fidelity)" if env["name"] == "default" else \
+            f"+ {describe_installed(env['installed'])} (--libraries {' '.join(env['requested'])})"
+        stale = "" if env["current"] else ", not set up or out of date: run 'agentic-vision sandbox setup'" if env["name"] == "default" \
+            else f", made on an older default environment: run {library_set(env['requested']).quoted('setup')} again"
+        click.echo(f"  {env['name']:<18} {size:>8}  {extra}{stale}")
     docker = info["docker"]
     if "engine" in docker:
         click.echo(f"docker engine: {engine_line(docker['engine'])}")
         click.echo(f"docker image: {docker['image']} ({docker.get('problem') or 'built and current'})")
+        for image in docker.get("extras", []):
+            layer = f"+{image['layer_bytes'] / 1e6:.1f} MB" if image["layer_bytes"] is not None else \
+                f"{image['size_bytes'] / 1e6:.0f} MB"
+            click.echo(f"  {image['image']}  {layer}  + {describe_installed(image['installed'])} "
+                       f"(--libraries {' '.join(image['requested'])})")
     else:
         click.echo(f"docker engine: unavailable: {docker['problem']}")
     sys.exit(0 if usable else EXIT_SANDBOX)

@@ -22,8 +22,10 @@ from ..bench.suite import load_suite
 from ..errors import AgenticVisionError, InputError
 from ..locking import Busy, exclusive
 from ..models import check_model_name
-from ..sandboxing.executors import check_docker_host
+from ..sandboxing.executors import check_docker_host, check_libraries
+from ..sandboxing.extras import library_set
 from .docker import docker_host_option, sandbox_option
+from .libraries import libraries_option
 from .exits import exit_status, fail, file_error
 from ..bench.config import RayOptions
 from .progress import Progress
@@ -107,15 +109,16 @@ def summary_lines(records: list[dict], modes: list[str], prices: dict) -> list[s
 @click.option("--quiet", is_flag=True, help="No progress on stderr.")
 @click.option("--memory", is_flag=True, help="Give the local modes the user's remembered corrections "
               "(agentic-vision memory); off by default, so that a benchmark never learns from its own answers.")
+@libraries_option
 def bench_command(suite, modes_text, model, base_url, sandbox, docker_host, out_dir, resume, concurrency,
                   ray_address, ray_cpus, ray_resource, limit, seed, prices_file, thinking, max_steps, timeout,
-                  no_traces, report_only, quiet, memory) -> None:
+                  no_traces, report_only, quiet, memory, libraries) -> None:
     """Run a suite in several modes (direct, hosted, local, local-blind) and write a report."""
     ray = RayOptions(ray_address, ray_cpus, ray_resource) if ray_address else None
     try:
         _bench(suite, parse_modes(modes_text), model, base_url, sandbox, Path(out_dir), resume, concurrency, ray,
                limit, seed, prices_file, thinking, max_steps, timeout, no_traces, report_only, quiet, docker_host,
-               memory=memory)
+               memory=memory, libraries=libraries)
     except OSError as exc:  # e.g. --out cannot be written
         exc = file_error(exc)
         fail(str(exc), exit_status(exc))
@@ -125,8 +128,9 @@ def bench_command(suite, modes_text, model, base_url, sandbox, docker_host, out_
 
 def _bench(suite_name, modes, model_name, base_url, sandbox, out_dir, resume, concurrency, ray, limit, seed,
            prices_file, thinking, max_steps, timeout, no_traces, report_only, quiet, docker_host=None,
-           memory=False) -> None:
+           memory=False, libraries=()) -> None:
     check_docker_host(sandbox, docker_host, cli=True)
+    libs = library_set(libraries)
     prices, price_source = load_prices(prices_file)
     say = (lambda text: None) if quiet else (lambda text: click.echo(text, err=True))
     if report_only:
@@ -145,14 +149,15 @@ def _bench(suite_name, modes, model_name, base_url, sandbox, out_dir, resume, co
     try:  # two runs into one --out would write over each other's files: the second is one line
         with exclusive(out_dir / LOCK_NAME):
             _run(suite_name, modes, model_name, base_url, sandbox, out_dir, resume, concurrency, ray, limit, seed,
-                 prices, price_source, thinking, max_steps, timeout, no_traces, quiet, docker_host, say, memory)
+                 prices, price_source, thinking, max_steps, timeout, no_traces, quiet, docker_host, say, memory, libs)
     except Busy as exc:
         raise InputError(f"another bench run (pid {exc.pid or '?'}) is writing to {out_dir}: wait for it to "
                          "finish, or choose another --out") from None
 
 
 def _run(suite_name, modes, model_name, base_url, sandbox, out_dir, resume, concurrency, ray, limit, seed,
-         prices, price_source, thinking, max_steps, timeout, no_traces, quiet, docker_host, say, memory) -> None:
+         prices, price_source, thinking, max_steps, timeout, no_traces, quiet, docker_host, say, memory,
+         libs) -> None:
     # The modes import google-genai (~1.5 s): not for every start of the command line.
     from ..bench.config import RunConfig, make_model, model_env
     from ..bench.modes import ModeRunner, available_modes
@@ -177,12 +182,14 @@ def _run(suite_name, modes, model_name, base_url, sandbox, out_dir, resume, conc
         say(f"note: {note}")
     if not modes:
         raise InputError("no mode left to run")
+    if libs and ray is None and any(m in LOCAL_MODES for m in modes):
+        check_libraries(sandbox, libs, docker_host)  # not set up or built: one line before the model is asked
     # No API key, no API: one line now, not one failure per task (on Ray the nodes reach the API).
     model.check_ready(reachable=ray is None)
     sandbox_kind = sandbox if any(m in LOCAL_MODES for m in modes) else None
     where, engine = sandbox, docker_host
     if sandbox_kind and ray is None:  # an engine that does not answer: one line now (on Ray the nodes reach it)
-        kind, engine = sandbox_in_use(sandbox, docker_host)
+        kind, engine = sandbox_in_use(sandbox, docker_host, libs)
         where = describe_sandbox(sandbox, kind, engine)
         if not quiet:
             say_why_not_docker(sandbox, kind, docker_host)
@@ -193,6 +200,7 @@ def _run(suite_name, modes, model_name, base_url, sandbox, out_dir, resume, conc
             "docker_engine": engine if sandbox_kind else None,
             "seed": seed, "limit": limit, "concurrency": concurrency or (None if ray else 2),
             "tasks": len(loaded_suite.tasks), "notes": notes, "memory": memory, "ray": ray.address if ray else None,
+            "libraries": list(libs.requirements),
             "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     out_dir.mkdir(parents=True, exist_ok=True)
     write_meta(out_dir, meta, resume)
@@ -202,12 +210,13 @@ def _run(suite_name, modes, model_name, base_url, sandbox, out_dir, resume, conc
     try:
         if ray is not None:
             config = RunConfig(model_name, base_url, thinking, sandbox, max_steps, timeout, loaded_suite.name,
-                               not no_traces, model_env(), docker_host=docker_host, memory=memory)
+                               not no_traces, model_env(), docker_host=docker_host, memory=memory,
+                               libraries=libs.requirements)
             records = run_pairs_on_ray(loaded_suite.tasks, modes, config, ray, out_dir, resume=resume,
                                        concurrency=concurrency, on_record=counter.count, say=say)
         else:
             runner = ModeRunner(model, sandbox=sandbox, docker_host=docker_host, max_steps=max_steps, timeout=timeout,
-                                memory=memory)
+                                memory=memory, libraries=libs)
             records = run_pairs(loaded_suite.tasks, modes, runner, out_dir, resume=resume,
                                 concurrency=concurrency or 2, suite=loaded_suite.name, model=model.name,
                                 sandbox=sandbox_kind, traces=not no_traces, on_record=counter.count)

@@ -8,6 +8,7 @@ Both talk to the engine through the Engine API (``--docker-host``,
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 
@@ -15,6 +16,8 @@ import click
 
 from ..errors import SandboxUnavailable
 from ..sandboxing.docker_build import build_files, build_image
+from ..sandboxing.extras_image import build_extras_image, list_images
+from .libraries import extras_from, extras_options, libraries_option
 from ..sandboxing.docker_engine import DEFAULT_ADDRESS, START_SCRIPT, connect, image_name, inspect_image, settings
 from ..sandboxing.executors import get_executor
 from ..sandboxing.session import Session
@@ -52,20 +55,33 @@ def connect_or_start(docker_host: str | None, echo):
 @click.option("--base-image", default=None, metavar="IMG",
               help="Base image (default python:3.11-slim, else a local Debian image).")
 @docker_host_option
-def build_command(force, base_image, docker_host) -> None:
-    """Build the Docker sandbox image (agentic-vision/sandbox:latest) on the engine."""
+@extras_options
+def build_command(force, base_image, docker_host, with_, requirements, find_links, index_url, no_index) -> None:
+    """Build the Docker sandbox image (agentic-vision/sandbox:latest) on the engine; with
+    --with or --requirements, an image with those extra libraries on top of it
+    (agentic-vision/sandbox:latest-libs-HASH)."""
+    libs, source = extras_from(with_, requirements, find_links, index_url, no_index)
+    if libs and base_image:
+        raise click.UsageError("--base-image is for the default image; --with builds on top of it")
     build_files()  # before anything else: without them there is nothing to build
     echo = lambda line: click.echo(f"[sandbox build] {line}", err=True)  # noqa: E731
     engine = connect_or_start(docker_host, echo)
+    if libs:
+        build_extras_image(engine, libs, source, force=force, echo=echo)
+        click.echo(f"use it with: --sandbox docker --libraries {' --libraries '.join(shlex.quote(r) for r in libs.requirements)}",
+                   err=True)
+        return
     build_image(engine, image_name(), base=base_image, force=force, echo=echo)
 
 
 @click.command("check")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @docker_host_option
-def check_command(as_json, docker_host) -> None:
-    """Import every library inside the Docker sandbox image and report it."""
-    executor = get_executor("docker", pool_size=0, docker_host=docker_host)
+@libraries_option
+def check_command(as_json, docker_host, libraries) -> None:
+    """Import every library inside the Docker sandbox image (with --libraries, the image of
+    those extras) and report it."""
+    executor = get_executor("docker", pool_size=0, docker_host=docker_host, libraries=libraries)
     with Session(executor, [], 300, guard=False) as session:
         libraries = session.libraries
     size = int(executor.api.inspect_image(executor.image_id).get("Size") or 0)
@@ -106,6 +122,7 @@ def docker_info(docker_host: str | None) -> dict:
     found = {"engine": engine.describe(), "image": image_name()}
     try:
         inspect_image(engine, image_name())
+        found["extras"] = list_images(engine)
     except SandboxUnavailable as exc:
         found["problem"] = str(exc)
     finally:

@@ -9,6 +9,7 @@ import click
 from click.core import ParameterSource
 
 from .docker import docker_host_option, sandbox_option
+from .libraries import libraries_option
 from .exits import EXIT_USAGE, fail
 
 
@@ -44,9 +45,10 @@ from .exits import EXIT_USAGE, fail
 @click.option("--max-steps", type=click.IntRange(min=1), default=12, show_default=True, help="The most steps an ask may take.")
 @click.option("--trace-dir", type=click.Path(file_okay=False), default=None, help="Write an HTML trace of every ask here.")
 @click.option("--no-guard", is_flag=True, help="Skip the RestrictedPython first-pass guard (the OS sandbox still holds).")
+@libraries_option
 def mcp_command(transport, host, port, sandbox, docker_host, auth_token, allow_dirs, allow_hardlinks, timeout,
                 max_sessions, idle_timeout, image_max_side, max_image_bytes, model, max_steps, trace_dir,
-                no_guard) -> None:
+                no_guard, libraries) -> None:
     """Serve run_python, ask and their friends to MCP clients (stdio by default)."""
     try:
         import mcp  # noqa: F401  (the optional SDK)
@@ -72,7 +74,7 @@ def mcp_command(transport, host, port, sandbox, docker_host, auth_token, allow_d
         allow_dirs=tuple(Path(d).resolve() for d in allow_dirs) or (Path.cwd(),),
         timeout=timeout, max_sessions=max_sessions, idle_timeout=idle_timeout, image_max_side=image_max_side,
         max_result_image_bytes=max_image_bytes, model=model, max_steps=max_steps,
-        trace_dir=Path(trace_dir).resolve() if trace_dir else None, guard=not no_guard,
+        trace_dir=Path(trace_dir).resolve() if trace_dir else None, guard=not no_guard, libraries=libraries,
         auth_token=auth_token, allow_hardlinks=allow_hardlinks,
     )
     broad = [d for d in config.allow_dirs if d in (Path("/"), Path.home())]

@@ -13,11 +13,16 @@ from ..errors import SandboxUnavailable
 AUTO_SETUP = "AGENTIC_VISION_AUTO_SETUP"  # ./av sets it: a checkout sets itself up
 
 
-def choose_sandbox(kind: str, quiet: bool, docker_host: str | None = None) -> str:
-    """The sandbox kind to use ("auto" resolved), with the local environment ready."""
-    from ..sandboxing.executors import check_docker_host, resolve_kind
+def choose_sandbox(kind: str, quiet: bool, docker_host: str | None = None, libraries=()) -> str:
+    """The sandbox kind to use ("auto" resolved), with the local environment ready
+    (and the extra ``libraries``, when asked for, set up or built)."""
+    from ..sandboxing.executors import check_docker_host, check_libraries, resolve_kind
 
     check_docker_host(kind, docker_host, cli=True)
+    if libraries:
+        if resolve_kind(kind, docker_host, libraries) == "local":
+            ensure_local_env(quiet)
+        return check_libraries(kind, libraries, docker_host)
     resolved = resolve_kind(kind, docker_host)
     if not quiet:
         say_why_not_docker(kind, resolved, docker_host)

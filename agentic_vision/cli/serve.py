@@ -7,6 +7,7 @@ import click
 from ..errors import InputError
 from .docker import docker_host_option, sandbox_option
 from .readiness import say_why_not_docker
+from .libraries import libraries_option
 
 
 @click.command("serve")
@@ -42,8 +43,9 @@ from .readiness import say_why_not_docker
 @click.option("--max-steps", type=click.IntRange(min=1), default=12, show_default=True)
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]),
               default="info", show_default=True)
+@libraries_option
 def serve_command(host, port, sandbox, docker_host, routes, auth_key, client_keys, max_concurrent, max_queue,
-                  queue_timeout, max_memory_mb, max_body_mb, timeout, max_steps, log_level) -> None:
+                  queue_timeout, max_memory_mb, max_body_mb, timeout, max_steps, log_level, libraries) -> None:
     """Serve the Gemini API: codeExecution requests run the local loop, others go upstream.
 
     Point existing code at it with GOOGLE_GEMINI_BASE_URL=http://HOST:PORT (Python)
@@ -56,16 +58,19 @@ def serve_command(host, port, sandbox, docker_host, routes, auth_key, client_key
     except ImportError as exc:
         raise InputError(f"the gateway needs the serve extra ({exc.name} is missing): "
                          "pip install 'agentic-vision[serve]' (in a checkout: EXTRAS=serve ./av serve)") from None
-    from ..sandboxing.executors import check_docker_host, describe_sandbox, sandbox_in_use
+    from ..sandboxing.executors import check_docker_host, check_libraries, describe_sandbox, sandbox_in_use
 
     check_docker_host(sandbox, docker_host, cli=True)
     config = GatewayConfig(sandbox=sandbox, docker_host=docker_host, routes=list(routes), auth_key=auth_key,
                            client_keys=client_keys, max_concurrent=max_concurrent, max_queue=max_queue,
                            queue_timeout=queue_timeout, max_memory_bytes=int(max_memory_mb * 2**20),
-                           max_body_bytes=int(max_body_mb * 2**20), timeout=timeout, max_steps=max_steps)
+                           max_body_bytes=int(max_body_mb * 2**20), timeout=timeout, max_steps=max_steps,
+                           libraries=libraries)
+    if config.libraries:  # not set up or built: one line now, not an error per request
+        check_libraries(sandbox, config.libraries, docker_host)
     check_bind(host, config)
     # An engine that does not answer is one line now, before serving, not a 500 per request.
-    kind, engine = sandbox_in_use(sandbox, docker_host)
+    kind, engine = sandbox_in_use(sandbox, docker_host, config.libraries)
     say_why_not_docker(sandbox, kind, docker_host)
     if not config.upstream_key and config.authenticates:
         click.echo("agentic-vision: no GEMINI_API_KEY: Gemini models will not be served "
@@ -74,8 +79,9 @@ def serve_command(host, port, sandbox, docker_host, routes, auth_key, client_key
     sock = listen_socket(host, port)
     port = sock.getsockname()[1]
     where = f"[{host}]" if ":" in host else host
-    click.echo(f"agentic-vision gateway on http://{where}:{port} (sandbox {describe_sandbox(sandbox, kind, engine)}; "
-               f"Gemini at {config.upstream_url} with {keys})", err=True)
+    extras = f", with {config.libraries}" if config.libraries else ""
+    click.echo(f"agentic-vision gateway on http://{where}:{port} (sandbox {describe_sandbox(sandbox, kind, engine)}"
+               f"{extras}; Gemini at {config.upstream_url} with {keys})", err=True)
     for route in config.routes.values():
         click.echo(f"  route {route.name} -> {route.model}" + (f" at {route.base_url}" if route.base_url else ""),
                    err=True)

@@ -22,6 +22,7 @@ from ..images import to_model_image
 from ..inputs import DEFAULT_MAX_PIXELS
 from ..inputs.sources import InputOptions, Inputs, prepare_inputs
 from ..inputs.urls import MAX_BYTES, TIMEOUT
+from ..sandboxing.executors import as_library_set, check_libraries
 from ..sandboxing.libraries import available_libraries
 from ..models import get_model
 from ..models.base import Model, ModelImage, ModelTurn, Observation, ToolSpec
@@ -113,13 +114,20 @@ class Agent:
         sandbox_options: dict | None = None,
         stop: threading.Event | None = None,
         store: RunStore | None = None,
+        libraries=None,
         **settings,
     ) -> None:
         """``stop``: once set, input preparation under way (a PDF being rendered) ends at once;
-        a server sets it when the client goes away."""
+        a server sets it when the client goes away.  ``libraries``: extra requirements
+        (``["scikit-image", "mypkg==1.0"]``) set up with ``agentic-vision sandbox setup --with ...``
+        (local) or built with ``sandbox build --with ...`` (Docker); None keeps the default
+        environment of the hosted libraries."""
         self.model = get_model(model, **(model_options or {})) if isinstance(model, str) else model
         self.sandbox = sandbox
         self.sandbox_options = dict(sandbox_options or {})  # for open_session, e.g. pool_size
+        # libraries may come as a sandbox option too (open_session takes it): servers pass it so.
+        given = self.sandbox_options.pop("libraries", None)
+        self.libraries = as_library_set(libraries if libraries is not None else given)  # malformed: InputError now
         self.settings = _settings(settings)
         self.on_event = on_event
         self.stop = stop
@@ -185,6 +193,7 @@ class Chat:
             timeout=self.settings.timeout,
             guard=self.settings.guard,
             max_pixels=self.settings.max_pixels,
+            libraries=self.agent.libraries,
             **self.agent.sandbox_options,
         )
         try:
@@ -197,7 +206,8 @@ class Chat:
     def _start_conversation(self, inputs: Inputs, notes: str = "") -> None:
         listing = [(f.name, len(f.data), inputs.notes.get(f.name, "")) for f in inputs.files]
         libraries = available_libraries(self.session)
-        tool = ToolSpec(TOOL_NAME, tool_description(listing, libraries, self.settings.timeout))
+        extras = [spec for spec in self.session.executor.extras if spec["name"] in libraries]
+        tool = ToolSpec(TOOL_NAME, tool_description(listing, libraries, self.settings.timeout, extras))
         system = self.settings.system + (f"\n\n{notes}" if notes else "")
         self.conversation = self.agent.model.start(system, tool)
 
@@ -214,6 +224,9 @@ class Chat:
         s = self.settings
         if history and self.session is not None:
             raise InputError("a history can only start a chat")
+        if self.session is None and self.agent.libraries:
+            # Extras not set up or built: one line with the command, before any model call.
+            check_libraries(self.agent.sandbox, self.agent.libraries, self.agent.sandbox_options.get("docker_host"))
         self.agent.model.check_ready()  # no API key, no API: fail before a sandbox starts
         past = [source for entry in history if isinstance(entry, PastUser) for source in entry.images]
         past_inputs = self._prepare(past, [])  # the replayed turns' images go into the sandbox too

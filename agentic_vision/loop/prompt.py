@@ -27,8 +27,10 @@ def human_size(n: int) -> str:
     return f"{n} bytes"
 
 
-def tool_description(files: list[tuple[str, int, str]], libraries: list[str], timeout: float) -> str:
-    """``files``: (name, size in bytes, note such as "4000x3000 JPEG")."""
+def tool_description(files: list[tuple[str, int, str]], libraries: list[str], timeout: float,
+                     extras: list[dict] = ()) -> str:
+    """``files``: (name, size in bytes, note such as "4000x3000 JPEG"); ``extras``: specs of the
+    extra libraries installed on top of the hosted list (extras.Manifest.specs) that import."""
     lines = [
         "Runs Python 3 code in a sandbox (no network, no package installs) and returns its "
         "printed output and the images it shows.",
@@ -51,8 +53,13 @@ def tool_description(files: list[tuple[str, int, str]], libraries: list[str], ti
         "Variables and imports persist between runs, like a notebook; print what you need to read.",
         f"Each run is stopped after {timeout:g} seconds; a stopped run loses the variables.",
     ]
-    if libraries:
-        lines.append("Libraries available: " + ", ".join(libraries) + ".")
+    extra_names = {spec["name"] for spec in extras}
+    usual = [name for name in libraries if name not in extra_names]
+    if usual:
+        lines.append("Libraries available: " + ", ".join(usual) + ".")
+    if extras:
+        listed = ", ".join(f"{spec['name']} {spec['version']} (import {', '.join(spec['imports'])})" for spec in extras)
+        lines.append(f"Also installed for this task: {listed}.")
     return "\n".join(lines)
 
 

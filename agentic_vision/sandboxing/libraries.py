@@ -22,7 +22,8 @@ def available_libraries(session: Session) -> list[str]:
     takes seconds) in a separate throwaway session, then cached on disk.
     """
     key = session.executor.cache_key
-    digest = hashlib.sha256(f"{key}|{json.dumps(library_specs())}".encode()).hexdigest()[:20]
+    specs = [*library_specs(), *session.executor.extras]
+    digest = hashlib.sha256(f"{key}|{json.dumps(specs)}".encode()).hexdigest()[:20]
     cache = state_dir() / "libraries" / f"{digest}.json"
     if cache.exists():
         try:

@@ -108,6 +108,9 @@ class PooledExecutor:
     kind: str
     pool_size: int
     pool: WorkerPool
+    # Library specs of the extras installed for this executor's sandboxes (extras.Manifest.specs);
+    # empty for the default environment.
+    extras: tuple = ()
 
     def spawn(self) -> Worker:
         """A new worker that said ready (a cold start)."""

@@ -40,6 +40,7 @@ InputSpec = Union[str, os.PathLike, tuple[str, bytes]]
 class Executor(Protocol):
     kind: str
     cache_key: str  # changes whenever what is installed in the sandbox may have changed
+    extras: tuple  # library specs of the extra libraries installed (empty: the default environment)
 
     def acquire(self) -> Worker:
         """A new worker that said ready and was never used by another session."""
@@ -207,7 +208,7 @@ class Session:
     def libraries(self) -> dict:
         """Library availability inside this session's sandbox (imports each one)."""
         self._ensure_worker()
-        request = {"op": "libraries", "names": library_specs()}
+        request = {"op": "libraries", "names": [*library_specs(), *self.executor.extras]}
         return self._request(self._worker, request, [], "libraries", "import its libraries", LIBRARIES_TIMEOUT)["libraries"]
 
     @property

@@ -203,7 +203,8 @@ class Gateway:
         settings = dict(timeout=c.timeout, max_steps=c.max_steps, max_retries=c.max_retries,
                         max_image_side=c.max_image_side, guard=c.guard)
         return Exchange(backend, parsed, sandbox=c.sandbox,
-                        sandbox_options={"pool_size": c.warm_sandboxes, "docker_host": c.docker_host},
+                        sandbox_options={"pool_size": c.warm_sandboxes, "docker_host": c.docker_host,
+                                         "libraries": c.libraries},
                         settings=settings, system="\n".join(texts),
                         include_thoughts=bool(thinking.get("includeThoughts")), stream=stream)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ...errors import InputError
 from .clients import read_client_keys
-from ...sandboxing.executors import check_docker_host
+from ...sandboxing.executors import as_library_set, check_docker_host
 
 GEMINI_URL = "https://generativelanguage.googleapis.com"
 _ROUTE = re.compile(r"^(?P<name>[^=\s]+)=(?P<model>[^\s]+?)(?:@(?P<url>[a-zA-Z][a-zA-Z0-9+.-]*://\S+))?$")
@@ -71,8 +71,10 @@ class GatewayConfig:
     max_retries: int = 5
     max_image_side: int = 1536
     guard: bool = True
+    libraries: tuple = ()  # extra requirements, set up / built beforehand (see sandbox setup --with)
 
     def __post_init__(self) -> None:
+        self.libraries = as_library_set(self.libraries)
         if isinstance(self.routes, (list, tuple)):
             self.routes = {r.name: r for r in (parse_route(r) if isinstance(r, str) else r for r in self.routes)}
         check_docker_host(self.sandbox, self.docker_host)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ...sandboxing.executors import check_docker_host
+from ...sandboxing.executors import as_library_set, check_docker_host
+from ...sandboxing.extras import LibrarySet
 
 MiB = 1024 * 1024
 
@@ -26,9 +27,11 @@ class ServerConfig:
     guard: bool = True
     auth_token: str | None = None  # HTTP: the bearer token every request must carry
     allow_hardlinks: bool = False  # read files under allow_dirs that have more than one link
+    libraries: LibrarySet = LibrarySet()  # extra requirements, set up / built beforehand (sandbox setup --with)
 
     def __post_init__(self) -> None:
         check_docker_host(self.sandbox, self.docker_host)
+        object.__setattr__(self, "libraries", as_library_set(self.libraries))
 
     def limits(self, executor) -> dict:
         """The limits as a client may read them (the limits resource)."""

@@ -23,7 +23,7 @@ def register_resources(app: MCPServer, state: ServerState) -> None:
     async def limits() -> str:
         try:
             executor = await anyio.to_thread.run_sync(
-                lambda: get_executor(cfg.sandbox, pool_size=0, docker_host=cfg.docker_host))
+                lambda: get_executor(cfg.sandbox, pool_size=0, docker_host=cfg.docker_host, libraries=cfg.libraries))
         except AgenticVisionError as exc:
             raise ResourceError(str(exc)) from None
         return json.dumps(cfg.limits(executor), indent=2)
@@ -32,20 +32,22 @@ def register_resources(app: MCPServer, state: ServerState) -> None:
                   description="The Python libraries of the hosted code-execution environment and which of them "
                               "import in this sandbox (the first read may take seconds; it is cached).")
     async def libraries() -> str:
-        def probe() -> list[str]:
+        def probe() -> tuple[list[str], tuple]:
             registry.reserve()
             try:
                 with registry.open_sandbox() as sandbox:
-                    return available_libraries(sandbox)
+                    return available_libraries(sandbox), sandbox.executor.extras
             finally:
                 registry.release()
 
         try:
-            available = set(await anyio.to_thread.run_sync(probe))
+            names, extras = await anyio.to_thread.run_sync(probe)
         except AgenticVisionError as exc:
             raise ResourceError(str(exc)) from None
+        available = set(names)
+        # The extra libraries this server was started with (--libraries) follow the hosted list.
         return json.dumps([
             {"name": spec["name"], "import": spec["import"], "hosted": spec["hosted"],
-             "available": spec["name"] in available}
-            for spec in library_specs()
+             "available": spec["name"] in available, **({"version": spec["version"]} if "version" in spec else {})}
+            for spec in [*library_specs(), *extras]
         ], indent=2)

@@ -50,7 +50,7 @@ def build_server(config: ServerConfig, transport: str = "stdio") -> MCPServer:
     if transport not in TRANSPORTS:
         raise InputError(f"unknown transport {transport!r}: choose one of {', '.join(TRANSPORTS)}")
     registry = SessionRegistry(config.sandbox, config.timeout, config.max_sessions, guard=config.guard,
-                               docker_host=config.docker_host)
+                               docker_host=config.docker_host, libraries=config.libraries)
     state = ServerState(config, FileAccess(config.allow_dirs, allow_hardlinks=config.allow_hardlinks), registry,
                         transport)
 
@@ -78,7 +78,7 @@ def serve(config: ServerConfig, transport: str = "stdio", host: str = "127.0.0.1
     if transport != "stdio":
         check_auth(host, config.auth_token)
     # A missing sandbox (or an engine that does not answer) is one line now, not an error per call.
-    executor = get_executor(config.sandbox, pool_size=0, docker_host=config.docker_host)
+    executor = get_executor(config.sandbox, pool_size=0, docker_host=config.docker_host, libraries=config.libraries)
     app = build_server(config, transport)
     if transport == "stdio":
         anyio.run(app.run_stdio_async)

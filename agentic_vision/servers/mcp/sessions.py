@@ -87,9 +87,10 @@ class ManagedSession:
 
 class SessionRegistry:
     def __init__(self, kind: str, timeout: float, max_sessions: int, guard: bool = True,
-                 docker_host: str | None = None) -> None:
+                 docker_host: str | None = None, libraries=()) -> None:
         self.kind = kind
         self.docker_host = docker_host
+        self.libraries = libraries  # extra requirements (extras.LibrarySet)
         self.timeout = timeout
         self.max_sessions = max_sessions
         self.guard = guard
@@ -118,7 +119,7 @@ class SessionRegistry:
     def open_sandbox(self) -> Session:
         """A new sandbox, without a warm pool: nothing runs that no client asked for."""
         return open_session(self.kind, timeout=self.timeout, guard=self.guard, pool_size=0,
-                            docker_host=self.docker_host)
+                            docker_host=self.docker_host, libraries=self.libraries)
 
     # -- sessions -----------------------------------------------------------------------
 

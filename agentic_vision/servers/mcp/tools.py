@@ -294,7 +294,8 @@ def register_tools(app: MCPServer, state: ServerState) -> None:
             try:
                 agent = Agent(model=model, sandbox=cfg.sandbox, max_steps=max_steps, timeout=cfg.timeout,
                               guard=cfg.guard, on_event=on_event, log=False, memory=False,  # a client's runs are theirs
-                              sandbox_options={"pool_size": 0, "docker_host": cfg.docker_host})
+                              sandbox_options={"pool_size": 0, "docker_host": cfg.docker_host},
+                              libraries=cfg.libraries)
                 chat = holder["chat"] = agent.chat()
                 try:
                     if cancelled():
