@@ -341,7 +341,7 @@ class _Policy:
             return {"getmembers": guard_views.getmembers(self.getattr),
                     "get_annotations": guard_views.get_annotations(module.get_annotations)}
         if modname in ("pickle", "_pickle"):
-            return guard_views.unpickling(self.find_class)
+            return guard_views.unpickling(self.find_class, self._check_value)
         if modname == "timeit":
             return guard_views.timing(lambda source, filename: compile_guarded(source, filename, denied_modules=self.denied),
                                       self.namespace())
@@ -434,17 +434,22 @@ class _Policy:
                 raise ImportError(f"cannot import name '{item}' from '{name}'", name=name) from None
         return view
 
-    def find_class(self, module: str, name: str, load):
-        """Unpickling's class lookup: the import policy, then the value checks."""
+    def find_class(self, module: str, name: str):
+        """Unpickling's lookup of a global: the import policy, then the value checks."""
         refusal = self.module_refusal(module)
-        top = module.split(".")[0]
-        if refusal is None and name.split(".")[0].startswith("_") and top in sys.stdlib_module_names:
+        parts = name.split(".")
+        if refusal is None and parts[0].startswith("_") and module.split(".")[0] in sys.stdlib_module_names:
             refusal = f"'{module}.{name}': private names of the standard library are not allowed in this sandbox"
-        if refusal is None and any(part in REFUSED_DUNDERS for part in name.split(".")):
-            refusal = _attribute_refusal(next(p for p in name.split(".") if p in REFUSED_DUNDERS))
+        refused_part = next((p for p in parts if _attribute_refusal(p)), None)
+        if refusal is None and refused_part:
+            refusal = _attribute_refusal(refused_part)
         if refusal:
             raise GuardError(f"unpickling {refusal}")
-        return self._check_value(load())
+        __import__(module)
+        value = sys.modules[module]
+        for part in parts:  # the parts were checked above; the value is checked below
+            value = getattr(value, part)
+        return self._check_value(value)
 
     # -- attributes -----------------------------------------------------------
 

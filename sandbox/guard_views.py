@@ -35,6 +35,11 @@ class GuardAttributeError(GuardError, AttributeError):
     """An attribute the sandbox hides: an AttributeError too, so getattr(x, n, default) and hasattr work."""
 
 
+# Tracebacks name them without a module ("GuardError: ..."), as the model
+# sees compile-time refusals: the runtime's module names are noise to it.
+GuardError.__module__ = GuardAttributeError.__module__ = "builtins"
+
+
 # What ordinary programs use of sys.  Absent on purpose: modules, meta_path,
 # path_hooks, _getframe, settrace/setprofile, addaudithook, modules' loaders.
 SYS_NAMES = frozenset({
@@ -174,13 +179,31 @@ def get_annotations(real):
     return get_annotations_
 
 
-def unpickling(find_class_check):
-    """pickle.load/loads/Unpickler whose classes and functions pass the guard's checks."""
+# The stand-ins below are not subclasses of the real classes: a subclass
+# would hand model code the real class (``__mro__``, ``super()``), whose
+# methods skip the guard.  The real object lives in a closure, which the
+# guard does not let model code open (``__closure__``, ``__self__``).
 
-    class Unpickler(pickle.Unpickler):
+
+def unpickling(find_class_check, check_value):
+    """pickle.load/loads/Unpickler whose classes and functions pass the guard's checks.
+
+    ``find_class_check(module, name)`` resolves a global under the import policy;
+    whatever a model subclass's own find_class returns is checked again."""
+
+    class Unpickler:
+        def __init__(self, file, *, fix_imports=True, encoding="ASCII", errors="strict", buffers=None):
+            outer = self
+
+            class Checked(pickle.Unpickler):
+                def find_class(self, module, name):
+                    return check_value(outer.find_class(module, name))
+
+            real = Checked(file, fix_imports=fix_imports, encoding=encoding, errors=errors, buffers=buffers)
+            self.load = lambda: real.load()
+
         def find_class(self, module, name):
-            # Checked before the module is imported: a refused one is never loaded.
-            return find_class_check(module, name, lambda: pickle.Unpickler.find_class(self, module, name))
+            return find_class_check(module, name)
 
     def load(file, *, fix_imports=True, encoding="ASCII", errors="strict", buffers=None):
         return Unpickler(file, fix_imports=fix_imports, encoding=encoding, errors=errors, buffers=buffers).load()
@@ -209,13 +232,15 @@ def timing(compile_guarded, guard_names: dict):
         code = compile_guarded(stmt, "<timeit>")
         return lambda: builtins.exec(code, namespace)
 
-    class Timer(timeit.Timer):
+    class Timer:
         def __init__(self, stmt="pass", setup="pass", timer=timeit.default_timer, globals=None):
             namespace = dict(globals or {})
             namespace.update(guard_names)
-            setup_fn = as_callable(setup, namespace)
-            stmt_fn = as_callable(stmt, namespace)
-            super().__init__(stmt_fn, setup_fn, timer)
+            real = timeit.Timer(as_callable(stmt, namespace), as_callable(setup, namespace), timer)
+            self.timeit = lambda number=timeit.default_number: real.timeit(number)
+            self.repeat = lambda repeat=timeit.default_repeat, number=timeit.default_number: real.repeat(repeat, number)
+            self.autorange = lambda callback=None: real.autorange(callback)
+            self.print_exc = lambda file=None: real.print_exc(file)
 
     def timeit_(stmt="pass", setup="pass", timer=timeit.default_timer, number=timeit.default_number, globals=None):
         return Timer(stmt, setup, timer, globals).timeit(number)
@@ -224,14 +249,15 @@ def timing(compile_guarded, guard_names: dict):
                 number=timeit.default_number, globals=None):
         return Timer(stmt, setup, timer, globals).repeat(repeat, number)
 
-    Timer.__module__ = "timeit"
-    Timer.__qualname__ = Timer.__name__ = "Timer"
+    Timer.__module__ = timeit_.__module__ = repeat_.__module__ = "timeit"
     return {"Timer": Timer, "timeit": timeit_, "repeat": repeat_}
 
 
 def jinja2_sandboxed(module):
     """jinja2's Environment and Template as its SandboxedEnvironment: a default
-    environment evaluates ``{{ x.__class__.__mro__ }}`` with plain getattr."""
+    environment evaluates ``{{ x.__class__.__mro__ }}`` with plain getattr.
+    A first filter only: the real classes are these classes' bases, so jinja2
+    stays among the libraries that can evaluate code on the guard's behalf."""
     from jinja2.sandbox import SandboxedEnvironment
 
     class Template(module.Template):
