@@ -464,7 +464,12 @@ class _Policy:
             if refusal:
                 raise GuardError(refusal)
             if name == "__dict__":
-                return self.dict_of(obj)
+                try:
+                    return self.dict_of(obj)
+                except AttributeError:
+                    if default:
+                        return default[0]
+                    raise
             if isinstance(obj, typing.ForwardRef):  # ._evaluate() is eval()
                 raise GuardError("access to typing.ForwardRef internals is not allowed in this sandbox")
         if isinstance(obj, types.ModuleType):
@@ -520,7 +525,7 @@ class _Policy:
                     raise GuardError(refusal)
         return value
 
-    def dict_of(self, obj):
+    def dict_of(self, obj, via_vars: bool = False):
         """``obj.__dict__`` / ``vars(obj)``: instances and the model's own classes."""
         if isinstance(obj, types.ModuleType):
             raise GuardError("the __dict__ of a module is not allowed in this sandbox; use dir(module) and getattr()")
@@ -529,7 +534,7 @@ class _Policy:
                 raise GuardError(f"the __dict__ of class '{obj.__name__}' is not allowed in this sandbox "
                                  "(only of classes defined in your code); use dir() and getattr()")
             return obj.__dict__
-        found = builtins.vars(obj)
+        found = builtins.vars(obj) if via_vars else obj.__dict__  # their own TypeError / AttributeError
         if type(obj) not in _SANDBOX_CLASSES and isinstance(found, dict):
             for value in list(found.values()):
                 self._check_value(value)
@@ -607,7 +612,7 @@ class _Policy:
             return guard_views.NamespaceView(sys._getframe(1).f_locals)
         if len(args) > 1:
             raise TypeError(f"vars expected at most 1 argument, got {len(args)}")
-        return self.dict_of(args[0])
+        return self.dict_of(args[0], via_vars=True)
 
     def builtins_dict(self) -> dict:
         safe = {name: getattr(builtins, name) for name in SAFE_BUILTINS if hasattr(builtins, name)}

@@ -622,3 +622,77 @@ def test_namespace_has_the_hooks():
                 "_iter_unpack_sequence_", "_unpack_sequence_"):
         assert key in ns
     assert ns["__builtins__"]["print"] is print
+
+
+def test_sys_is_a_restricted_view_with_live_streams():
+    ns = run("""
+        import sys, io, os
+        has_modules = hasattr(sys, "modules")
+        frozen = getattr(sys, "frozen", False)
+        buf = io.StringIO()
+        old, sys.stdout = sys.stdout, buf
+        print("into the buffer")
+        sys.stdout = old
+        same = os.sys is sys
+        kind = type(sys).__name__
+        sys.path.append("/tmp/planted")
+        try:
+            sys.exit(3)
+        except SystemExit as exc:
+            code = exc.code
+    """)
+    import sys
+
+    assert ns["has_modules"] is False and ns["frozen"] is False
+    assert ns["buf"].getvalue() == "into the buffer\n"
+    assert ns["same"] and ns["kind"] == "module" and ns["code"] == 3
+    assert "/tmp/planted" not in sys.path  # a copy: appending cannot make files importable outside the guard
+
+
+def test_globals_view_writes_through_but_not_over_the_hooks():
+    ns = run("""
+        globals()["made"] = 1
+        names = sorted(k for k in globals() if k.startswith("_"))
+        def f(a):
+            b = 2
+            return sorted(locals()), sorted(vars())
+        inner = f(1)
+    """)
+    assert ns["made"] == 1 and ns["names"] == ["__name__"]
+    assert ns["inner"] == (["a", "b"], ["a", "b"])
+    with pytest.raises(GuardError, match="'_write_' is reserved by the sandbox"):
+        run("globals().update(_write_=print)")
+
+
+def test_dunder_reads_behave_as_in_python():
+    ns = run("""
+        class A:
+            pass
+        a = A()
+        missing = getattr(1, "__dict__", None)
+        try:
+            (1).__dict__
+        except AttributeError as exc:
+            error = str(exc)
+        names = (a.__class__.__name__, type(a).__qualname__, A.__mro__[-1].__name__, (1).__class__.__name__)
+    """)
+    assert ns["missing"] is None and ns["error"] == "'int' object has no attribute '__dict__'"
+    assert ns["names"] == ("A", "A", "object", "int")
+
+
+def test_unpickling_loads_model_data_and_refuses_the_rest():
+    ns = run("""
+        import pickle
+        import numpy as np
+        back = pickle.loads(pickle.dumps({"a": np.arange(3), "b": (1.5, "x")}))
+        class Strict(pickle.Unpickler):
+            def find_class(self, module, name):
+                raise pickle.UnpicklingError(f"{module}.{name} is not expected")
+        import io
+        try:
+            Strict(io.BytesIO(pickle.dumps(np.arange(2)))).load()
+        except pickle.UnpicklingError as exc:
+            refused = str(exc)
+    """)
+    assert ns["back"]["a"].tolist() == [0, 1, 2] and ns["back"]["b"] == (1.5, "x")
+    assert ns["refused"].endswith("is not expected")
