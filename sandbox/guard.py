@@ -21,8 +21,11 @@ Everything else imports and runs: any installed library, the standard
 library (``sys`` as a view without ``modules`` and the frame functions).  It
 is defence in depth only: libraries such as sympy (``sympify``), pandas
 (``eval``/``query``/``read_pickle``), numpy (``load(allow_pickle=True)``,
-raw memory) or tensorflow can evaluate code or load native code on the
-guard's behalf.  The OS sandbox (bubblewrap / Docker) is the boundary; this
+raw memory), tensorflow, or ``typing.get_type_hints`` inside a library
+(``functools.singledispatch``, ``attrs.resolve_types``) on string
+annotations made without the compiler (``type()``'s dict,
+``dataclasses.make_dataclass``) can evaluate code or load native code on
+the guard's behalf.  The OS sandbox (bubblewrap / Docker) is the boundary; this
 file must never be the reason something is considered safe.
 
 Use::
@@ -181,7 +184,12 @@ REFUSED_NAMES = {
     "eval": _FORBIDDEN_BY_MODULE["builtins"]["eval"], "exec": "write the code directly",
     "compile": "write the code directly", "breakpoint": "print the values you need",
 }
-REFUSED_PLAIN_NAMES = {"__builtins__": "use the built-in names directly", "__import__": "use an import statement"}
+REFUSED_PLAIN_NAMES = {
+    "__builtins__": "use the built-in names directly", "__import__": "use an import statement",
+    # typing.get_type_hints, called by libraries (functools.singledispatch,
+    # attrs.resolve_types), evaluates string annotations without the guard.
+    "__annotations__": "write annotations as `name: type`",
+}
 
 SAFE_BUILTINS = (
     "abs", "all", "any", "ascii", "bin", "bool", "bytearray", "bytes", "callable", "chr",
@@ -486,6 +494,10 @@ class _Policy:
             if default:
                 return default[0]
             raise
+        if name == "__annotations__" and type(value) is dict:
+            # Read-only: a string put into it would be evaluated by
+            # typing.get_type_hints inside a library, without the guard.
+            return types.MappingProxyType(value)
         if name in ("__defaults__", "__kwdefaults__") and value:
             for item in (value.values() if isinstance(value, dict) else value):
                 self._check_value(item)

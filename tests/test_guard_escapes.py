@@ -166,6 +166,14 @@ ATTACKS = {
                 base("__import__('os').system('touch pwned-timeit_real_timer')").timeit(1)
         raise SystemExit("no real class in reach")
     """,
+    "singledispatch_annotation": """
+        import functools
+        def g(a: int): pass
+        g.__annotations__["a"] = "__import__('os').system('touch pwned-singledispatch_annotation')"
+        @functools.singledispatch
+        def f(a): pass
+        f.register(g)
+    """,
     "timeit_string": """
         import timeit
         timeit.timeit("__import__('os').system('touch pwned-timeit_string')", number=1)
@@ -234,6 +242,7 @@ ATTACKS = {
 # Refused by a stand-in rather than by the guard itself: the guarded
 # inspect.getmembers leaves out what the guard refuses; jinja2 renders in its sandbox.
 REFUSED_OTHERWISE = {
+    "singledispatch_annotation": "TypeError: 'mappingproxy' object does not support item assignment",
     "pickle_real_unpickler": "SystemExit: no real class in reach",
     "timeit_real_timer": "SystemExit: no real class in reach",
     "inspect_getmembers_globals": "KeyError: '__globals__'",
@@ -276,9 +285,9 @@ def test_the_attacks_would_work_without_the_guard(open_sandbox):
     """The attacks are real: unguarded, a sample of them has its effect."""
     session = open_sandbox(guard=False, timeout=30)
     for name in ("subclasses_walk", "sys_modules", "inspect_currentframe", "function_globals", "pickle_reduce",
-                 "timeit_string", "six_function_globals", "string_formatter_get_field"):
+                 "timeit_string", "six_function_globals", "string_formatter_get_field", "singledispatch_annotation"):
         session.run(textwrap.dedent(ATTACKS[name]))
     check = session.run("import os\nprint(sorted(n for n in os.listdir('.') if n.startswith('pwned')))")
     assert check.output.strip() == str(sorted(f"pwned-{n}" for n in (
         "subclasses_walk", "sys_modules", "inspect_currentframe", "function_globals", "pickle_reduce",
-        "timeit_string", "six_function_globals", "string_formatter_get_field")))
+        "timeit_string", "six_function_globals", "string_formatter_get_field", "singledispatch_annotation")))
