@@ -174,7 +174,7 @@ FRAME_ATTRIBUTES = INSPECT_ATTRIBUTES
 # Dunder attributes model code may assign (its own classes' special methods
 # are defined in the class body; these are the ones programs also set later).
 WRITABLE_DUNDERS = frozenset({
-    "__doc__", "__name__", "__qualname__", "__module__", "__wrapped__", "__repr__", "__str__",
+    "__doc__", "__name__", "__qualname__", "__wrapped__", "__repr__", "__str__",
     "__eq__", "__hash__", "__lt__", "__le__", "__gt__", "__ge__", "__len__", "__iter__",
     "__getitem__", "__setitem__", "__contains__", "__call__", "__bool__", "__format__",
 })
@@ -318,7 +318,7 @@ class _Policy:
         # id -> (object, _FORBID, message) or (object, _SUBSTITUTE, stand-in),
         # filled per module once it is imported (see _sync).
         self._table: dict[int, tuple[object, int, object]] = {}
-        self._pending = set(_FORBIDDEN_BY_MODULE) | {"operator", "sys", "inspect", "pickle", "_pickle", "timeit", "jinja2"}
+        self._pending = set(_FORBIDDEN_BY_MODULE) | {"operator", "inspect", "pickle", "_pickle", "timeit", "jinja2"}
         self._seen_modules = -1
         self._sync()
 
@@ -343,8 +343,6 @@ class _Policy:
     def _stand_ins(self, modname: str, module) -> dict:
         if modname == "operator":
             return {"attrgetter": self.attrgetter, "methodcaller": self.methodcaller}
-        if modname == "sys":
-            return {}
         if modname == "inspect":
             return {"getmembers": guard_views.getmembers(self.getattr),
                     "get_annotations": guard_views.get_annotations(module.get_annotations)}
