@@ -96,6 +96,18 @@ def check_print(e) -> None:
     expect(e.ok and e.output == "1\n", f"print(1) gave {e.outcome}: {e.output[-500:]!r}")
 
 
+# A step as a model writes it, heavy on what the guard checks: imports through
+# its __import__, sys through its view, 4000 attribute reads through _getattr_.
+ATTRIBUTE_STEP = (
+    "import sys\nfrom PIL import Image\nim = Image.new('L', (64, 64))\ntotal = 0\n"
+    "for i in range(2000):\n    total += im.width + im.size[1]\nprint(total, file=sys.stdout)\n"
+)
+
+
+def check_attribute_step(e) -> None:
+    expect(e.ok and e.output == "256000\n", f"the attribute step gave {e.outcome}: {e.output[-500:]!r}")
+
+
 def check_crop(e) -> None:
     sizes = [(im.width, im.height) for im in e.images]
     expect(e.ok and sizes == [(CROP_W, CROP_H)], f"the crop gave {e.outcome}, images {sizes}: {e.output[-800:]}")
@@ -147,6 +159,13 @@ def warm_step(guard: bool | None = None):
     def measure(b: Bench) -> list[float]:
         with b.open(b.cold, guard=guard) as session:
             return timed(10 * b.n, lambda stack: lambda: session.run("print(1)"), check_print, warmup=5)
+    return measure
+
+
+def attribute_step(guard: bool | None = None):
+    def measure(b: Bench) -> list[float]:
+        with b.open(b.cold, guard=guard) as session:
+            return timed(5 * b.n, lambda stack: lambda: session.run(ATTRIBUTE_STEP), check_attribute_step, warmup=3)
     return measure
 
 
@@ -285,6 +304,9 @@ ROWS = [
     Spec("warm_step", "warm step: print(1) [guard {guard}]", "step", warm_step()),
     Spec("warm_step_noguard", "warm step: print(1) [guard off, for comparison]", "step", warm_step(False),
          when=lambda b: b.guard),
+    Spec("attribute_step", "warm step: 4000 attribute reads, sys, PIL [guard {guard}]", "step", attribute_step()),
+    Spec("attribute_step_noguard", "warm step: 4000 attribute reads, sys, PIL [guard off, for comparison]", "step",
+         attribute_step(False), when=lambda b: b.guard),
     Spec("crop_first", "warm session: 1st crop of the 4000x3000 JPEG (decode)", "crop", crop_in_session(0)),
     Spec("crop_second", "warm session: 2nd crop, same session (cached decode)", "crop", crop_in_session(1)),
     Spec("open_warm", "open a session from the warm pool (no inputs)", "open", open_from_pool("open_warm", False)),
@@ -308,6 +330,8 @@ ROWS = [
          kinds=("docker",)),
 ]
 RATIOS = [  # (label, numerator row, denominator row), shown when both rows ran
+    ("warm step guard on / off (print(1))", "warm_step", "warm_step_noguard"),
+    ("attribute step guard on / off", "attribute_step", "attribute_step_noguard"),
     ("warm step / floor (print(1))", "warm_step", "floor_print"),
     ("warm step / fresh bwrap (print(1))", "warm_step", "fresh_bwrap_print"),
     ("warm step / docker exec (print(1))", "warm_step", "docker_exec_print"),

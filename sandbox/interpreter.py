@@ -185,7 +185,8 @@ class Interpreter:
             if self.guard is not None:
                 compiled = self.guard.compile_guarded(code, "<code>")
             else:
-                compiled = compile(code, "<code>", "exec")
+                # dont_inherit: this file's `from __future__ import annotations` is not the model's.
+                compiled = compile(code, "<code>", "exec", dont_inherit=True)
         except SyntaxError:
             return "OUTCOME_FAILED", traceback.format_exc(limit=0)
         except Exception as exc:  # guard.GuardError
@@ -193,6 +194,9 @@ class Interpreter:
         try:
             exec(compiled, self.namespace)
         except SystemExit as exc:
+            # As when Python exits: None and 0 are success, the output so far stands.
+            if exit_ok(exc.code):
+                return "OUTCOME_OK", ""
             return "OUTCOME_FAILED", f"SystemExit: {exc.code}\n"
         except BaseException as exc:
             # Only the model's own frames and the library frames below them.
@@ -249,6 +253,11 @@ class Interpreter:
                 return
             else:
                 self.channel.send({"op": "error", "message": clip(f"unknown op {op!r}")})
+
+
+def exit_ok(code) -> bool:
+    """sys.exit()/sys.exit(0)/sys.exit(None)/raise SystemExit end a run successfully."""
+    return code is None or (isinstance(code, int) and code == 0)
 
 
 def libraries(specs):

@@ -209,11 +209,11 @@ def test_signatures_travel_back_unchanged():
 
 
 def test_a_guard_refusal_comes_back_as_a_failed_run():
-    script = [reply.call("run_python", code("import socket")), lambda r: reply.text(last_response(r)["output"])]
+    script = [reply.call("run_python", code("import ctypes")), lambda r: reply.text(last_response(r)["output"])]
     with ScriptedGemini(script) as server:
         result = agent_for(server).run("Net?", images=[sample("coins.png")])
     assert result.steps[0].outcome == "OUTCOME_FAILED"
-    assert "import of 'socket' is not allowed in this sandbox" in result.answer
+    assert "import of 'ctypes' is not allowed in this sandbox" in result.answer
 
 
 def test_observation_images_sent_as_parts_also_become_notes_beyond_the_budget():

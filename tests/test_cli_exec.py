@@ -59,9 +59,9 @@ def test_timeout_exits_1_and_says_so(tmp_path):
 
 
 def test_guard_refusal_is_a_failed_run(tmp_path):
-    result = cli("exec", "--json", "--out", str(tmp_path), "import socket")
+    result = cli("exec", "--json", "--out", str(tmp_path), "import ctypes")
     assert result.returncode == 1
-    assert "import of 'socket' is not allowed in this sandbox" in json.loads(result.stdout)["output"]
+    assert "import of 'ctypes' is not allowed in this sandbox" in json.loads(result.stdout)["output"]
 
 
 def test_missing_input_is_a_usage_error_in_one_line(tmp_path):

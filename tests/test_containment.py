@@ -2,6 +2,8 @@
 
 The guard is off here: these tests are about the OS-level boundary, which
 must hold on its own.  After every attack the same session must still work.
+The attacks that use only what the guard allows (files, the environment,
+sockets) run guarded too: the guard lets them through, the OS stops them.
 """
 
 from __future__ import annotations
@@ -34,6 +36,12 @@ def sandbox(open_sandbox):
     return open_sandbox(guard=False, timeout=20)
 
 
+@pytest.fixture(params=[False, True], ids=["unguarded", "guarded"])
+def either_sandbox(open_sandbox, request):
+    """A session with the guard off, then on."""
+    return open_sandbox(guard=request.param, timeout=20)
+
+
 @pytest.fixture
 def host_secrets(tmp_path):
     """A secret in the host's home and /tmp, and one in the environment."""
@@ -49,9 +57,10 @@ def host_secrets(tmp_path):
     tmp_file.unlink()
 
 
-def test_host_files_and_environment_are_invisible(open_sandbox, host_secrets):
+@pytest.mark.parametrize("guard", [False, True], ids=["unguarded", "guarded"])
+def test_host_files_and_environment_are_invisible(open_sandbox, host_secrets, guard):
     token, home_file, tmp_file = host_secrets
-    session = open_sandbox(guard=False, timeout=25)  # opened after the secret was set
+    session = open_sandbox(guard=guard, timeout=25)  # opened after the secret was set
     result = run(session, f"""
         import os, glob
         for path in [{str(home_file)!r}, {str(tmp_file)!r}]:
@@ -93,7 +102,8 @@ def test_host_files_and_environment_are_invisible(open_sandbox, host_secrets):
     still_works(session)
 
 
-def test_no_tcp_to_host_loopback_and_no_dns(sandbox):
+def test_no_tcp_to_host_loopback_and_no_dns(either_sandbox):
+    sandbox = either_sandbox
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen()
@@ -135,7 +145,8 @@ def test_no_tcp_to_host_loopback_and_no_dns(sandbox):
     still_works(sandbox)
 
 
-def test_no_write_outside_the_working_directory(sandbox):
+def test_no_write_outside_the_working_directory(either_sandbox):
+    sandbox = either_sandbox
     marker = f"agentic-vision-escape-{uuid.uuid4().hex[:8]}"
     result = run(sandbox, f"""
         import os, sys
@@ -162,7 +173,8 @@ def test_no_write_outside_the_working_directory(sandbox):
     still_works(sandbox)
 
 
-def test_no_docker_socket_or_host_sockets(sandbox, tmp_path):
+def test_no_docker_socket_or_host_sockets(either_sandbox, tmp_path):
+    sandbox = either_sandbox
     sock_path = Path("/tmp") / f"av-test-{uuid.uuid4().hex[:8]}.sock"
     listener = socket.socket(socket.AF_UNIX)
     listener.bind(str(sock_path))

@@ -133,6 +133,18 @@ def test_an_exception_gives_its_traceback(open_sandbox):
     assert "interpreter.py" not in result.output  # only the model's own frames
 
 
+@pytest.mark.parametrize("guard", [True, False], ids=["guarded", "unguarded"])
+def test_exit_codes_mean_what_they_mean_in_python(open_sandbox, guard):
+    session = open_sandbox(guard=guard)
+    for code in ("sys.exit()", "sys.exit(0)", "sys.exit(None)", "raise SystemExit", "exit()"):
+        result = run(session, f"import sys\nkept = {code!r}\nprint('result', 42)\n{code}\nprint('not reached')")
+        assert (result.outcome, result.output) == ("OUTCOME_OK", "result 42\n"), code
+        assert run(session, "print(kept)").output == f"{code}\n"  # variables persist as after any run
+    for code, shown in (("sys.exit(2)", "SystemExit: 2"), ("sys.exit('no coins found')", "SystemExit: no coins found")):
+        result = run(session, f"import sys\nprint('partial')\n{code}")
+        assert (result.outcome, result.output) == ("OUTCOME_FAILED", f"partial\n{shown}\n"), code
+
+
 def test_a_syntax_error_is_a_failed_run(open_sandbox):
     session = open_sandbox()
     result = run(session, "print('unclosed'")
