@@ -29,7 +29,7 @@ from agentic_vision.models.gemini import GeminiModel
 from agentic_vision.paths import sandbox_env_dir
 from agentic_vision.sandboxing.extras import library_set, pip_failure
 from agentic_vision.testing.gemini_server import ScriptedGemini, reply
-from conftest import require_docker
+from conftest import require, require_docker
 from tiny_wheel import NAME, VERSION, isolated_pip_env, make_wheel
 
 HELLO = f"import {NAME}\nprint({NAME}.hello())"
@@ -46,8 +46,8 @@ def wheels(tmp_path_factory) -> Path:
 def home(tmp_path_factory):
     """A temporary AGENTIC_VISION_HOME on the real default environment."""
     real = sandbox_env_dir()
-    if not (real / "agentic-vision-requirements.sha256").exists():
-        pytest.skip(f"the local sandbox's environment is not set up ({real}): run 'agentic-vision sandbox setup'")
+    require((real / "agentic-vision-requirements.sha256").exists(),
+            f"the local sandbox's environment ({real}): run 'agentic-vision sandbox setup'")
     home = tmp_path_factory.mktemp("home")
     (home / "sandbox-env").symlink_to(real)
     with pytest.MonkeyPatch.context() as mp:
