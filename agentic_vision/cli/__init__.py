@@ -32,6 +32,7 @@ from .progress import Progress
 from .readiness import choose_sandbox
 from .serve import serve_command
 from .spinner import Spinner
+from .terminal import echo_untrusted
 
 THINKING_LEVELS = ("default", "off", "minimal", "low", "medium", "high")
 
@@ -101,7 +102,7 @@ def exec_command(code, sandbox, inputs, max_pixels, timeout, out_dir, as_json, n
             "duration_ms": round(result.duration_s * 1000, 1),
         }))
     else:
-        click.echo(result.output, nl=False)
+        echo_untrusted(result.output, nl=False)
         for path, image in zip(paths, result.images):
             click.echo(f"[image {image.width}x{image.height} written to {path}]", err=True)
         if not result.ok:
@@ -173,9 +174,9 @@ def ask_command(args, more_images, files, model, base_url, sandbox, docker_host,
     if as_json:
         click.echo(json.dumps(result.as_dict()))
     elif result.answer:
-        click.echo(result.answer)
+        echo_untrusted(result.answer)
     if result.error:
-        click.echo(f"agentic-vision: {result.error}", err=True)
+        echo_untrusted(f"agentic-vision: {result.error}", err=True)  # may quote the model server
     elif not result.answer:
         click.echo(f"agentic-vision: stopped without an answer ({result.stop_reason})", err=True)
     sys.exit(0 if result.answer else EXIT_FAILED)

@@ -12,6 +12,7 @@ import time
 import click
 
 from ..values import Outcome
+from .terminal import for_stream
 
 
 class Progress:
@@ -23,7 +24,8 @@ class Progress:
 
     def say(self, text: str, **style) -> None:
         if self.enabled:
-            click.secho(text, err=True, **style)
+            # Model-made text is in these lines: escaped on a terminal (see terminal.py).
+            click.secho(for_stream(text, sys.stderr), err=True, **style)
 
     # -- ask: the agent's events ----------------------------------------------------
 
