@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .errors import AgenticVisionError, InputError, ModelError, SandboxUnavailable
-from .values import Execution, Image, Outcome, StopReason
+from .values import Execution, Image, Outcome, RunError, StopReason
 from .sandboxing.session import Session, open_session
 from .loop import Agent, AgentResult, Chat
 
@@ -17,6 +17,7 @@ __all__ = [
     "InputError",
     "ModelError",
     "Outcome",
+    "RunError",
     "SandboxUnavailable",
     "Session",
     "StopReason",

@@ -12,10 +12,10 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Protocol, Union
+from typing import Callable, Iterable, Protocol, Union
 
 from ..errors import InputError, SandboxUnavailable
-from ..values import Execution, Image, Outcome
+from ..values import Execution, Image, Outcome, RunError
 from ..images import MAX_PIXELS, check_output_image
 from ..inputs.images import DEFAULT_MAX_PIXELS
 from ..sandbox_runtime import protocol
@@ -223,31 +223,47 @@ class Session:
 
     # -- running ----------------------------------------------------------------
 
-    def run(self, code: str, timeout: float | None = None) -> Execution:
+    def run(self, code: str, timeout: float | None = None, *,
+            on_output: Callable[[str, str], None] | None = None) -> Execution:
+        """Runs ``code``; ``on_output(stream, text)`` ("stdout" or "stderr") gets what it
+        prints as it prints it, in the calling thread.  If ``on_output`` raises, the run
+        is stopped (the sandbox restarts before the next run, as after a timeout) and
+        the exception propagates."""
         timeout = self.timeout if timeout is None else timeout
         self._ensure_worker()
         self._interrupted = False
         started = time.perf_counter()
         note, self._note = self._note, ""
         worker = self._worker
-        exchange = Exchange({"result"}, output_limit=OUTPUT_LIMIT)
+        exchange = Exchange({"result"}, output_limit=OUTPUT_LIMIT, streaming=on_output is not None)
         try:
-            header, blobs = worker.request(exchange, {"op": "run", "code": code}, timeout=timeout)
+            header, blobs = worker.request(exchange, {"op": "run", "code": code}, timeout=timeout, on_output=on_output)
         except (TimeoutError, WorkerDied) as exc:
             worker.kill()
             self._worker = None
             if self._interrupted:
                 outcome, why = Outcome.FAILED, "The run was stopped on request. The sandbox was restarted"
+                error = RunError("Interrupted", "the run was stopped on request", "")
             elif isinstance(exc, TimeoutError):
                 outcome = Outcome.DEADLINE_EXCEEDED
                 why = f"The run exceeded the time limit of {timeout:g} s and was stopped. The sandbox was restarted"
+                error = RunError("TimeoutError", f"the run exceeded the time limit of {timeout:g} s", "")
             elif isinstance(exc, SandboxViolation):
                 outcome, why = Outcome.FAILED, f"The sandbox sent an invalid message ({exc}); it was restarted"
+                error = RunError("SandboxViolation", str(exc), "")
             else:
                 outcome = Outcome.FAILED
                 why = f"The sandbox process died ({exc}); this often means it ran out of memory. It was restarted"
+                error = RunError("SandboxDied", str(exc), "")
             output = note + exchange.output + f"\n[{why}: {LOST_STATE}.]\n"
-            return Execution(outcome, output, [], time.perf_counter() - started)
+            return Execution(outcome, output, [], time.perf_counter() - started,
+                             exchange.text_of("stdout"), exchange.text_of("stderr"), error)
+        except BaseException:
+            # on_output raised (or Ctrl-C): the run goes on inside; end it.
+            worker.kill()
+            self._worker = None
+            self._note = f"[The previous run was stopped before it finished; the sandbox was restarted: {LOST_STATE}.]\n"
+            raise
         chunks = [note, exchange.output]
         dropped = header["dropped"] + exchange.dropped
         if dropped:
@@ -267,7 +283,10 @@ class Session:
                 continue
             images.append(image)
         chunks += [f"[{line}]\n" for line in notes]
-        return Execution(Outcome(header["outcome"]), "".join(chunks), images, time.perf_counter() - started)
+        error = header.get("error")
+        return Execution(Outcome(header["outcome"]), "".join(chunks), images, time.perf_counter() - started,
+                         exchange.text_of("stdout"), exchange.text_of("stderr"),
+                         RunError(error["name"], error["value"], error["traceback"]) if error else None)
 
 
 def open_session(
