@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import subprocess
 import sys
 
 from agentic_vision.testing.gemini_server import ScriptedGemini, reply
+import pty_support
 from conftest import sample
 
 # OSC 52 (write the clipboard), OSC 0 (window title), a cursor-position query
@@ -19,22 +19,8 @@ SHOWN = "^[]52;c;aGVsbG8=^G ^[]0;pwned^G ^[[6n M-^[31m done"
 
 
 def run_on_pty(argv, env=None, cwd=None) -> tuple[int, bytes]:
-    """Runs argv with stdout and stderr on a pseudo-terminal; returns its status and every byte it wrote there."""
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave, env=env, cwd=cwd,
-                            close_fds=True)
-    os.close(slave)
-    data = bytearray()
-    while True:
-        try:
-            chunk = os.read(master, 65536)
-        except OSError:  # EIO: every holder of the slave is gone
-            break
-        if not chunk:
-            break
-        data += chunk
-    os.close(master)
-    return proc.wait(timeout=300), bytes(data)
+    status, chunks = pty_support.run_on_pty(argv, env=env, cwd=cwd)
+    return status, pty_support.joined(chunks)
 
 
 def assert_escaped(data: bytes) -> None:

@@ -28,7 +28,7 @@ from .bench import bench_command
 from .docker import build_command, check_command, docker_host_option, docker_info, engine_line, sandbox_option
 from .exits import EXIT_FAILED, EXIT_USAGE, exit_status, fail, file_error
 from .mcp import mcp_command
-from .progress import Progress
+from .ask_display import AskDisplay
 from .readiness import choose_sandbox
 from .serve import serve_command
 from .spinner import Spinner
@@ -154,21 +154,25 @@ def ask_command(args, more_images, files, model, base_url, sandbox, docker_host,
         options["thinking"] = thinking.lower()
     if base_url:
         options["base_url"] = base_url
-    progress = Progress(not quiet and not as_json)
+    progress = AskDisplay(not quiet and not as_json)
     agent = Agent(model=model, sandbox=sandbox, model_options=options, max_steps=max_steps, timeout=timeout,
                   sandbox_options={"docker_host": docker_host} if docker_host else None,
                   on_event=progress, guard=not no_guard, max_pixels=max_pixels or DEFAULT_MAX_PIXELS, pages=pages)
     agent.model.check_ready()  # key and API before any sandbox starts or is set up
     agent.sandbox = choose_sandbox(sandbox, quiet=quiet or as_json, docker_host=docker_host)
+    progress.begin("reading the inputs, starting the sandbox")
     with agent.chat() as chat:
         try:
             result = chat.send(question, images=images, files=files)
         except KeyboardInterrupt:
+            progress.close()
             partial = chat.results[-1] if chat.results else None
             if trace_path and partial is not None:
                 _write_trace(partial, trace_path, quiet=True)
                 fail(f"interrupted; the trace so far is in {trace_path}", 130)
             raise
+        finally:
+            progress.close()
     if trace_path:
         _write_trace(result, trace_path, quiet)
     if as_json:

@@ -1,18 +1,9 @@
-"""What the command line shows on stderr while it works, and nothing when disabled.
-
-``ask`` hands ``Progress`` to the agent as its event hook (each step's code,
-outcome and image sizes); ``bench`` feeds it each record for a one-line counter.
-"""
+"""``bench``'s counter of finished episodes on stderr (``ask`` has ``ask_display``)."""
 
 from __future__ import annotations
 
 import sys
 import time
-
-import click
-
-from ..values import Outcome
-from .terminal import for_stream
 
 
 class Progress:
@@ -21,38 +12,6 @@ class Progress:
         self.done = self.right = 0
         self.started = time.perf_counter()
         self._counting = False
-
-    def say(self, text: str, **style) -> None:
-        if self.enabled:
-            # Model-made text is in these lines: escaped on a terminal (see terminal.py).
-            click.secho(for_stream(text, sys.stderr), err=True, **style)
-
-    # -- ask: the agent's events ----------------------------------------------------
-
-    def __call__(self, event: str, data: dict) -> None:
-        if not self.enabled:
-            return
-        if event == "sandbox":
-            self.say(f"sandbox: {data['kind']}", dim=True)
-        elif event == "model" and data.get("thoughts"):
-            first = data["thoughts"].strip().splitlines()[0]
-            self.say(f"thinking: {first[:160]}", dim=True)
-        elif event == "code":
-            self.say(f"── step {data['number']} " + "─" * 40, fg="cyan")
-            for line in data["code"].rstrip().splitlines()[:40]:
-                self.say(f"  {line}")
-        elif event == "step":
-            step = data["step"]
-            colour = "green" if step.outcome == Outcome.OK else "red"
-            sizes = ", ".join(f"{im.width}x{im.height}" for im in step.images)
-            self.say(f"  → {step.outcome} in {step.duration_s:.2f} s" + (f", images: {sizes}" if sizes else ""),
-                     fg=colour)
-            out = step.output.strip().splitlines()
-            for line in out[:8]:
-                self.say(f"  | {line[:200]}", dim=True)
-            if len(out) > 8:
-                self.say(f"  | ... {len(out) - 8} more lines", dim=True)
-        # "model_error" is reported once, at the end, by the command
 
     # -- bench: a counter of finished (task, mode) pairs ------------------------------
 

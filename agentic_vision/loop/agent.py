@@ -232,6 +232,7 @@ class Chat:
             if s.max_context_images >= 0:
                 self.conversation.prune_images(s.max_context_images)
             t = time.perf_counter()
+            self._emit("thinking", number=len(result.turns) + 1)
             try:
                 streaming = {"on_text": self._on_text} if s.stream else {}
                 turn = self.conversation.generate(allow_tools=forced is None, **streaming)
@@ -279,7 +280,11 @@ class Chat:
             return step, Observation(call, Outcome.FAILED, call.error)
         self._emit("code", number=number, code=call.code, call=call)
         self._running = Step(call.code, Outcome.FAILED, "[interrupted (Ctrl-C) while this ran]")
-        execution = self.session.run(call.code)
+        on_output = None
+        if self.agent.on_event is not None:
+            def on_output(stream: str, text: str) -> None:
+                self._emit("output", number=number, stream=stream, text=text)
+        execution = self.session.run(call.code, on_output=on_output)
         self._running = None
         step = Step(call.code, execution.outcome, execution.output, execution.images, execution.duration_s)
         self._emit("step", number=number, step=step, call=call)
