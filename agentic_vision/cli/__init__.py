@@ -133,10 +133,12 @@ def exec_command(code, sandbox, inputs, max_pixels, timeout, out_dir, as_json, n
               help="PDF pages to show (e.g. 3, 2-5, 1,4); default: the first 3.")
 @click.option("--no-guard", is_flag=True, help="Skip the RestrictedPython first-pass guard (the OS sandbox still holds).")
 @click.option("--trace", "trace_path", type=click.Path(dir_okay=False), default=None, help="Write an HTML trace here.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Save every image the code made here (step-N-image-M.png); --json then gives their paths.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the answer.")
 @click.option("--quiet", is_flag=True, help="No progress on stderr.")
 def ask_command(args, more_images, files, model, base_url, sandbox, docker_host, max_steps, timeout, thinking,
-                max_pixels, pages, no_guard, trace_path, as_json, quiet) -> None:
+                max_pixels, pages, no_guard, trace_path, out_dir, as_json, quiet) -> None:
     """Ask QUESTION about IMAGE (files, folders, PDFs or URLs; several allowed); the model
     may run code on them before it answers.  QUESTION - reads it from stdin."""
     images, question = list(args[:-1]) + list(more_images), args[-1]
@@ -149,6 +151,11 @@ def ask_command(args, more_images, files, model, base_url, sandbox, docker_host,
     for path in [*images, *files]:
         if not is_url(path) and not Path(path).exists():
             fail(f"file not found: {path}", EXIT_USAGE)
+    if out_dir:
+        try:  # before any work: a --out that cannot be used is one line now, not after the answer
+            Path(out_dir).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise file_error(exc) from None
     options = {}
     if thinking.lower() != "default":
         options["thinking"] = thinking.lower()
@@ -175,8 +182,9 @@ def ask_command(args, more_images, files, model, base_url, sandbox, docker_host,
             progress.close()
     if trace_path:
         _write_trace(result, trace_path, quiet)
+    image_paths = _save_step_images(result, out_dir, quiet or as_json) if out_dir else None
     if as_json:
-        click.echo(json.dumps(result.as_dict()))
+        click.echo(json.dumps(result.as_dict(image_paths)))
     elif result.answer:
         echo_untrusted(result.answer)
     if result.error:
@@ -184,6 +192,20 @@ def ask_command(args, more_images, files, model, base_url, sandbox, docker_host,
     elif not result.answer:
         click.echo(f"agentic-vision: stopped without an answer ({result.stop_reason})", err=True)
     sys.exit(0 if result.answer else EXIT_FAILED)
+
+
+def _save_step_images(result, out_dir: str, quiet: bool) -> list[list[str]]:
+    """Writes each step's images to ``out_dir`` (never over an earlier file); their paths, per step."""
+    paths = []
+    try:
+        for number, step in enumerate(result.steps, 1):
+            paths.append([str(p) for p in write_images(step.images, Path(out_dir), stem=f"step-{number}-image")])
+    except OSError as exc:
+        raise file_error(exc) from None
+    count = sum(map(len, paths))
+    if count and not quiet:
+        click.echo(f"{count} image{'s' if count > 1 else ''} written to {out_dir}", err=True)
+    return paths
 
 
 def _write_trace(result, trace_path: str, quiet: bool) -> None:
