@@ -8,6 +8,7 @@ usage or input, 3 the sandbox is unavailable.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -33,14 +34,32 @@ from .readiness import choose_sandbox
 from .serve import serve_command
 from .spinner import Spinner
 from .terminal import echo_untrusted
+from .verbosity import LOG_LEVELS, Verbosity, configure_logging, quiet as quiet_flag
 
 THINKING_LEVELS = ("default", "off", "minimal", "low", "medium", "high")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="agentic-vision")
-def cli() -> None:
-    """Code execution with images, on your own machine."""
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, invoke_without_command=True,
+             no_args_is_help=False)
+@click.version_option(None, "-V", "--version", package_name="agentic-vision")
+@click.option("-v", "--verbose", count=True, help="Say more: INFO log (-vv: DEBUG), and e.g. pip's log in 'sandbox setup'.")
+@click.option("-q", "--quiet", is_flag=True, help="Say nothing but results and errors (every command's --quiet).")
+@click.option("--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False), default=None,
+              envvar="AGENTIC_VISION_LOG_LEVEL", show_envvar=True,
+              help="The log level exactly (default: warning; -v info, -vv debug, -q error).")
+@click.pass_context
+def cli(ctx, verbose, quiet, log_level) -> None:
+    """Code execution with images, on your own machine.
+
+    Shell completion (click's): eval "$(_AGENTIC_VISION_COMPLETE=bash_source agentic-vision)"
+    in ~/.bashrc (zsh_source for zsh, fish_source for fish)."""
+    if verbose and quiet:
+        raise click.UsageError("-v and -q contradict each other; give one")
+    ctx.obj = Verbosity(verbose, quiet)
+    configure_logging(getattr(logging, log_level.upper()) if log_level else ctx.obj.level)
+    if ctx.invoked_subcommand is None:  # no command: the help, and success
+        click.echo(ctx.get_help())
+        ctx.exit(0)
 
 
 # -- exec -------------------------------------------------------------------------------
@@ -80,10 +99,11 @@ def exec_command(code, sandbox, inputs, max_pixels, timeout, out_dir, as_json, n
     for path in inputs:
         if not Path(path).is_file():
             fail(f"input file not found: {path}", EXIT_USAGE)
-    kind = choose_sandbox(sandbox, quiet=as_json, docker_host=docker_host)
+    quiet = quiet_flag() or as_json
+    kind = choose_sandbox(sandbox, quiet=quiet, docker_host=docker_host)
     with open_session(kind, inputs=inputs, timeout=timeout, guard=not no_guard, pool_size=0,
                       max_pixels=max_pixels or DEFAULT_MAX_PIXELS, docker_host=docker_host) as session:
-        if not as_json:
+        if not quiet:
             click.secho(f"sandbox: {kind}", err=True, dim=True)
         result = session.run(code)
     try:
@@ -104,7 +124,8 @@ def exec_command(code, sandbox, inputs, max_pixels, timeout, out_dir, as_json, n
     else:
         echo_untrusted(result.output, nl=False)
         for path, image in zip(paths, result.images):
-            click.echo(f"[image {image.width}x{image.height} written to {path}]", err=True)
+            if not quiet:
+                click.echo(f"[image {image.width}x{image.height} written to {path}]", err=True)
         if not result.ok:
             click.echo(f"agentic-vision: {result.outcome}", err=True)
     sys.exit(0 if result.ok else EXIT_FAILED)
@@ -141,6 +162,7 @@ def ask_command(args, more_images, files, model, base_url, sandbox, docker_host,
                 max_pixels, pages, no_guard, trace_path, out_dir, as_json, quiet) -> None:
     """Ask QUESTION about IMAGE (files, folders, PDFs or URLs; several allowed); the model
     may run code on them before it answers.  QUESTION - reads it from stdin."""
+    quiet = quiet_flag(quiet)
     images, question = list(args[:-1]) + list(more_images), args[-1]
     if pages is not None:
         parse_pages(pages, 10**9, "")  # the syntax now; the page count once the PDF is read

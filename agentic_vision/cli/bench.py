@@ -25,6 +25,7 @@ from .docker import docker_host_option, sandbox_option
 from .exits import exit_status, fail, file_error
 from ..bench.config import RayOptions
 from .progress import Progress
+from .verbosity import quiet as quiet_flag
 from ..values import BENCH_MODES as MODES, LOCAL_MODES, BenchMode
 
 
@@ -98,6 +99,7 @@ def bench_command(suite, modes_text, model, base_url, sandbox, docker_host, out_
                   ray_address, ray_cpus, ray_resource, limit, seed, prices_file, thinking, max_steps, timeout,
                   no_traces, report_only, quiet) -> None:
     """Run a suite in several modes (direct, hosted, local, local-blind) and write a report."""
+    quiet = quiet_flag(quiet)
     ray = RayOptions(ray_address, ray_cpus, ray_resource) if ray_address else None
     try:
         _bench(suite, parse_modes(modes_text), model, base_url, sandbox, Path(out_dir), resume, concurrency, ray,

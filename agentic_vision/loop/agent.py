@@ -8,6 +8,7 @@ the loop: only the user's own mistakes (bad input, no key) raise.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,9 @@ from ..models.base import Model, ModelImage, ModelTurn, Observation, ToolSpec
 from .prompt import NO_MORE_CODE, SYSTEM, TOOL_NAME, tool_description
 from .result import AgentResult, Step, Timings, Turn
 from ..sandboxing.session import InputFile, Session, open_session
+
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -242,6 +246,8 @@ class Chat:
                 self._emit("model_error", message=str(exc), exception=exc)
                 return
             result.timings.model_s += time.perf_counter() - t
+            log.info("%s answered in %.2f s: %d code call(s), %d prompt tokens", self.agent.model.name,
+                     time.perf_counter() - t, len(turn.calls), turn.usage.prompt_tokens)
             result.usage = result.usage + turn.usage
             record = Turn(thoughts=turn.thoughts, text=turn.text)
             result.turns.append(record)

@@ -7,6 +7,7 @@ deadlines, restarts and checking what comes back lives here, once.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
@@ -22,6 +23,8 @@ from ..sandbox_runtime import protocol
 from .executors import get_executor
 from .runtime_files import library_specs
 from .worker import Exchange, SandboxViolation, Worker, WorkerDied
+
+log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 30.0
 MAX_INPUT_BYTES = 512 * 1024 * 1024
@@ -98,6 +101,7 @@ class Session:
     # -- lifetime -------------------------------------------------------------
 
     def _start(self) -> None:
+        started = time.perf_counter()
         worker = self.executor.acquire()
         init = {"op": "init", "files": [f.name for f in self.inputs], "guard": self.guard,
                 "max_pixels": self.max_pixels}
@@ -108,6 +112,8 @@ class Session:
             worker.kill()
             raise
         self._worker = worker
+        log.info("%s sandbox ready with %d input file(s) in %.2f s", self.kind, len(self.inputs),
+                 time.perf_counter() - started)
 
     def _request(self, worker: Worker, header: dict, blobs: list[bytes], answer: str, what: str,
                  timeout: float) -> dict:
@@ -284,6 +290,8 @@ class Session:
             images.append(image)
         chunks += [f"[{line}]\n" for line in notes]
         error = header.get("error")
+        log.debug("run ended %s in %.2f s: %d characters of output, %d image(s)", header["outcome"],
+                  time.perf_counter() - started, exchange.size, len(images))
         return Execution(Outcome(header["outcome"]), "".join(chunks), images, time.perf_counter() - started,
                          exchange.text_of("stdout"), exchange.text_of("stderr"),
                          RunError(error["name"], error["value"], error["traceback"]) if error else None)
