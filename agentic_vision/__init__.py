@@ -6,12 +6,17 @@ from .errors import AgenticVisionError, InputError, ModelError, SandboxUnavailab
 from .values import Execution, Image, Outcome, RunError, StopReason
 from .sandboxing.session import Session, open_session
 from .loop import Agent, AgentResult, Chat
+from .loop.agent import ChatStopped
+from .aio import AsyncChat, AsyncSession
 
 __all__ = [
     "Agent",
     "AgentResult",
     "AgenticVisionError",
+    "AsyncChat",
+    "AsyncSession",
     "Chat",
+    "ChatStopped",
     "Execution",
     "Image",
     "InputError",

@@ -9,6 +9,7 @@ the loop: only the user's own mistakes (bad input, no key) raise.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +50,10 @@ class Settings:
 
 
 Event = Callable[[str, dict], None]
+
+
+class ChatStopped(Exception):
+    """``Chat.stop()`` was called (e.g. an asyncio task was cancelled): the loop ended early."""
 
 
 @dataclass
@@ -100,6 +105,17 @@ class Agent:
     def chat(self) -> "Chat":
         return Chat(self)
 
+    async def arun(self, question: str, images: Iterable = (), files: Iterable = ()) -> AgentResult:
+        """``run`` for asyncio (see ``agentic_vision.aio``: cancelling it stops the run)."""
+        async with self.achat() as chat:
+            return await chat.send(question, images=images, files=files)
+
+    def achat(self):
+        """``chat`` for asyncio: an ``agentic_vision.aio.AsyncChat``."""
+        from ..aio import AsyncChat  # aio imports this module
+
+        return AsyncChat(self)
+
 
 class Chat:
     """A multi-turn conversation: the sandbox and the history live between turns."""
@@ -112,6 +128,7 @@ class Chat:
         self.results: list[AgentResult] = []
         self._image_count = 0
         self._running: Step | None = None
+        self._stopped = threading.Event()
 
     def __enter__(self) -> "Chat":
         return self
@@ -124,7 +141,18 @@ class Chat:
             self.session.close()
             self.session = None
 
+    def stop(self) -> None:
+        """Ends the chat from another thread: a run in progress is killed at once, and
+        ``send`` raises ``ChatStopped`` at its next event (a model request in flight is
+        waited for, its answer discarded).  A stopped chat takes no more messages."""
+        self._stopped.set()
+        session = self.session
+        if session is not None:
+            session.interrupt()
+
     def _emit(self, event: str, **payload) -> None:
+        if self._stopped.is_set():
+            raise ChatStopped("the chat was stopped")
         if self.agent.on_event is not None:
             self.agent.on_event(event, payload)
 
@@ -165,6 +193,8 @@ class Chat:
     def send(self, question: str, images: Iterable = (), files: Iterable = (), history: History = ()) -> AgentResult:
         """``history``: earlier turns to replay first (only to start a chat); the images of
         its user turns go into the sandbox too."""
+        if self._stopped.is_set():
+            raise InputError("this chat was stopped; start a new one")
         if not question or not question.strip():
             raise InputError("the question is empty")
         history = list(history)
@@ -203,9 +233,9 @@ class Chat:
         self._running: Step | None = None
         try:
             self._loop(result)
-        except KeyboardInterrupt:
-            # Ctrl-C: the result so far stays in self.results, marked, with the run
-            # that was going on (a trace of it can still be written).
+        except (KeyboardInterrupt, ChatStopped):
+            # Ctrl-C or stop(): the result so far stays in self.results, marked, with the
+            # run that was going on (a trace of it can still be written).
             result.stop_reason = StopReason.INTERRUPTED
             if self._running is not None and result.turns:
                 result.turns[-1].steps.append(self._running)
