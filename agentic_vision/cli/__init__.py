@@ -20,7 +20,7 @@ from ..inputs import DEFAULT_MAX_PIXELS
 from ..inputs.pdf import parse_pages
 from ..inputs.urls import is_url
 from ..loop.agent import Agent
-from ..sandboxing.environment import build_env, env_is_current
+from ..sandboxing.environment import env_is_current
 from ..sandboxing.executors import get_executor
 from ..sandboxing.runtime_files import library_summary
 from ..sandboxing.session import Session, open_session
@@ -34,7 +34,8 @@ from .readiness import choose_sandbox
 from .serve import serve_command
 from .spinner import Spinner
 from .terminal import echo_untrusted
-from .verbosity import LOG_LEVELS, Verbosity, configure_logging, quiet as quiet_flag
+from .setup_progress import build_sandbox_env
+from .verbosity import LOG_LEVELS, Verbosity, configure_logging, current as current_verbosity, quiet as quiet_flag
 
 THINKING_LEVELS = ("default", "off", "minimal", "low", "medium", "high")
 
@@ -250,11 +251,12 @@ def sandbox() -> None:
 @sandbox.command("setup")
 @click.option("--python", "python", default=None, help="Interpreter to base the environment on (default: this one).")
 @click.option("--quiet", is_flag=True, help="Say nothing when the environment is already up to date.")
-def sandbox_setup(python, quiet) -> None:
+@click.option("-v", "--verbose", is_flag=True, help="Show pip's own log instead of the progress display.")
+def sandbox_setup(python, quiet, verbose) -> None:
     """Build the local sandbox's environment with Gemini's library list."""
-    if quiet and env_is_current():
+    if quiet_flag(quiet) and env_is_current():
         return
-    build_env(python, echo=lambda line: click.echo(line, err=True))
+    build_sandbox_env(python, verbose=verbose or current_verbosity().verbose > 0)
 
 
 @sandbox.command("info")
