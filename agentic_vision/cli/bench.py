@@ -8,7 +8,6 @@ runnable alone as ``python -m agentic_vision.bench``.
 from __future__ import annotations
 
 import json
-import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from ..sandboxing.executors import check_docker_host
 from .docker import docker_host_option, sandbox_option
 from .exits import exit_status, fail, file_error
 from ..bench.config import RayOptions
-from .progress import Progress
+from .progress import BenchProgress
 from .verbosity import quiet as quiet_flag
 from ..values import BENCH_MODES as MODES, LOCAL_MODES, BenchMode
 
@@ -95,15 +94,18 @@ def summary_lines(records: list[dict], modes: list[str], prices: dict) -> list[s
 @click.option("--no-traces", is_flag=True, help="Do not write HTML traces of the local modes.")
 @click.option("--report-only", is_flag=True, help="Rebuild report.md and accuracy.png from results.jsonl; run nothing.")
 @click.option("--quiet", is_flag=True, help="No progress on stderr.")
+@click.option("--progress-every", type=click.FloatRange(min=0.1), default=10.0, show_default=True, metavar="SECONDS",
+              help="Off a terminal (CI, nohup): a progress line this often (done/total, rate, time left).")
 def bench_command(suite, modes_text, model, base_url, sandbox, docker_host, out_dir, resume, concurrency,
                   ray_address, ray_cpus, ray_resource, limit, seed, prices_file, thinking, max_steps, timeout,
-                  no_traces, report_only, quiet) -> None:
+                  no_traces, report_only, quiet, progress_every) -> None:
     """Run a suite in several modes (direct, hosted, local, local-blind) and write a report."""
     quiet = quiet_flag(quiet)
     ray = RayOptions(ray_address, ray_cpus, ray_resource) if ray_address else None
     try:
         _bench(suite, parse_modes(modes_text), model, base_url, sandbox, Path(out_dir), resume, concurrency, ray,
-               limit, seed, prices_file, thinking, max_steps, timeout, no_traces, report_only, quiet, docker_host)
+               limit, seed, prices_file, thinking, max_steps, timeout, no_traces, report_only, quiet, docker_host,
+               progress_every)
     except OSError as exc:  # e.g. --out cannot be written
         exc = file_error(exc)
         fail(str(exc), exit_status(exc))
@@ -112,7 +114,8 @@ def bench_command(suite, modes_text, model, base_url, sandbox, docker_host, out_
 
 
 def _bench(suite_name, modes, model_name, base_url, sandbox, out_dir, resume, concurrency, ray, limit, seed,
-           prices_file, thinking, max_steps, timeout, no_traces, report_only, quiet, docker_host=None) -> None:
+           prices_file, thinking, max_steps, timeout, no_traces, report_only, quiet, docker_host=None,
+           progress_every=10.0) -> None:
     check_docker_host(sandbox, docker_host, cli=True)
     prices, price_source = load_prices(prices_file)
     say = (lambda text: None) if quiet else (lambda text: click.echo(text, err=True))
@@ -170,7 +173,7 @@ def _bench(suite_name, modes, model_name, base_url, sandbox, out_dir, resume, co
     write_meta(out_dir, meta, resume)
     say(f"bench: {len(loaded_suite.tasks)} tasks × {len(modes)} modes ({', '.join(modes)}) on {model.name}"
         + (f", sandbox {where}" if sandbox_kind else "") + (f", Ray cluster {ray.address}" if ray else ""))
-    counter = Progress(not quiet and sys.stderr.isatty())
+    counter = BenchProgress(not quiet, len(loaded_suite.tasks) * len(modes), every=progress_every)
     try:
         if ray is not None:
             config = RunConfig(model_name, base_url, thinking, sandbox, max_steps, timeout, loaded_suite.name,
