@@ -16,6 +16,7 @@ import anyio
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from ...errors import InputError
@@ -25,6 +26,7 @@ from .errors import GatewayError, bad_request
 from .exchange import Exchange
 from .files import FileStore, StoredFile
 from .history import read_contents
+from .request_log import RequestLog
 from .streaming import ExchangeResponse
 from .upstream import Upstream, encode, inline_local_files
 from .wire import parse_json
@@ -162,6 +164,7 @@ class Gateway:
         except BaseException:
             self._release()
             raise
+        request.state.exchange = exchange  # for the request's log line
         return ExchangeResponse(exchange, stream=stream, model_version=model, limiter=self.limiter,
                                 done=self._release)
 
@@ -283,6 +286,7 @@ def create_app(config: GatewayConfig | None = None, **settings) -> Starlette:
         yield
         await gateway.upstream.close()
 
-    app = Starlette(routes=[Route("/{path:path}", gateway.handle, methods=methods)], lifespan=lifespan)
+    app = Starlette(routes=[Route("/{path:path}", gateway.handle, methods=methods)], lifespan=lifespan,
+                    middleware=[Middleware(RequestLog)])
     app.state.gateway = gateway
     return app
