@@ -8,14 +8,13 @@ mailed around.  Everything that came from the user or the model is escaped.
 from __future__ import annotations
 
 import base64
-import builtins
-import io
-import keyword
 import os
 import secrets
-import tokenize
 from html import escape
 from pathlib import Path
+
+from pygments.lexers.python import PythonLexer
+from pygments.token import Token
 
 from .loop.result import AgentResult, Step, Turn
 from .values import Outcome, StopReason
@@ -90,7 +89,6 @@ OUTCOME_LABELS = {
 }
 STOPS = {StopReason.ANSWERED: "ok", StopReason.MAX_STEPS: "warn", StopReason.RETRIES_EXHAUSTED: "warn",
          StopReason.MODEL_ERROR: "bad", StopReason.INTERRUPTED: "bad"}
-_BUILTINS = frozenset(dir(builtins))
 
 
 def write_trace(result: AgentResult, path) -> Path:
@@ -254,7 +252,8 @@ def _ending(result: AgentResult) -> str:
 
 
 def _code(code: str) -> str:
-    """The code, escaped, one ``<span class="ln">`` per line, with light highlighting."""
+    """The code, escaped, one ``<span class="ln">`` per line, highlighted by Pygments
+    (its token types mapped onto the page's few colours)."""
     code = code.replace("\r\n", "\n").rstrip("\n")
     lines = [""]
     for text, cls in _segments(code):
@@ -266,28 +265,17 @@ def _code(code: str) -> str:
     return "\n".join(f'<span class="ln">{line}</span>' for line in lines)
 
 
+_CLASSES = ((Token.Comment, "com"), (Token.Literal.String, "str"), (Token.Literal.Number, "num"),
+            (Token.Keyword, "kw"), (Token.Name.Builtin, "bi"))
+
+
 def _segments(code: str) -> list[tuple[str, str]]:
-    """``(text, css class)`` pieces covering all of ``code``; plain when it does not tokenize."""
-    starts, pos = [], 0
-    for line in code.split("\n"):
-        starts.append(pos)
-        pos += len(line) + 1
-    strings = {tokenize.STRING} | {getattr(tokenize, n) for n in ("FSTRING_START", "FSTRING_MIDDLE", "FSTRING_END")
-                                   if hasattr(tokenize, n)}
-    out, at, previous = [], 0, ""
-    try:
-        for tok in tokenize.generate_tokens(io.StringIO(code).readline):
-            dotted, previous = previous == ".", tok.string
-            if tok.type == tokenize.NAME:
-                cls = "kw" if keyword.iskeyword(tok.string) else "bi" if tok.string in _BUILTINS and not dotted else ""
-            else:
-                cls = {tokenize.COMMENT: "com", tokenize.NUMBER: "num"}.get(tok.type, "str" if tok.type in strings else "")
-            if not cls or tok.start[0] > len(starts):
-                continue
-            begin = starts[tok.start[0] - 1] + tok.start[1]
-            end = starts[tok.end[0] - 1] + tok.end[1]
-            out += [(code[at:begin], ""), (code[begin:end], cls)]
-            at = end
-    except (tokenize.TokenError, SyntaxError):
-        return [(code, "")]
-    return out + [(code[at:], "")]
+    """``(text, css class)`` pieces covering all of ``code``, neighbours of one class merged."""
+    out: list[tuple[str, str]] = []
+    for kind, text in PythonLexer(stripnl=False, ensurenl=False).get_tokens(code):
+        cls = next((c for parent, c in _CLASSES if kind in parent), "")
+        if out and out[-1][1] == cls:
+            out[-1] = (out[-1][0] + text, cls)
+        else:
+            out.append((text, cls))
+    return out

@@ -179,12 +179,23 @@ def test_code_has_line_numbers_and_light_highlighting(answered):
     assert second[: second.index("</pre>")].count('<span class="ln">') == CODE_2.rstrip("\n").count("\n") + 1
 
 
-def test_code_that_does_not_tokenize_is_shown_plain():
+def test_code_that_does_not_tokenize_keeps_its_text():
     broken = 'print("unterminated\nx = (1,\n  if True:\n'
     result = AgentResult("q", None, "max_steps", "m", "local",
                          turns=[Turn(steps=[Step(broken, Outcome.FAILED, "SyntaxError", [], 0.01)])])
     page = Page(render_trace(result))
     assert page.codes == [broken.rstrip("\n")]
+
+
+def test_code_that_does_not_parse_is_still_highlighted():
+    # Model code is often cut off; Pygments colours what it can instead of giving up on all of it.
+    cut = 'import numpy as np\nfor i in range(3):\n    print("unterminated\n'
+    result = AgentResult("q", None, "max_steps", "m", "local",
+                         turns=[Turn(steps=[Step(cut, Outcome.FAILED, "SyntaxError", [], 0.01)])])
+    html = render_trace(result)
+    assert '<span class="kw">import</span>' in html and '<span class="kw">for</span>' in html
+    assert '<span class="bi">range</span>' in html and '<span class="num">3</span>' in html
+    assert Page(html).codes == [cut.rstrip("\n")]
 
 
 def test_failed_and_deadline_steps_have_their_badges(coins):
