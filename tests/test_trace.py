@@ -270,8 +270,14 @@ def test_images_are_embedded_and_decode_to_the_same_bytes(answered):
     for attrs, im in zip(imgs, expected):
         match = re.fullmatch(r"data:([\w/+.-]+);base64,([A-Za-z0-9+/=]+)", attrs["src"])
         assert match, attrs["src"][:60]
-        assert match.group(1) == im.mime_type
-        assert base64.b64decode(match.group(2)) == im.data
+        embedded = base64.b64decode(match.group(2))
+        if match.group(1) == im.mime_type:
+            assert embedded == im.data  # small, or not smaller as JPEG: as it is
+        else:  # a large photo as JPEG: the same picture, much smaller
+            assert match.group(1) == "image/jpeg" and len(embedded) < 0.6 * len(im.data)
+            from PIL import Image, ImageChops, ImageStat
+            a, b = (Image.open(io.BytesIO(d)).convert("RGB") for d in (im.data, embedded))
+            assert a.size == b.size and max(ImageStat.Stat(ImageChops.difference(a, b)).mean) < 4
         assert (int(attrs["width"]), int(attrs["height"])) == (im.width, im.height)
     # each thumbnail opens full size without a script: it sits in a <details>
     assert len([a for a in page.find("details") if "thoughts" not in (a.get("class") or "")]) == 4
@@ -330,3 +336,24 @@ def test_forced_stops_show_their_reason(reason):
     text = Page(render_trace(result)).all_text
     assert reason.replace("_", " ").upper() in text
     assert "No more code" in text and "best guess" in text
+
+
+def _png(img: PILImage.Image) -> Image:
+    out = io.BytesIO()
+    img.save(out, "PNG")
+    return Image(out.getvalue(), "image/png", img.width, img.height)
+
+
+def test_a_photo_crop_is_embedded_small_and_an_image_with_alpha_stays_png():
+    photo = PILImage.open(sample("astronaut.png")).convert("RGB")
+    crop = _png(photo.crop((0, 0, 256, 256)))
+    assert len(crop.data) > 100_000  # what made traces of small images 277 KB
+    result = AgentResult("q", "a", "answered", "m", "local",
+                         turns=[Turn(steps=[Step("x", Outcome.OK, "", [crop], 0.01)])])
+    html = render_trace(result)
+    assert len(html) < 60_000 and html.count("data:image/jpeg") == 1
+    clear = photo.crop((0, 0, 256, 256)).convert("RGBA")
+    clear.putalpha(128)
+    with_alpha = _png(clear)
+    result.turns[0].steps[0].images = [with_alpha]
+    assert render_trace(result).count("data:image/png") == 1

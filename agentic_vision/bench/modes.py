@@ -29,7 +29,7 @@ from ..inputs import prepare_image
 from ..loop.agent import Agent
 from ..loop.prompt import TOOL_NAME
 from ..models.base import ToolSpec, Usage
-from ..sandboxing.executors import check_docker_host
+from ..sandboxing.executors import check_docker_host, get_executor
 from ..values import LOCAL_MODES, BenchMode, StopReason
 from ..models.gemini import GeminiModel, no_answer_reason, read_hosted, response_parts, split_text, usage_of
 from .tasks import Task
@@ -79,20 +79,33 @@ def _finish(episode: Episode) -> Episode:
 class ModeRunner:
     """Runs one task in one mode; thread-safe (one model shared by all workers)."""
 
-    def __init__(self, model, sandbox: str = "auto", docker_host: str | None = None, **settings) -> None:
-        """``docker_host``: the Docker sandbox's engine (default: DOCKER_HOST, the context, the socket)."""
+    def __init__(self, model, sandbox: str = "auto", docker_host: str | None = None, *, pool_size: int = 2,
+                 **settings) -> None:
+        """``docker_host``: the Docker sandbox's engine (default: DOCKER_HOST, the context, the socket);
+        ``pool_size``: warm sandboxes kept ready (the concurrency and one more, so that no episode
+        waits for a sandbox to start)."""
         check_docker_host(sandbox, docker_host)
         self.model = model
+        self.sandbox = sandbox
         self.docker_host = docker_host
+        self.pool_size = pool_size
         # Fail now (no API key) rather than once per task; the client it makes is shared by
         # every worker thread (GeminiModel makes it once, under a lock).
         model.check_ready()
         self.max_image_side = settings.get("max_image_side", 1536)
-        settings["sandbox_options"] = {**(settings.get("sandbox_options") or {}), "docker_host": docker_host}
+        settings["sandbox_options"] = {**(settings.get("sandbox_options") or {}), "docker_host": docker_host,
+                                       "pool_size": pool_size}
         self.agents = {
             BenchMode.LOCAL: Agent(model=model, sandbox=sandbox, **settings),
             BenchMode.LOCAL_BLIND: Agent(model=model, sandbox=sandbox, **{**settings, "show_images": False}),
         }
+
+    def warm_sandbox(self) -> float:
+        """Fills the local modes' warm pool before any episode is timed, so the first ones do
+        not pay for starting sandboxes; the seconds it took (reported apart)."""
+        started = time.perf_counter()
+        get_executor(self.sandbox, pool_size=self.pool_size, docker_host=self.docker_host).warm()
+        return time.perf_counter() - started
 
     def run(self, mode: str, task: Task) -> Episode:
         started = time.perf_counter()

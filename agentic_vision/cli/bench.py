@@ -164,10 +164,18 @@ def _bench(suite_name, modes, model_name, base_url, sandbox, out_dir, resume, co
     elif sandbox_kind and docker_host:
         where = f"{sandbox} at {docker_host}"
     notes = loaded_suite.notes + skipped
+    runner, warmup = None, None
+    if ray is None:
+        runner = ModeRunner(model, sandbox=sandbox, docker_host=docker_host, max_steps=max_steps, timeout=timeout,
+                            pool_size=(concurrency or 2) + 1)
+        if sandbox_kind:  # started before the clock runs: no episode's latency holds a sandbox start
+            say("bench: starting the warm sandboxes")
+            warmup = round(runner.warm_sandbox(), 3)
     meta = {"suite": loaded_suite.name, "model": model.name, "modes": modes, "sandbox": sandbox_kind,
             "docker_engine": engine if sandbox_kind else None,
             "seed": seed, "limit": limit, "concurrency": concurrency or (None if ray else 2),
             "tasks": len(loaded_suite.tasks), "notes": notes, "ray": ray.address if ray else None,
+            "sandbox_warmup_s": warmup,
             "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     out_dir.mkdir(parents=True, exist_ok=True)
     write_meta(out_dir, meta, resume)
@@ -181,7 +189,6 @@ def _bench(suite_name, modes, model_name, base_url, sandbox, out_dir, resume, co
             records = run_pairs_on_ray(loaded_suite.tasks, modes, config, ray, out_dir, resume=resume,
                                        concurrency=concurrency, on_record=counter.count, say=say)
         else:
-            runner = ModeRunner(model, sandbox=sandbox, docker_host=docker_host, max_steps=max_steps, timeout=timeout)
             records = run_pairs(loaded_suite.tasks, modes, runner, out_dir, resume=resume,
                                 concurrency=concurrency or 2, suite=loaded_suite.name, model=model.name,
                                 sandbox=sandbox_kind, traces=not no_traces, on_record=counter.count)

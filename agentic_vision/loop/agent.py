@@ -216,6 +216,7 @@ class Chat:
         if self.session is None:
             t = time.perf_counter()
             self.session = self._open(everything.files)
+            timings.sandbox_start_s, timings.cold_start = time.perf_counter() - t, self.session.started_cold
             self._start_conversation(everything)
             timings.sandbox_s += time.perf_counter() - t
             self._replay(history, iter(past_inputs.images))

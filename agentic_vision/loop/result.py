@@ -39,8 +39,10 @@ class Turn:
 @dataclass
 class Timings:
     model_s: float = 0.0
-    sandbox_s: float = 0.0
+    sandbox_s: float = 0.0  # opening the sandbox (sandbox_start_s) and every run
     wall_s: float = 0.0
+    sandbox_start_s: float = 0.0  # opening the session (with its input files), when this send opened it
+    cold_start: bool = False  # that took a sandbox start, not a warm one from the pool
 
 
 @dataclass
@@ -100,5 +102,7 @@ class AgentResult:
             "steps": [step.as_dict(p) for step, p in zip(steps, paths)],
             "usage": self.usage.as_dict(),
             "timings": {"model_s": round(self.timings.model_s, 3), "sandbox_s": round(self.timings.sandbox_s, 3),
-                        "wall_s": round(self.timings.wall_s, 3)},
+                        "wall_s": round(self.timings.wall_s, 3),
+                        "sandbox_start_s": round(self.timings.sandbox_start_s, 3),
+                        "cold_start": self.timings.cold_start},
         }

@@ -97,6 +97,8 @@ class Session:
         self._interrupted = False
         self._note = ""  # said at the start of the next run's output
         self._start()
+        # Whether opening this session had to start a sandbox (no warm one was waiting).
+        self.started_cold = bool(self._worker.cold_start)
 
     # -- lifetime -------------------------------------------------------------
 

@@ -268,6 +268,7 @@ class Worker:
     """The protocol over a channel: a process started from ``argv``, or the given ``channel``."""
 
     container: str | None = None  # the Docker container's id, for workers that are one
+    cold_start = False  # started for the session that took it, not waiting in the pool
 
     def __init__(
         self,
