@@ -58,3 +58,17 @@ def test_in_a_log_the_output_arrives_as_it_prints_without_a_status_line(tmp_path
     assert out == b"24\n"
     assert seen[b"| second line"] - seen[b"| first line"] > 1.5
     assert b"running step" not in log and b"\x1b" not in log  # plain lines, no live line or colour
+
+
+def test_exec_prints_the_output_as_the_code_prints_it(tmp_path):
+    code = "import time\nprint('first line', flush=True)\ntime.sleep(3)\nprint('second line')"
+    proc = subprocess.Popen([sys.executable, "-m", "agentic_vision", "exec", "--sandbox", "local",
+                             "--out", str(tmp_path), code], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    seen, out = {}, b""
+    started = time.monotonic()
+    for line in proc.stdout:
+        out += line
+        seen[line.strip()] = time.monotonic() - started
+    proc.wait(timeout=60)
+    assert proc.returncode == 0 and out == b"first line\nsecond line\n"
+    assert seen[b"second line"] - seen[b"first line"] > 1.5

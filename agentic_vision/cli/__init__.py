@@ -106,7 +106,13 @@ def exec_command(code, sandbox, inputs, max_pixels, timeout, out_dir, as_json, n
                       max_pixels=max_pixels or DEFAULT_MAX_PIXELS, docker_host=docker_host) as session:
         if not quiet:
             click.secho(f"sandbox: {kind}", err=True, dim=True)
-        result = session.run(code)
+        streamed: list[str] = []
+
+        def show(stream: str, text: str) -> None:  # the output as it is printed, all of it on stdout
+            streamed.append(text)
+            echo_untrusted(text, nl=False)
+
+        result = session.run(code, on_output=None if as_json else show)
     try:
         paths = write_images(result.images, Path(out_dir))
     except OSError as exc:
@@ -123,7 +129,8 @@ def exec_command(code, sandbox, inputs, max_pixels, timeout, out_dir, as_json, n
             "duration_ms": round(result.duration_s * 1000, 1),
         }))
     else:
-        echo_untrusted(result.output, nl=False)
+        # What the sandbox added after the code's own output (truncation, time limit...).
+        echo_untrusted(result.output.replace("".join(streamed), "", 1), nl=False)
         for path, image in zip(paths, result.images):
             if not quiet:
                 click.echo(f"[image {image.width}x{image.height} written to {path}]", err=True)
