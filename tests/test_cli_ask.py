@@ -51,6 +51,7 @@ def test_json_output_has_the_contract_shape(tmp_path):
     [step] = data["steps"]
     assert step["code"] == CROP and step["outcome"] == "OUTCOME_OK" and step["output"] == "cropped\n"
     assert step["images"] == [{"mime_type": "image/png", "width": 100, "height": 80}]
+    assert step["error"] is None
     assert set(data["usage"]) >= {"prompt_tokens", "output_tokens", "thoughts_tokens"}
     assert data["usage"]["prompt_tokens"] > 0
 
@@ -256,3 +257,12 @@ def test_an_unusable_out_is_one_line_before_the_model_is_asked(tmp_path):
         assert server.requests == []  # no model turn was spent
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "check the path" in result.stderr
+
+
+def test_json_steps_carry_the_structured_error():
+    script = [reply.call("run_python", {"code": "x = {}\nx['missing']"}), reply.text("no")]
+    with ScriptedGemini(script) as server:
+        result = ask(str(sample("coins.png")), "Go", "--json", "--sandbox", "local", server=server)
+    assert result.returncode == 0, result.stderr
+    [step] = json.loads(result.stdout)["steps"]
+    assert step["outcome"] == "OUTCOME_FAILED" and step["error"] == {"name": "KeyError", "value": "'missing'"}

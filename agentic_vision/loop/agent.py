@@ -323,7 +323,8 @@ class Chat:
                 self._emit("output", number=number, stream=stream, text=text)
         execution = self.session.run(call.code, on_output=on_output)
         self._running = None
-        step = Step(call.code, execution.outcome, execution.output, execution.images, execution.duration_s)
+        step = Step(call.code, execution.outcome, execution.output, execution.images, execution.duration_s,
+                    execution.error)
         self._emit("step", number=number, step=step, call=call)
         output = execution.output
         images: list[ModelImage] = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..values import Image, Outcome, StopReason
+from ..values import Image, Outcome, RunError, StopReason
 from ..models.base import ModelImage, Usage
 
 
@@ -17,13 +17,15 @@ class Step:
     output: str
     images: list[Image] = field(default_factory=list)
     duration_s: float = 0.0
+    error: RunError | None = None  # the exception that ended the run, if one did
 
     def as_dict(self, image_paths: list[str] | None = None) -> dict:
         images = [
             {"mime_type": im.mime_type, "width": im.width, "height": im.height, **({"path": p} if p else {})}
             for im, p in zip(self.images, image_paths or [None] * len(self.images))
         ]
-        return {"code": self.code, "outcome": self.outcome, "output": self.output, "images": images}
+        error = None if self.error is None else {"name": self.error.name, "value": self.error.value}
+        return {"code": self.code, "outcome": self.outcome, "output": self.output, "images": images, "error": error}
 
 
 @dataclass
