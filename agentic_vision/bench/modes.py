@@ -20,6 +20,7 @@ in the request, as our sandbox works on the originals.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field, replace
 
@@ -89,6 +90,8 @@ class ModeRunner:
         self.sandbox = sandbox
         self.docker_host = docker_host
         self.pool_size = pool_size
+        self._warm_lock = threading.Lock()
+        self._warmed = False
         # Fail now (no API key) rather than once per task; the client it makes is shared by
         # every worker thread (GeminiModel makes it once, under a lock).
         model.check_ready()
@@ -105,7 +108,14 @@ class ModeRunner:
         not pay for starting sandboxes; the seconds it took (reported apart)."""
         started = time.perf_counter()
         get_executor(self.sandbox, pool_size=self.pool_size, docker_host=self.docker_host).warm()
+        self._warmed = True
         return time.perf_counter() - started
+
+    def ensure_warm(self) -> None:
+        """``warm_sandbox`` once for this runner (a Ray worker's, before its first local episode)."""
+        with self._warm_lock:
+            if not self._warmed:
+                self.warm_sandbox()
 
     def run(self, mode: str, task: Task) -> Episode:
         started = time.perf_counter()
