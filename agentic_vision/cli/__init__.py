@@ -57,7 +57,7 @@ def cli(ctx, verbose, quiet, log_level) -> None:
     if verbose and quiet:
         raise click.UsageError("-v and -q contradict each other; give one")
     ctx.obj = Verbosity(verbose, quiet)
-    configure_logging(getattr(logging, log_level.upper()) if log_level else ctx.obj.level)
+    configure_logging(logging.getLevelNamesMapping()[log_level.upper()] if log_level else ctx.obj.level)
     if ctx.invoked_subcommand is None:  # no command: the help, and success
         click.echo(ctx.get_help())
         ctx.exit(0)

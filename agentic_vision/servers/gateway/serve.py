@@ -67,7 +67,7 @@ def serve(config: GatewayConfig, host: str = "127.0.0.1", port: int = 8080, log_
     check_bind(host, config)
     exit_on_sigterm()
     sock = sock or listen_socket(host, port)
-    level = getattr(logging, log_level.upper())
+    level = logging.getLevelNamesMapping()[log_level.upper()]
     request_log.configure(log_format, sys.stderr, level)
     if log_format == "json":
         handler = logging.StreamHandler(sys.stderr)
