@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 from .errors import AgenticVisionError, InputError, ModelError, SandboxUnavailable
-from .values import Execution, Image, Outcome, StopReason
+from .values import Execution, Image, Outcome, RunError, StopReason
 from .sandboxing.session import Session, open_session
 from .loop import Agent, AgentResult, Chat
+from .loop.agent import ChatStopped
+from .aio import AsyncChat, AsyncSession
 
 __all__ = [
     "Agent",
     "AgentResult",
     "AgenticVisionError",
+    "AsyncChat",
+    "AsyncSession",
     "Chat",
+    "ChatStopped",
     "Execution",
     "Image",
     "InputError",
     "ModelError",
     "Outcome",
+    "RunError",
     "SandboxUnavailable",
     "Session",
     "StopReason",

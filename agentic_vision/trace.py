@@ -8,14 +8,16 @@ mailed around.  Everything that came from the user or the model is escaped.
 from __future__ import annotations
 
 import base64
-import builtins
 import io
-import keyword
 import os
 import secrets
-import tokenize
+from dataclasses import dataclass
 from html import escape
 from pathlib import Path
+
+from PIL import Image as PILImage
+from pygments.lexers.python import PythonLexer
+from pygments.token import Token
 
 from .loop.result import AgentResult, Step, Turn
 from .values import Outcome, StopReason
@@ -81,6 +83,7 @@ pre.output { max-height:22em; white-space:pre-wrap; overflow-wrap:anywhere; }
 dl.facts { display:grid; grid-template-columns:max-content 1fr; gap:4px 18px; margin:0; font-size:.9rem; }
 dl.facts dt { color:var(--muted); } dl.facts dd { margin:0; font-variant-numeric:tabular-nums; }
 .files { margin:10px 0 0; padding-left:1.2em; }
+.grading { margin-top:12px; font-size:.95rem; display:flex; gap:8px; align-items:baseline; flex-wrap:wrap; }
 """
 
 OUTCOME_LABELS = {
@@ -90,7 +93,21 @@ OUTCOME_LABELS = {
 }
 STOPS = {StopReason.ANSWERED: "ok", StopReason.MAX_STEPS: "warn", StopReason.RETRIES_EXHAUSTED: "warn",
          StopReason.MODEL_ERROR: "bad", StopReason.INTERRUPTED: "bad"}
-_BUILTINS = frozenset(dir(builtins))
+
+
+@dataclass(frozen=True)
+class Grading:
+    """A benchmark episode's verdict, shown at the top of its trace."""
+
+    task: str
+    mode: str
+    expected: str
+    correct: bool
+    blind: bool = False  # the model never saw the images its code made (local-blind)
+
+
+BLIND_NOTE = ("Blind mode: the model never saw the images its code made. It read only their text output; "
+              "the images below are shown here for you, not as the model saw them.")
 
 
 def write_trace(result: AgentResult, path) -> Path:
@@ -114,9 +131,9 @@ def write_trace_html(html: str, path) -> Path:
     return path
 
 
-def render_trace(result: AgentResult) -> str:
-    """The whole page, as a string."""
-    body = [_header(result), _question(result)]
+def render_trace(result: AgentResult, grading: Grading | None = None) -> str:
+    """The whole page, as a string; ``grading`` (the benchmark's) goes at the top."""
+    body = [_header(result, grading), _question(result)]
     body += [_turn(result, turn, i) for i, turn in enumerate(result.turns, 1)]
     body.append(_ending(result))
     title = escape(f"Agentic Vision · {_shorten(result.question, 80)}")
@@ -148,7 +165,18 @@ def _stop_badge(result: AgentResult) -> str:
     return f'<span class="badge {cls}">{escape(result.stop_reason.replace("_", " ").upper())}</span>'
 
 
-def _header(result: AgentResult) -> str:
+def _grading(grading: Grading | None) -> str:
+    if grading is None:
+        return ""
+    verdict = '<span class="badge ok">RIGHT</span>' if grading.correct else '<span class="badge bad">WRONG</span>'
+    line = (f'<div class="grading">{verdict} expected <b>{escape(grading.expected)}</b> '
+            f'<span class="meta">· task {escape(grading.task)} · mode {escape(grading.mode)}</span></div>\n')
+    if grading.blind:
+        line += f'<div class="note blind"><b>{escape(BLIND_NOTE)}</b></div>\n'
+    return line
+
+
+def _header(result: AgentResult, grading: Grading | None = None) -> str:
     steps = len(result.steps)
     headline = (
         f'<p class="headline">{escape(_shorten(result.answer, 280))}</p>'
@@ -158,6 +186,7 @@ def _header(result: AgentResult) -> str:
     return (
         '<header class="card">\n<h1>Agentic Vision trace</h1>\n'
         f'<div class="meta">{escape(result.model)} · {escape(result.sandbox)} sandbox</div>\n{headline}\n'
+        f"{_grading(grading)}"
         f'<div class="summary"><span>{_stop_badge(result)}</span>'
         f"<span><b>{len(result.turns)}</b> turn{'s' * (len(result.turns) != 1)}</span>"
         f"<span><b>{steps}</b> step{'s' * (steps != 1)}</span>"
@@ -217,11 +246,35 @@ def _step(step: Step, number: int) -> str:
     return "\n".join(parts) + "\n</div>\n</div>"
 
 
+# Images larger than this are embedded as JPEG when that is much smaller: a photo
+# crop as PNG is most of a trace's bytes (a 256x256 crop: 130 KB as PNG, 20 KB as JPEG).
+COMPACT_ABOVE = 48 * 1024
+
+
+def _compact(image) -> tuple[bytes, str]:
+    """The bytes to embed: the image's own, or a JPEG of it when that is under 60% of their size
+    (text and drawings stay PNG: PNG is small for them, and JPEG would blur them)."""
+    if len(image.data) <= COMPACT_ABOVE or image.mime_type == "image/jpeg":
+        return image.data, image.mime_type
+    try:
+        with PILImage.open(io.BytesIO(image.data)) as img:
+            if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
+                return image.data, image.mime_type  # JPEG has no alpha
+            out = io.BytesIO()
+            img.convert("RGB").save(out, "JPEG", quality=85, optimize=True)
+    except Exception:  # checked when the run returned it; if it still does not decode, keep it as it is
+        return image.data, image.mime_type
+    if out.tell() < 0.6 * len(image.data):
+        return out.getvalue(), "image/jpeg"
+    return image.data, image.mime_type
+
+
 def _images(items: list) -> str:
     """Thumbnails; a click opens each at full size (a <details>, no script)."""
     out = []
     for image, caption in items:
-        src = f"data:{image.mime_type};base64,{base64.b64encode(image.data).decode('ascii')}"
+        data, mime = _compact(image)
+        src = f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
         out.append(
             f'<details><summary title="Click to enlarge"><img src="{escape(src)}" alt="{escape(caption)}" '
             f'width="{int(image.width)}" height="{int(image.height)}" loading="lazy"></summary></details>'
@@ -254,7 +307,8 @@ def _ending(result: AgentResult) -> str:
 
 
 def _code(code: str) -> str:
-    """The code, escaped, one ``<span class="ln">`` per line, with light highlighting."""
+    """The code, escaped, one ``<span class="ln">`` per line, highlighted by Pygments
+    (its token types mapped onto the page's few colours)."""
     code = code.replace("\r\n", "\n").rstrip("\n")
     lines = [""]
     for text, cls in _segments(code):
@@ -266,28 +320,17 @@ def _code(code: str) -> str:
     return "\n".join(f'<span class="ln">{line}</span>' for line in lines)
 
 
+_CLASSES = ((Token.Comment, "com"), (Token.Literal.String, "str"), (Token.Literal.Number, "num"),
+            (Token.Keyword, "kw"), (Token.Name.Builtin, "bi"))
+
+
 def _segments(code: str) -> list[tuple[str, str]]:
-    """``(text, css class)`` pieces covering all of ``code``; plain when it does not tokenize."""
-    starts, pos = [], 0
-    for line in code.split("\n"):
-        starts.append(pos)
-        pos += len(line) + 1
-    strings = {tokenize.STRING} | {getattr(tokenize, n) for n in ("FSTRING_START", "FSTRING_MIDDLE", "FSTRING_END")
-                                   if hasattr(tokenize, n)}
-    out, at, previous = [], 0, ""
-    try:
-        for tok in tokenize.generate_tokens(io.StringIO(code).readline):
-            dotted, previous = previous == ".", tok.string
-            if tok.type == tokenize.NAME:
-                cls = "kw" if keyword.iskeyword(tok.string) else "bi" if tok.string in _BUILTINS and not dotted else ""
-            else:
-                cls = {tokenize.COMMENT: "com", tokenize.NUMBER: "num"}.get(tok.type, "str" if tok.type in strings else "")
-            if not cls or tok.start[0] > len(starts):
-                continue
-            begin = starts[tok.start[0] - 1] + tok.start[1]
-            end = starts[tok.end[0] - 1] + tok.end[1]
-            out += [(code[at:begin], ""), (code[begin:end], cls)]
-            at = end
-    except (tokenize.TokenError, SyntaxError):
-        return [(code, "")]
-    return out + [(code[at:], "")]
+    """``(text, css class)`` pieces covering all of ``code``, neighbours of one class merged."""
+    out: list[tuple[str, str]] = []
+    for kind, text in PythonLexer(stripnl=False, ensurenl=False).get_tokens(code):
+        cls = next((c for parent, c in _CLASSES if kind in parent), "")
+        if out and out[-1][1] == cls:
+            out[-1] = (out[-1][0] + text, cls)
+        else:
+            out.append((text, cls))
+    return out

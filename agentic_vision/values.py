@@ -68,12 +68,33 @@ class Image:
         )
 
 
+@dataclass(frozen=True)
+class RunError:
+    """The exception that ended a failed run (as e2b's code interpreter reports one):
+    its type name, its message, and the traceback the model was shown."""
+
+    name: str
+    value: str
+    traceback: str
+
+
 @dataclass
 class Execution:
+    """What one run gave back.
+
+    ``output`` is stdout and stderr together in the order they were written,
+    with the sandbox's own notes (truncation, time limit, restart): what the
+    model sees.  ``stdout`` and ``stderr`` are what the code wrote to each;
+    ``error`` is set when the code raised (or was stopped), else None.
+    """
+
     outcome: Outcome
     output: str
     images: list[Image] = field(default_factory=list)
     duration_s: float = 0.0
+    stdout: str = ""
+    stderr: str = ""
+    error: RunError | None = None
     # A run the sandbox had to stop (time limit, death, violation): why, for a person, and the
     # note at the end of ``output`` that tells the model what it lost (not for a person).
     stopped: str = ""

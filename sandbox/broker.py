@@ -113,7 +113,7 @@ class Broker:
                 self.output_sent += len(text)
                 if not text:
                     return
-                header = {"op": "output", "data": text}
+                header = {"op": "output", "data": text, **({"stream": header["stream"]} if "stream" in header else {})}
             else:
                 self.expect = frozenset()  # one reply per request; anything after it is a violation
                 if op == "result":

@@ -56,7 +56,7 @@ class Output:
             self.active = False
             send_result()
 
-    def emit(self, text: str) -> None:
+    def emit(self, text: str, stream: str = "stdout") -> None:
         if not text:
             return
         with self.lock:
@@ -70,14 +70,16 @@ class Output:
                 self.dropped += len(text) - room
                 text = text[:room]
             self.sent += len(text)
-            self.channel.send({"op": "output", "data": text})
+            self.channel.send({"op": "output", "data": text, "stream": stream})
 
 
 class Stream(io.TextIOBase):
-    """sys.stdout / sys.stderr replacement; stdout and stderr share one Output."""
+    """sys.stdout / sys.stderr replacement; stdout and stderr share one Output (one
+    limit, one order), each chunk tagged with its stream."""
 
-    def __init__(self, output: Output) -> None:
+    def __init__(self, output: Output, name: str = "stdout") -> None:
         self.output = output
+        self.name = name
 
     def writable(self) -> bool:
         return True
@@ -85,7 +87,7 @@ class Stream(io.TextIOBase):
     def write(self, text) -> int:
         if not isinstance(text, str):
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
-        self.output.emit(text)
+        self.output.emit(text, self.name)
         return len(text)
 
     def isatty(self) -> bool:
@@ -97,17 +99,18 @@ class Stream(io.TextIOBase):
 
 
 class FdCapture:
-    """Output written to fds 1 and 2 directly (C libraries, child processes)."""
+    """Output written to fds 1 and 2 directly (C libraries, child processes), one file each."""
 
     def __init__(self) -> None:
-        path = "/tmp/.agentic-vision-fd-output"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-        self.file = os.fdopen(fd, "rb+", buffering=0)
+        self.files = {}
+        for fd_number, stream in ((1, "stdout"), (2, "stderr")):
+            path = f"/tmp/.agentic-vision-fd-{stream}"
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+            self.files[stream] = os.fdopen(fd, "rb+", buffering=0)
+            os.dup2(fd, fd_number)
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
         os.close(null)
-        os.dup2(fd, 1)
-        os.dup2(fd, 2)
 
     # Start-up chatter of native libraries (TensorFlow on a machine without a
     # GPU) that says nothing about the model's code.
@@ -117,15 +120,19 @@ class FdCapture:
         "oneDNN custom operations are on",
     )
 
-    def collect(self) -> str:
-        self.file.seek(0)
-        data = self.file.read(OUTPUT_LIMIT + 1)
-        self.file.seek(0)
-        self.file.truncate()
-        text = data.decode("utf-8", "replace")
-        if any(n in text for n in self.NOISE):
-            text = "".join(line for line in text.splitlines(True) if not any(n in line for n in self.NOISE))
-        return text
+    def collect(self) -> list[tuple[str, str]]:
+        """(stream, text) of what reached fds 1 and 2 since the last call."""
+        collected = []
+        for stream, file in self.files.items():
+            file.seek(0)
+            data = file.read(OUTPUT_LIMIT + 1)
+            file.seek(0)
+            file.truncate()
+            text = data.decode("utf-8", "replace")
+            if any(n in text for n in self.NOISE):
+                text = "".join(line for line in text.splitlines(True) if not any(n in line for n in self.NOISE))
+            collected.append((stream, text))
+        return collected
 
 
 class Images:

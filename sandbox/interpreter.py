@@ -11,8 +11,9 @@ libraries up front, says ``ready``, and serves the broker's requests:
            <- {"op": "initialized"} or {"op": "error", "message": str}
     broker -> {"op": "add_files", "files": [names]}              (same answers)
     broker -> {"op": "run", "code": str}
-           <- {"op": "output", "data": str}        (streamed while the code runs)
-           <- {"op": "result", "outcome", "dropped", "notes", "images": [...]} + one blob per image
+           <- {"op": "output", "data": str, "stream": "stdout"|"stderr"}   (streamed while the code runs)
+           <- {"op": "result", "outcome", "dropped", "notes", "images": [...],
+               "error"?: {"name", "value", "traceback"}} + one blob per image
     broker -> {"op": "libraries", "names": [specs]}
            <- {"op": "libraries", "libraries": {name: {"available", "version" or "error"}}}
     broker -> {"op": "close"}
@@ -77,20 +78,21 @@ class Interpreter:
         self.files: list[str] = []
         self.preload_errors: dict[str, str] = {}
         self.preload()
-        # One stream for the interpreter's life, and every stream it replaces
+        # Two streams for the interpreter's life, and every stream they replace
         # kept: print() holds only a borrowed reference to sys.stdout (CPython
         # gh-130163), so a stream freed while a thread prints to it crashes the
         # interpreter.
-        self.stream = Stream(self.output)
+        self.stdout = Stream(self.output, "stdout")
+        self.stderr = Stream(self.output, "stderr")
         self.replaced: list = []
         self.set_streams()
         self.hook_display()
 
     def set_streams(self) -> None:
         for stream in (sys.stdout, sys.stderr):
-            if stream is not self.stream and all(stream is not kept for kept in self.replaced):
+            if stream is not self.stdout and stream is not self.stderr and all(stream is not kept for kept in self.replaced):
                 self.replaced.append(stream)
-        sys.stdout = sys.stderr = self.stream
+        sys.stdout, sys.stderr = self.stdout, self.stderr
 
     def preload(self) -> None:
         os.environ.setdefault("MPLBACKEND", "Agg")
@@ -180,28 +182,31 @@ class Interpreter:
         self.cache.names = {os.path.abspath(n) for n in self.files}
 
     def execute(self, code: str):
-        """Runs one piece of model code; returns (outcome, error text)."""
+        """Runs one piece of model code; returns (outcome, error or None).
+
+        The error is {"name", "value", "traceback"}: the exception's type name,
+        its message, and the text the model sees (only its own frames and the
+        library frames below them)."""
         try:
             if self.guard is not None:
                 compiled = self.guard.compile_guarded(code, "<code>")
             else:
                 # dont_inherit: this file's `from __future__ import annotations` is not the model's.
                 compiled = compile(code, "<code>", "exec", dont_inherit=True)
-        except SyntaxError:
-            return "OUTCOME_FAILED", traceback.format_exc(limit=0)
+        except SyntaxError as exc:
+            return "OUTCOME_FAILED", error_of(exc, traceback.format_exc(limit=0))
         except Exception as exc:  # guard.GuardError
-            return "OUTCOME_FAILED", f"{type(exc).__name__}: {exc}\n"
+            return "OUTCOME_FAILED", error_of(exc, f"{type(exc).__name__}: {exc}\n")
         try:
             exec(compiled, self.namespace)
         except SystemExit as exc:
             # As when Python exits: None and 0 are success, the output so far stands.
             if exit_ok(exc.code):
-                return "OUTCOME_OK", ""
-            return "OUTCOME_FAILED", f"SystemExit: {exc.code}\n"
+                return "OUTCOME_OK", None
+            return "OUTCOME_FAILED", {"name": "SystemExit", "value": clip(str(exc.code)), "traceback": f"SystemExit: {exc.code}\n"}
         except BaseException as exc:
-            # Only the model's own frames and the library frames below them.
-            return "OUTCOME_FAILED", tracebacks.format_for_model(exc, code)
-        return "OUTCOME_OK", ""
+            return "OUTCOME_FAILED", error_of(exc, tracebacks.format_for_model(exc, code))
+        return "OUTCOME_OK", None
 
     def run(self, header: dict) -> None:
         self.output.start()
@@ -212,24 +217,27 @@ class Interpreter:
             sys.__stdout__.flush()
         except Exception:
             pass
-        self.output.emit(self.fd_capture.collect())
+        for stream, text in self.fd_capture.collect():
+            self.output.emit(text, stream)
         if error:
-            self.output.emit(error)
+            self.output.emit(error["traceback"], "stderr")
+            tb = error["traceback"]
+            if len(tb) > protocol.MAX_TRACEBACK:  # the end holds the exception itself
+                tb = "..." + tb[-(protocol.MAX_TRACEBACK - 3):]
+            error = {**error, "traceback": tb}
         collect_figures(self.images)
         collect_files(self.images, before)
         images, notes = self.images.take()
-        self.output.finish(
-            lambda: self.channel.send(
-                {
-                    "op": "result",
-                    "outcome": outcome,
-                    "dropped": self.output.dropped,
-                    "notes": notes,
-                    "images": [{"mime_type": mime} for _, mime in images],
-                },
-                [data for data, _ in images],
-            )
-        )
+        result = {
+            "op": "result",
+            "outcome": outcome,
+            "dropped": self.output.dropped,
+            "notes": notes,
+            "images": [{"mime_type": mime} for _, mime in images],
+        }
+        if error:
+            result["error"] = error
+        self.output.finish(lambda: self.channel.send(result, [data for data, _ in images]))
 
     def serve(self) -> None:
         self.channel.send({"op": "ready"})
@@ -258,6 +266,14 @@ class Interpreter:
 def exit_ok(code) -> bool:
     """sys.exit()/sys.exit(0)/sys.exit(None)/raise SystemExit end a run successfully."""
     return code is None or (isinstance(code, int) and code == 0)
+
+
+def error_of(exc: BaseException, text: str) -> dict:
+    try:
+        value = str(exc)
+    except Exception:  # an exception whose __str__ fails
+        value = ""
+    return {"name": clip(type(exc).__name__, 200), "value": clip(value), "traceback": text}
 
 
 def libraries(specs):

@@ -37,6 +37,7 @@ MAX_IMAGES = 10
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
 MAX_NOTES = 32
 MAX_NOTE = 1000
+MAX_TRACEBACK = 16 * 1024  # characters of a run's structured error's traceback
 
 _LEN = struct.Struct(">I")
 # A JSON string (escapes included); what is left once strings are blanked is
@@ -206,8 +207,9 @@ def Fields(required: dict, optional: dict | None = None):
 class Reply:
     """One op the sandbox may send: its fields, header size and blob limits."""
 
-    def __init__(self, fields: dict, header_bytes: int = 16 * 1024, max_items: int = 64, max_blobs: int = 0) -> None:
-        self.check = Fields({"op": Str(16), "blobs": List(Int(0, MAX_IMAGE_BYTES), max_blobs), **fields})
+    def __init__(self, fields: dict, header_bytes: int = 16 * 1024, max_items: int = 64, max_blobs: int = 0,
+                 optional: dict | None = None) -> None:
+        self.check = Fields({"op": Str(16), "blobs": List(Int(0, MAX_IMAGE_BYTES), max_blobs), **fields}, optional)
         self.header_bytes = header_bytes
         self.max_items = max_items
         self.max_blobs = max_blobs
@@ -219,7 +221,7 @@ REPLIES = {
     "initialized": Reply({}),
     "error": Reply({"message": _PROBLEM}),
     # \uXXXX escapes of non-BMP characters take 12 bytes per character.
-    "output": Reply({"data": Str(OUTPUT_LIMIT)}, 12 * OUTPUT_LIMIT + 1024),
+    "output": Reply({"data": Str(OUTPUT_LIMIT)}, 12 * OUTPUT_LIMIT + 1024, optional={"stream": OneOf("stdout", "stderr")}),
     "result": Reply(
         {
             "outcome": OneOf("OUTCOME_OK", "OUTCOME_FAILED"),
@@ -227,9 +229,11 @@ REPLIES = {
             "notes": List(Str(MAX_NOTE), MAX_NOTES),
             "images": List(Fields({"mime_type": Str(64)}), MAX_IMAGES),
         },
-        64 * 1024 + MAX_NOTES * MAX_NOTE * 12,
+        64 * 1024 + MAX_NOTES * MAX_NOTE * 12 + (MAX_TRACEBACK + MAX_NOTE + 200) * 12,
         max_items=128,
         max_blobs=MAX_IMAGES,
+        # The exception that ended a failed run: its type name, message and traceback.
+        optional={"error": Fields({"name": Str(200), "value": Str(MAX_NOTE), "traceback": Str(MAX_TRACEBACK)})},
     ),
     "libraries": Reply(
         {

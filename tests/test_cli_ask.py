@@ -51,6 +51,7 @@ def test_json_output_has_the_contract_shape(tmp_path):
     [step] = data["steps"]
     assert step["code"] == CROP and step["outcome"] == "OUTCOME_OK" and step["output"] == "cropped\n"
     assert step["images"] == [{"mime_type": "image/png", "width": 100, "height": 80}]
+    assert step["error"] is None
     assert set(data["usage"]) >= {"prompt_tokens", "output_tokens", "thoughts_tokens"}
     assert data["usage"]["prompt_tokens"] > 0
 
@@ -235,3 +236,39 @@ def test_ctrl_c_writes_the_partial_trace_marked_interrupted(tmp_path):
     assert "started\n[interrupted (Ctrl-C) while this ran]" in step  # what it had printed is kept
     seconds = float(step.split('<span class="meta">')[1].split(" s</span>")[0])
     assert seconds >= 1.5  # it ran about 2 s before Ctrl-C, not "0.00 s"
+
+
+def test_out_saves_every_image_of_every_step_and_json_gives_their_paths(tmp_path):
+    two = "from PIL import Image\nim = Image.open('coins.png')\nim.crop((0, 0, 50, 40)).show()\nim.crop((0, 0, 30, 20)).show()"
+    script = [reply.call("run_python", {"code": CROP}), reply.call("run_python", {"code": two}), reply.text("24")]
+    out = tmp_path / "made"
+    with ScriptedGemini(script) as server:
+        result = ask(str(sample("coins.png")), "How many?", "--out", str(out), "--json", "--sandbox", "local",
+                     server=server)
+    assert result.returncode == 0, result.stderr
+    steps = json.loads(result.stdout)["steps"]
+    paths = [[im["path"] for im in step["images"]] for step in steps]
+    assert paths == [[str(out / "step-1-image-1.png")], [str(out / "step-2-image-1.png"), str(out / "step-2-image-2.png")]]
+    from conftest import png_size
+    sizes = [png_size(open(p, "rb").read()) for step in paths for p in step]
+    assert sizes == [(100, 80), (50, 40), (30, 20)]
+
+
+def test_an_unusable_out_is_one_line_before_the_model_is_asked(tmp_path):
+    taken = tmp_path / "file"
+    taken.write_text("x")
+    with ScriptedGemini([]) as server:
+        result = ask(str(sample("coins.png")), "How many?", "--out", str(taken / "sub"), "--sandbox", "local",
+                     server=server)
+        assert server.requests == []  # no model turn was spent
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "check the path" in result.stderr
+
+
+def test_json_steps_carry_the_structured_error():
+    script = [reply.call("run_python", {"code": "x = {}\nx['missing']"}), reply.text("no")]
+    with ScriptedGemini(script) as server:
+        result = ask(str(sample("coins.png")), "Go", "--json", "--sandbox", "local", server=server)
+    assert result.returncode == 0, result.stderr
+    [step] = json.loads(result.stdout)["steps"]
+    assert step["outcome"] == "OUTCOME_FAILED" and step["error"] == {"name": "KeyError", "value": "'missing'"}

@@ -179,12 +179,23 @@ def test_code_has_line_numbers_and_light_highlighting(answered):
     assert second[: second.index("</pre>")].count('<span class="ln">') == CODE_2.rstrip("\n").count("\n") + 1
 
 
-def test_code_that_does_not_tokenize_is_shown_plain():
+def test_code_that_does_not_tokenize_keeps_its_text():
     broken = 'print("unterminated\nx = (1,\n  if True:\n'
     result = AgentResult("q", None, "max_steps", "m", "local",
                          turns=[Turn(steps=[Step(broken, Outcome.FAILED, "SyntaxError", [], 0.01)])])
     page = Page(render_trace(result))
     assert page.codes == [broken.rstrip("\n")]
+
+
+def test_code_that_does_not_parse_is_still_highlighted():
+    # Model code is often cut off; Pygments colours what it can instead of giving up on all of it.
+    cut = 'import numpy as np\nfor i in range(3):\n    print("unterminated\n'
+    result = AgentResult("q", None, "max_steps", "m", "local",
+                         turns=[Turn(steps=[Step(cut, Outcome.FAILED, "SyntaxError", [], 0.01)])])
+    html = render_trace(result)
+    assert '<span class="kw">import</span>' in html and '<span class="kw">for</span>' in html
+    assert '<span class="bi">range</span>' in html and '<span class="num">3</span>' in html
+    assert Page(html).codes == [cut.rstrip("\n")]
 
 
 def test_failed_and_deadline_steps_have_their_badges(coins):
@@ -259,8 +270,14 @@ def test_images_are_embedded_and_decode_to_the_same_bytes(answered):
     for attrs, im in zip(imgs, expected):
         match = re.fullmatch(r"data:([\w/+.-]+);base64,([A-Za-z0-9+/=]+)", attrs["src"])
         assert match, attrs["src"][:60]
-        assert match.group(1) == im.mime_type
-        assert base64.b64decode(match.group(2)) == im.data
+        embedded = base64.b64decode(match.group(2))
+        if match.group(1) == im.mime_type:
+            assert embedded == im.data  # small, or not smaller as JPEG: as it is
+        else:  # a large photo as JPEG: the same picture, much smaller
+            assert match.group(1) == "image/jpeg" and len(embedded) < 0.6 * len(im.data)
+            from PIL import Image, ImageChops, ImageStat
+            a, b = (Image.open(io.BytesIO(d)).convert("RGB") for d in (im.data, embedded))
+            assert a.size == b.size and max(ImageStat.Stat(ImageChops.difference(a, b)).mean) < 4
         assert (int(attrs["width"]), int(attrs["height"])) == (im.width, im.height)
     # each thumbnail opens full size without a script: it sits in a <details>
     assert len([a for a in page.find("details") if "thoughts" not in (a.get("class") or "")]) == 4
@@ -319,3 +336,24 @@ def test_forced_stops_show_their_reason(reason):
     text = Page(render_trace(result)).all_text
     assert reason.replace("_", " ").upper() in text
     assert "No more code" in text and "best guess" in text
+
+
+def _png(img: PILImage.Image) -> Image:
+    out = io.BytesIO()
+    img.save(out, "PNG")
+    return Image(out.getvalue(), "image/png", img.width, img.height)
+
+
+def test_a_photo_crop_is_embedded_small_and_an_image_with_alpha_stays_png():
+    photo = PILImage.open(sample("astronaut.png")).convert("RGB")
+    crop = _png(photo.crop((0, 0, 256, 256)))
+    assert len(crop.data) > 100_000  # what made traces of small images 277 KB
+    result = AgentResult("q", "a", "answered", "m", "local",
+                         turns=[Turn(steps=[Step("x", Outcome.OK, "", [crop], 0.01)])])
+    html = render_trace(result)
+    assert len(html) < 60_000 and html.count("data:image/jpeg") == 1
+    clear = photo.crop((0, 0, 256, 256)).convert("RGBA")
+    clear.putalpha(128)
+    with_alpha = _png(clear)
+    result.turns[0].steps[0].images = [with_alpha]
+    assert render_trace(result).count("data:image/png") == 1

@@ -20,6 +20,7 @@ in the request, as our sandbox works on the originals.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field, replace
 
@@ -29,7 +30,7 @@ from ..inputs import prepare_image
 from ..loop.agent import Agent
 from ..loop.prompt import TOOL_NAME
 from ..models.base import ToolSpec, Usage
-from ..sandboxing.executors import check_docker_host
+from ..sandboxing.executors import check_docker_host, get_executor
 from ..values import LOCAL_MODES, BenchMode, StopReason
 from ..models.gemini import GeminiModel, no_answer_reason, read_hosted, response_parts, split_text, usage_of
 from .tasks import Task
@@ -79,18 +80,26 @@ def _finish(episode: Episode) -> Episode:
 class ModeRunner:
     """Runs one task in one mode; thread-safe (one model shared by all workers)."""
 
-    def __init__(self, model, sandbox: str = "auto", docker_host: str | None = None, libraries=(), **settings) -> None:
+    def __init__(self, model, sandbox: str = "auto", docker_host: str | None = None, libraries=(), *,
+                 pool_size: int = 2, **settings) -> None:
         """``docker_host``: the Docker sandbox's engine (default: DOCKER_HOST, the context, the socket);
-        ``libraries``: extra requirements the local modes' sandbox has (set up / built beforehand)."""
+        ``libraries``: extra requirements the local modes' sandbox has (set up / built beforehand);
+        ``pool_size``: warm sandboxes kept ready (the concurrency and one more, so that no episode
+        waits for a sandbox to start)."""
         check_docker_host(sandbox, docker_host)
-        settings["libraries"] = libraries
+        settings["libraries"] = self.libraries = libraries
         self.model = model
+        self.sandbox = sandbox
         self.docker_host = docker_host
+        self.pool_size = pool_size
+        self._warm_lock = threading.Lock()
+        self._warmed = False
         # Fail now (no API key) rather than once per task; the client it makes is shared by
         # every worker thread (GeminiModel makes it once, under a lock).
         model.check_ready()
         self.max_image_side = settings.get("max_image_side", 1536)
-        settings["sandbox_options"] = {**(settings.get("sandbox_options") or {}), "docker_host": docker_host}
+        settings["sandbox_options"] = {**(settings.get("sandbox_options") or {}), "docker_host": docker_host,
+                                       "pool_size": pool_size}
         # A benchmark keeps its own records, and must not learn from its own answers: no run
         # log, and memory only when asked for (bench --memory).
         settings.setdefault("log", False)
@@ -99,6 +108,21 @@ class ModeRunner:
             BenchMode.LOCAL: Agent(model=model, sandbox=sandbox, **settings),
             BenchMode.LOCAL_BLIND: Agent(model=model, sandbox=sandbox, **{**settings, "show_images": False}),
         }
+
+    def warm_sandbox(self) -> float:
+        """Fills the local modes' warm pool before any episode is timed, so the first ones do
+        not pay for starting sandboxes; the seconds it took (reported apart)."""
+        started = time.perf_counter()
+        get_executor(self.sandbox, pool_size=self.pool_size, docker_host=self.docker_host,
+                     libraries=self.libraries).warm()
+        self._warmed = True
+        return time.perf_counter() - started
+
+    def ensure_warm(self) -> None:
+        """``warm_sandbox`` once for this runner (a Ray worker's, before its first local episode)."""
+        with self._warm_lock:
+            if not self._warmed:
+                self.warm_sandbox()
 
     def run(self, mode: str, task: Task) -> Episode:
         started = time.perf_counter()

@@ -149,6 +149,8 @@ def play_remote(config: RunConfig, task: Task, index: int, mode: str, files: lis
     runner = _runner(config)
     task = replace(task, images=_materialise(files, blobs))
     sandbox = config.sandbox if mode in LOCAL_MODES else None
+    if sandbox:
+        runner.ensure_warm()  # this worker's first local episode does not time a sandbox start
     node = where_it_ran(sandbox, ray.get_runtime_context().get_node_id(), config.docker_host)
     return play(runner, task, mode, index=index, suite=config.suite, model=runner.model.name,
                 sandbox=config.sandbox, traces=config.traces, node=node)

@@ -26,8 +26,8 @@ from typing import Callable
 from ..errors import InputError, SandboxUnavailable
 from ..sandboxing.docker_engine import settings
 from ..sandboxing.executors import resolve_kind
-from ..trace import render_trace, write_trace_html
-from ..values import LOCAL_MODES, Outcome, StopReason
+from ..trace import Grading, render_trace, write_trace_html
+from ..values import LOCAL_MODES, BenchMode, Outcome, StopReason
 from .modes import Episode, ModeRunner
 from .results import RECORD_VERSION, RESULTS_NAME, ResultsFile
 from .tasks import Task
@@ -119,7 +119,9 @@ def play(runner: ModeRunner, task: Task, mode: str, *, index: int | None, suite:
     html = None
     if traces and mode in LOCAL_MODES and episode.result is not None:
         try:
-            html = render_trace(episode.result)
+            grading = Grading(task.id, mode, task.expected_text(), task.grade(episode.answer),
+                              blind=mode == BenchMode.LOCAL_BLIND)
+            html = render_trace(episode.result, grading)
         except Exception as exc:  # the trace is a convenience: the result still counts
             print(f"agentic-vision bench: no trace for {task.id} ({mode}): {exc}", file=sys.stderr)
     record = make_record(task, mode, episode, model=model, sandbox=sandbox, suite=suite, latency_s=latency,

@@ -8,6 +8,7 @@ usage or input, 3 the sandbox is unavailable.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shlex
 import sys
@@ -22,7 +23,7 @@ from ..inputs.urls import is_url
 from ..loop.agent import Agent
 from ..values import Outcome
 from ..models import check_model_name
-from ..sandboxing.environment import build_env, env_is_current
+from ..sandboxing.environment import env_is_current
 from ..sandboxing.executors import check_libraries, get_executor
 from ..sandboxing.extras import library_set
 from ..sandboxing.extras_env import build_layer, environments_info
@@ -39,18 +40,38 @@ from .libraries import describe_installed, extras_from, extras_options, librarie
 from .exits import EXIT_FAILED, EXIT_SANDBOX, EXIT_USAGE, exit_status, fail, file_error, name_the_variable
 from .mcp import mcp_command
 from .outputs import check_out_dir, check_out_file
-from .progress import Progress
+from .ask_display import AskDisplay
 from .readiness import choose_sandbox
 from .serve import serve_command
 from .spinner import Spinner
+from .terminal import echo_untrusted
+from .setup_progress import build_sandbox_env
+from .verbosity import LOG_LEVELS, Verbosity, configure_logging, current as current_verbosity, quiet as quiet_flag
 
 THINKING_LEVELS = ("default", "off", "minimal", "low", "medium", "high")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="agentic-vision")
-def cli() -> None:
-    """Code execution with images, on your own machine."""
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, invoke_without_command=True,
+             no_args_is_help=False)
+@click.version_option(None, "-V", "--version", package_name="agentic-vision")
+@click.option("-v", "--verbose", count=True, help="Say more: INFO log (-vv: DEBUG), and e.g. pip's log in 'sandbox setup'.")
+@click.option("-q", "--quiet", is_flag=True, help="Say nothing but results and errors (every command's --quiet).")
+@click.option("--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False), default=None,
+              envvar="AGENTIC_VISION_LOG_LEVEL", show_envvar=True,
+              help="The log level exactly (default: warning; -v info, -vv debug, -q error).")
+@click.pass_context
+def cli(ctx, verbose, quiet, log_level) -> None:
+    """Code execution with images, on your own machine.
+
+    Shell completion (click's): eval "$(_AGENTIC_VISION_COMPLETE=bash_source agentic-vision)"
+    in ~/.bashrc (zsh_source for zsh, fish_source for fish)."""
+    if verbose and quiet:
+        raise click.UsageError("-v and -q contradict each other; give one")
+    ctx.obj = Verbosity(verbose, quiet)
+    configure_logging(logging.getLevelNamesMapping()[log_level.upper()] if log_level else ctx.obj.level)
+    if ctx.invoked_subcommand is None:  # no command: the help, and success
+        click.echo(ctx.get_help())
+        ctx.exit(0)
 
 
 # -- exec -------------------------------------------------------------------------------
@@ -93,12 +114,19 @@ def exec_command(code, sandbox, inputs, max_pixels, timeout, out_dir, as_json, n
         if not Path(path).is_file():
             fail(f"input file not found: {path}", EXIT_USAGE)
     out = check_out_dir(out_dir, "--out")  # before the code runs: its images must have somewhere to go
-    kind = choose_sandbox(sandbox, quiet=as_json, docker_host=docker_host, libraries=libs)
+    quiet = quiet_flag() or as_json
+    kind = choose_sandbox(sandbox, quiet=quiet, docker_host=docker_host, libraries=libs)
     with open_session(kind, inputs=inputs, timeout=timeout, guard=not no_guard, pool_size=0, libraries=libs,
                       max_pixels=max_pixels or DEFAULT_MAX_PIXELS, docker_host=docker_host) as session:
-        if not as_json:
+        if not quiet:
             click.secho(f"sandbox: {kind}", err=True, dim=True)
-        result = session.run(code)
+        streamed: list[str] = []
+
+        def show(stream: str, text: str) -> None:  # the output as it is printed, all of it on stdout
+            streamed.append(text)
+            echo_untrusted(text, nl=False)
+
+        result = session.run(code, on_output=None if as_json else show)
     try:
         paths = write_images(result.images, out)
     except OSError as exc:
@@ -115,13 +143,16 @@ def exec_command(code, sandbox, inputs, max_pixels, timeout, out_dir, as_json, n
             "duration_ms": round(result.duration_s * 1000, 1),
         }))
     else:
-        output = result.output
-        if result.model_note and output.endswith(result.model_note):  # words for a model, not for you
-            output = output[: -len(result.model_note)]
-            output += "\n" if output and not output.endswith("\n") else ""
-        click.echo(output, nl=False)
+        # What the sandbox added after the code's own output (truncation...), less the words
+        # that tell the model what it lost: a person gets the line below instead.
+        tail = result.output.replace("".join(streamed), "", 1)
+        if result.model_note and tail.endswith(result.model_note):
+            tail = tail[: -len(result.model_note)]
+            tail += "\n" if tail and not tail.endswith("\n") else ""
+        echo_untrusted(tail, nl=False)
         for path, image in zip(paths, result.images):
-            click.echo(f"[image {image.width}x{image.height} written to {path}]", err=True)
+            if not quiet:
+                click.echo(f"[image {image.width}x{image.height} written to {path}]", err=True)
         if result.outcome == Outcome.DEADLINE_EXCEEDED:
             click.echo(f"agentic-vision: {result.outcome}: the code ran longer than --timeout {timeout:g} s "
                        "and was stopped", err=True)
@@ -156,15 +187,18 @@ def exec_command(code, sandbox, inputs, max_pixels, timeout, out_dir, as_json, n
               help="PDF pages to show (e.g. 3, 2-5, 1,4); default: the first 3.")
 @click.option("--no-guard", is_flag=True, help="Skip the RestrictedPython first-pass guard (the OS sandbox still holds).")
 @click.option("--trace", "trace_path", type=click.Path(dir_okay=False), default=None, help="Write an HTML trace here.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Save every image the code made here (step-N-image-M.png); --json then gives their paths.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the answer.")
 @click.option("--quiet", is_flag=True, help="No progress on stderr.")
 @run_log_options
 @libraries_option
 def ask_command(args, more_images, files, model, base_url, sandbox, docker_host, max_steps, timeout, thinking,
-                max_pixels, pages, no_guard, trace_path, as_json, quiet, no_log, no_memory, memory_items, tags,
-                libraries) -> None:
+                max_pixels, pages, no_guard, trace_path, out_dir, as_json, quiet, no_log, no_memory, memory_items,
+                tags, libraries) -> None:
     """Ask QUESTION about IMAGE (files, folders, PDFs or URLs; several allowed); the model
     may run code on them before it answers.  QUESTION - reads it from stdin."""
+    quiet = quiet_flag(quiet)
     images, question = list(args[:-1]) + list(more_images), args[-1]
     if pages is not None:
         parse_pages(pages, 10**9, "")  # the syntax now; the page count once the PDF is read
@@ -177,13 +211,18 @@ def ask_command(args, more_images, files, model, base_url, sandbox, docker_host,
             fail(f"file not found: {path}", EXIT_USAGE)
     if trace_path:
         check_out_file(trace_path, "--trace")
+    if out_dir:
+        try:  # before any work: a --out that cannot be used is one line now, not after the answer
+            Path(out_dir).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise file_error(exc) from None
     options = {}
     if thinking.lower() != "default":
         options["thinking"] = thinking.lower()
     if base_url:
         options["base_url"] = base_url
     check_model_name(model, cli=True)  # what to write, in the command line's words
-    progress = Progress(not quiet and not as_json)
+    progress = AskDisplay(not quiet and not as_json)
     agent = Agent(model=model, sandbox=sandbox, model_options=options, max_steps=max_steps, timeout=timeout,
                   sandbox_options={"docker_host": docker_host} if docker_host else None, libraries=libraries,
                   on_event=progress, guard=not no_guard, max_pixels=max_pixels or DEFAULT_MAX_PIXELS, pages=pages,
@@ -192,28 +231,47 @@ def ask_command(args, more_images, files, model, base_url, sandbox, docker_host,
         check_libraries(sandbox, agent.libraries, docker_host)
     agent.model.check_ready()  # key and API before any sandbox starts or is set up
     agent.sandbox = choose_sandbox(sandbox, quiet=quiet or as_json, docker_host=docker_host, libraries=agent.libraries)
+    progress.begin("reading the inputs, starting the sandbox")
     with agent.chat() as chat:
         try:
             result = chat.send(question, images=images, files=files)
         except KeyboardInterrupt:
+            progress.close()
             partial = chat.results[-1] if chat.results else None
             if trace_path and partial is not None:
                 _write_trace(partial, trace_path, quiet=True)
                 fail(f"interrupted; the trace so far is in {trace_path}", 130)
             raise
+        finally:
+            progress.close()
     if trace_path:
         _write_trace(result, trace_path, quiet)
+    image_paths = _save_step_images(result, out_dir, quiet or as_json) if out_dir else None
     if as_json:
-        click.echo(json.dumps(result.as_dict()))
+        click.echo(json.dumps(result.as_dict(image_paths)))
     elif result.answer:
-        click.echo(result.answer)
+        echo_untrusted(result.answer)
     if not (quiet or as_json):
         say_run_log(result)
     if result.error:
-        click.echo(f"agentic-vision: {result.error}", err=True)
+        echo_untrusted(f"agentic-vision: {result.error}", err=True)  # may quote the model server
     elif not result.answer:
         click.echo(f"agentic-vision: stopped without an answer ({result.stop_reason})", err=True)
     sys.exit(0 if result.answer else EXIT_FAILED)
+
+
+def _save_step_images(result, out_dir: str, quiet: bool) -> list[list[str]]:
+    """Writes each step's images to ``out_dir`` (never over an earlier file); their paths, per step."""
+    paths = []
+    try:
+        for number, step in enumerate(result.steps, 1):
+            paths.append([str(p) for p in write_images(step.images, Path(out_dir), stem=f"step-{number}-image")])
+    except OSError as exc:
+        raise file_error(exc) from None
+    count = sum(map(len, paths))
+    if count and not quiet:
+        click.echo(f"{count} image{'s' if count > 1 else ''} written to {out_dir}", err=True)
+    return paths
 
 
 def _write_trace(result, trace_path: str, quiet: bool) -> None:
@@ -238,9 +296,11 @@ def sandbox() -> None:
 @click.option("--quiet", is_flag=True, help="Say nothing when the environment is already up to date.")
 @extras_options
 @click.option("--force", is_flag=True, help="Make the environment of --with/--requirements again even if it is there.")
-def sandbox_setup(python, quiet, with_, requirements, find_links, index_url, no_index, force) -> None:
+@click.option("-v", "--verbose", is_flag=True, help="Show pip's own log instead of the progress display.")
+def sandbox_setup(python, quiet, with_, requirements, find_links, index_url, no_index, force, verbose) -> None:
     """Build the local sandbox's environment with Gemini's library list; with --with or
     --requirements, a separate environment with those extra libraries on top of it."""
+    quiet = quiet_flag(quiet)
     libs, source = extras_from(with_, requirements, find_links, index_url, no_index)
     echo = (lambda line: None) if quiet else (lambda line: click.echo(line, err=True))
     if libs:
@@ -249,7 +309,7 @@ def sandbox_setup(python, quiet, with_, requirements, find_links, index_url, no_
         return
     if quiet and env_is_current():
         return
-    build_env(python, echo=lambda line: click.echo(line, err=True))
+    build_sandbox_env(python, verbose=verbose or current_verbosity().verbose > 0)
 
 
 @sandbox.command("info")

@@ -8,7 +8,6 @@ runnable alone as ``python -m agentic_vision.bench``.
 from __future__ import annotations
 
 import json
-import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -28,8 +27,9 @@ from .docker import docker_host_option, sandbox_option
 from .libraries import libraries_option
 from .exits import exit_status, fail, file_error
 from ..bench.config import RayOptions
-from .progress import Progress
+from .progress import BenchProgress
 from .readiness import say_why_not_docker
+from .verbosity import quiet as quiet_flag
 from ..values import BENCH_MODES as MODES, LOCAL_MODES, BenchMode
 
 
@@ -110,15 +110,18 @@ def summary_lines(records: list[dict], modes: list[str], prices: dict) -> list[s
 @click.option("--memory", is_flag=True, help="Give the local modes the user's remembered corrections "
               "(agentic-vision memory); off by default, so that a benchmark never learns from its own answers.")
 @libraries_option
+@click.option("--progress-every", type=click.FloatRange(min=0.1), default=10.0, show_default=True, metavar="SECONDS",
+              help="Off a terminal (CI, nohup): a progress line this often (done/total, rate, time left).")
 def bench_command(suite, modes_text, model, base_url, sandbox, docker_host, out_dir, resume, concurrency,
                   ray_address, ray_cpus, ray_resource, limit, seed, prices_file, thinking, max_steps, timeout,
-                  no_traces, report_only, quiet, memory, libraries) -> None:
+                  no_traces, report_only, quiet, memory, libraries, progress_every) -> None:
     """Run a suite in several modes (direct, hosted, local, local-blind) and write a report."""
+    quiet = quiet_flag(quiet)
     ray = RayOptions(ray_address, ray_cpus, ray_resource) if ray_address else None
     try:
         _bench(suite, parse_modes(modes_text), model, base_url, sandbox, Path(out_dir), resume, concurrency, ray,
                limit, seed, prices_file, thinking, max_steps, timeout, no_traces, report_only, quiet, docker_host,
-               memory=memory, libraries=libraries)
+               progress_every=progress_every, memory=memory, libraries=libraries)
     except OSError as exc:  # e.g. --out cannot be written
         exc = file_error(exc)
         fail(str(exc), exit_status(exc))
@@ -128,7 +131,7 @@ def bench_command(suite, modes_text, model, base_url, sandbox, docker_host, out_
 
 def _bench(suite_name, modes, model_name, base_url, sandbox, out_dir, resume, concurrency, ray, limit, seed,
            prices_file, thinking, max_steps, timeout, no_traces, report_only, quiet, docker_host=None,
-           memory=False, libraries=()) -> None:
+           progress_every=10.0, memory=False, libraries=()) -> None:
     check_docker_host(sandbox, docker_host, cli=True)
     libs = library_set(libraries)
     prices, price_source = load_prices(prices_file)
@@ -149,7 +152,8 @@ def _bench(suite_name, modes, model_name, base_url, sandbox, out_dir, resume, co
     try:  # two runs into one --out would write over each other's files: the second is one line
         with exclusive(out_dir / LOCK_NAME):
             _run(suite_name, modes, model_name, base_url, sandbox, out_dir, resume, concurrency, ray, limit, seed,
-                 prices, price_source, thinking, max_steps, timeout, no_traces, quiet, docker_host, say, memory, libs)
+                 prices, price_source, thinking, max_steps, timeout, no_traces, quiet, docker_host, say, memory, libs,
+                 progress_every)
     except Busy as exc:
         raise InputError(f"another bench run (pid {exc.pid or '?'}) is writing to {out_dir}: wait for it to "
                          "finish, or choose another --out") from None
@@ -157,7 +161,7 @@ def _bench(suite_name, modes, model_name, base_url, sandbox, out_dir, resume, co
 
 def _run(suite_name, modes, model_name, base_url, sandbox, out_dir, resume, concurrency, ray, limit, seed,
          prices, price_source, thinking, max_steps, timeout, no_traces, quiet, docker_host, say, memory,
-         libs) -> None:
+         libs, progress_every) -> None:
     # The modes import google-genai (~1.5 s): not for every start of the command line.
     from ..bench.config import RunConfig, make_model, model_env
     from ..bench.modes import ModeRunner, available_modes
@@ -196,17 +200,24 @@ def _run(suite_name, modes, model_name, base_url, sandbox, out_dir, resume, conc
     elif sandbox_kind and docker_host:
         where = f"{sandbox} at {docker_host}"
     notes = loaded_suite.notes + skipped
+    runner, warmup = None, None
+    if ray is None:
+        runner = ModeRunner(model, sandbox=sandbox, docker_host=docker_host, max_steps=max_steps, timeout=timeout,
+                            pool_size=(concurrency or 2) + 1, memory=memory, libraries=libs)
+        if sandbox_kind:  # started before the clock runs: no episode's latency holds a sandbox start
+            say("bench: starting the warm sandboxes")
+            warmup = round(runner.warm_sandbox(), 3)
     meta = {"suite": loaded_suite.name, "model": model.name, "modes": modes, "sandbox": sandbox_kind,
             "docker_engine": engine if sandbox_kind else None,
             "seed": seed, "limit": limit, "concurrency": concurrency or (None if ray else 2),
             "tasks": len(loaded_suite.tasks), "notes": notes, "memory": memory, "ray": ray.address if ray else None,
-            "libraries": list(libs.requirements),
+            "libraries": list(libs.requirements), "sandbox_warmup_s": warmup,
             "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     out_dir.mkdir(parents=True, exist_ok=True)
     write_meta(out_dir, meta, resume)
     say(f"bench: {len(loaded_suite.tasks)} tasks × {len(modes)} modes ({', '.join(modes)}) on {model.name}"
         + (f", sandbox {where}" if sandbox_kind else "") + (f", Ray cluster {ray.address}" if ray else ""))
-    counter = Progress(not quiet and sys.stderr.isatty())
+    counter = BenchProgress(not quiet, len(loaded_suite.tasks) * len(modes), every=progress_every)
     try:
         if ray is not None:
             config = RunConfig(model_name, base_url, thinking, sandbox, max_steps, timeout, loaded_suite.name,
@@ -215,8 +226,6 @@ def _run(suite_name, modes, model_name, base_url, sandbox, out_dir, resume, conc
             records = run_pairs_on_ray(loaded_suite.tasks, modes, config, ray, out_dir, resume=resume,
                                        concurrency=concurrency, on_record=counter.count, say=say)
         else:
-            runner = ModeRunner(model, sandbox=sandbox, docker_host=docker_host, max_steps=max_steps, timeout=timeout,
-                                memory=memory, libraries=libs)
             records = run_pairs(loaded_suite.tasks, modes, runner, out_dir, resume=resume,
                                 concurrency=concurrency or 2, suite=loaded_suite.name, model=model.name,
                                 sandbox=sandbox_kind, traces=not no_traces, on_record=counter.count)

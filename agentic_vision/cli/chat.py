@@ -8,7 +8,6 @@ files and the model is told that earlier variables are gone.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
@@ -22,8 +21,9 @@ from ..paths import state_dir
 from ..trace import write_trace
 from .docker import docker_host_option, sandbox_option
 from .exits import EXIT_USAGE, fail
-from .logs import SHORT, block, plain
-from .progress import Progress
+from .logs import SHORT, plain
+from .terminal import echo_untrusted
+from .ask_display import AskDisplay
 from .readiness import choose_sandbox
 from .run_log import run_log_options
 
@@ -101,8 +101,7 @@ def _conversation_by_prefix(store, prefix: str) -> str:
 
 
 def _say_answer(result) -> None:
-    text = result.answer or f"(stopped without an answer: {result.stop_reason})"
-    click.echo(block(text) if sys.stdout.isatty() else text)
+    echo_untrusted(result.answer or f"(stopped without an answer: {result.stop_reason})")
     for item in result.memory_used:
         click.secho(f"memory {item['id'][:SHORT]} used: {plain(item['text'], 160)}", err=True, dim=True)
 
@@ -161,11 +160,12 @@ def chat_command(images, model, base_url, sandbox, docker_host, max_steps, timeo
             fail(str(exc), EXIT_USAGE)
     if continue_last and cid:
         raise click.UsageError("give -c or --cid, not both")
+    display = AskDisplay(True)
     options = {"thinking": thinking.lower()} if thinking.lower() != "default" else {}
     if base_url:
         options["base_url"] = base_url
     agent = Agent(model=model, sandbox=sandbox, model_options=options, max_steps=max_steps, timeout=timeout,
-                  sandbox_options={"docker_host": docker_host} if docker_host else None, on_event=Progress(True),
+                  sandbox_options={"docker_host": docker_host} if docker_host else None, on_event=display,
                   guard=not no_guard, max_pixels=DEFAULT_MAX_PIXELS, log=not no_log, memory=not no_memory,
                   memory_items=memory_items, tags=tuple(tags))
     conversation, done = None, []
@@ -178,7 +178,7 @@ def chat_command(images, model, base_url, sandbox, docker_host, max_steps, timeo
                     "the sandbox restarts with their inputs", err=True, dim=True)
     _line_editor()
     click.secho("/help lists the commands; Ctrl-D leaves", err=True, dim=True)
-    _repl(agent, list(images), conversation, done)
+    _repl(agent, display, list(images), conversation, done)
 
 
 def _new_chat(agent: Agent, conversation: str | None, turns: int):
@@ -189,7 +189,7 @@ def _new_chat(agent: Agent, conversation: str | None, turns: int):
     return chat
 
 
-def _repl(agent: Agent, pending: list, conversation: str | None, done: list[_Turn]) -> None:
+def _repl(agent: Agent, display: AskDisplay, pending: list, conversation: str | None, done: list[_Turn]) -> None:
     chat = _new_chat(agent, conversation, len(done))
     pending_files: list = []
     replay = bool(done)
@@ -238,10 +238,12 @@ def _repl(agent: Agent, pending: list, conversation: str | None, done: list[_Tur
                     click.echo(f"unknown command {line!r}\n{HELP}", err=True)
                 continue
             history, past_files = _history(done) if replay else ([], [])
+            display.begin("reading the inputs, starting the sandbox" if chat.session is None else "model thinking")
             try:
                 result = chat.send(line, images=pending, files=[*past_files, *pending_files], history=history,
                                    resumed=replay)
             except KeyboardInterrupt:
+                display.close()
                 # The conversation's model history has a turn without its results: start again
                 # from the turns that finished, as a resumed conversation.
                 conversation = chat.recorder.conversation_id
@@ -252,9 +254,11 @@ def _repl(agent: Agent, pending: list, conversation: str | None, done: list[_Tur
                            "variables are gone)", err=True)
                 continue
             except InputError as exc:
+                display.close()
                 click.echo(f"agentic-vision: {exc}", err=True)
                 pending, pending_files = [], []
                 continue
+            display.close()
             done.append(_Turn(line, _as_inputs(pending), _as_inputs(pending_files), result.answer))
             pending, pending_files, replay = [], [], False
             _say_answer(result)

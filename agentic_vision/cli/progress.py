@@ -1,81 +1,92 @@
-"""What the command line shows on stderr while it works, and nothing when disabled.
+"""``bench``'s progress on stderr (``ask`` has ``ask_display``).
 
-``ask`` hands ``Progress`` to the agent as its event hook (each step's code,
-outcome and image sizes); ``bench`` feeds it each record for a one-line counter.
+On a terminal a rich progress bar (done/total, right so far, rate, elapsed,
+time left); elsewhere (CI, ``nohup``) one plain line every few seconds,
+whether or not an episode finished, so a log shows the run is alive.
 """
 
 from __future__ import annotations
 
 import sys
+import threading
 import time
 
-import click
-
-from ..values import Outcome
-
-ETA_AFTER = 5  # finished episodes before the bench counter estimates the time left
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 
-class Progress:
-    def __init__(self, enabled: bool) -> None:
+ETA_AFTER = 5  # finished episodes before the time left is estimated
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+class BenchProgress:
+    def __init__(self, enabled: bool, total: int, every: float = 10.0, stream=None) -> None:
         self.enabled = enabled
+        self.total = total  # pairs to run; the runner's count replaces it at the first record
+        self.every = every
+        self.stream = stream or sys.stderr
         self.done = self.right = 0
-        self.started = time.perf_counter()
-        self._counting = False
-
-    def say(self, text: str, **style) -> None:
-        if self.enabled:
-            click.secho(text, err=True, **style)
-
-    # -- ask: the agent's events ----------------------------------------------------
-
-    def __call__(self, event: str, data: dict) -> None:
-        if not self.enabled:
+        self.started = time.monotonic()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._bar: Progress | None = None
+        if not enabled:
             return
-        if event == "skipped":
-            self.say(f"note: {data['message']}", fg="yellow")
-        elif event == "sandbox":
-            self.say(f"sandbox: {data['kind']}", dim=True)
-        elif event == "model" and data.get("thoughts"):
-            first = data["thoughts"].strip().splitlines()[0]
-            self.say(f"thinking: {first[:160]}", dim=True)
-        elif event == "code":
-            self.say(f"── step {data['number']} " + "─" * 40, fg="cyan")
-            for line in data["code"].rstrip().splitlines()[:40]:
-                self.say(f"  {line}")
-        elif event == "step":
-            step = data["step"]
-            colour = "green" if step.outcome == Outcome.OK else "red"
-            sizes = ", ".join(f"{im.width}x{im.height}" for im in step.images)
-            self.say(f"  → {step.outcome} in {step.duration_s:.2f} s" + (f", images: {sizes}" if sizes else ""),
-                     fg=colour)
-            out = step.output.strip().splitlines()
-            for line in out[:8]:
-                self.say(f"  | {line[:200]}", dim=True)
-            if len(out) > 8:
-                self.say(f"  | ... {len(out) - 8} more lines", dim=True)
-        # "model_error" is reported once, at the end, by the command
+        if self.stream.isatty():
+            self._bar = Progress(TextColumn("bench"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("{task.fields[right]} right · {task.fields[rate]}"),
+                                 TimeElapsedColumn(), TextColumn("{task.fields[left]}"),
+                                 console=Console(file=self.stream), transient=False)
+            self._task = self._bar.add_task("bench", total=total, right=0, rate="", left=self._left(0, total, 0.0))
+            self._bar.start()
+        else:
+            self._thread = threading.Thread(target=self._tick, name="bench-progress", daemon=True)
+            self._thread.start()
 
-    # -- bench: a counter of finished (task, mode) pairs ------------------------------
+    def line(self) -> str:
+        """``bench: 12/96 done (10 right), 1.5/min, 8m00s elapsed, ~56m00s left``."""
+        with self._lock:
+            done, total, right = self.done, self.total, self.right
+        elapsed = time.monotonic() - self.started
+        rate = done / elapsed * 60 if elapsed > 0 else 0.0
+        left = self._left(done, total, elapsed)
+        return (f"bench: {done}/{total} done ({right} right), {rate:.1f}/min, {_duration(elapsed)} elapsed, {left}")
+
+    @staticmethod
+    def _left(done: int, total: int, elapsed: float) -> str:
+        # The first episodes include start-up and finish together: an estimate from them is noise.
+        if done < min(total, ETA_AFTER):
+            return f"time left known after {ETA_AFTER} results"
+        return f"~{_duration((total - done) / done * elapsed)} left"
+
+    def _tick(self) -> None:
+        while not self._stop.wait(self.every):
+            self.stream.write(self.line() + "\n")
+            self.stream.flush()
 
     def count(self, record: dict, done: int, total: int) -> None:
-        self.done = done
-        self.right += bool(record.get("correct"))
-        if not self.enabled:
-            return
-        self._counting = True
-        width = 24
-        filled = int(width * done / max(1, total))
-        elapsed = time.perf_counter() - self.started
-        if done >= min(total, ETA_AFTER):
-            left = f"~{elapsed / done * (total - done):.0f}s left"
-        else:  # the first episodes include start-up and finish together: an estimate from them is noise
-            left = f"time left known after {ETA_AFTER} results"
-        sys.stderr.write(f"\rbench [{'#' * filled}{'-' * (width - filled)}] {done}/{total} "
-                         f"{self.right} right  {elapsed:.0f}s elapsed, {left}\x1b[K")
-        sys.stderr.flush()
+        """The runner's ``on_record``: one (task, mode) pair finished."""
+        with self._lock:
+            self.done, self.total = done, total
+            self.right += bool(record.get("correct"))
+        if self._bar is not None:
+            elapsed = time.monotonic() - self.started
+            self._bar.update(self._task, completed=done, total=total, right=self.right,
+                             rate=f"{done / elapsed * 60:.1f}/min" if elapsed > 0 else "",
+                             left=self._left(done, total, elapsed))
 
     def close(self) -> None:
-        if self._counting:
-            sys.stderr.write("\n")
-            sys.stderr.flush()
+        if self._bar is not None:
+            self._bar.stop()
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self.stream.write(self.line() + "\n")
+            self.stream.flush()

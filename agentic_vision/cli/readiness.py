@@ -44,7 +44,7 @@ def say_why_not_docker(asked: str, resolved: str, docker_host: str | None) -> No
 
 def ensure_local_env(quiet: bool) -> None:
     from ..sandboxing.bubblewrap import SETUP_HINT
-    from ..sandboxing.environment import build_env, env_is_current
+    from ..sandboxing.environment import env_is_current
     from ..paths import sandbox_env_dir
 
     if os.environ.get("AGENTIC_VISION_SANDBOX_PYTHON") or env_is_current():
@@ -52,7 +52,10 @@ def ensure_local_env(quiet: bool) -> None:
     built = (sandbox_env_dir() / "agentic-vision-requirements.sha256").exists()
     if os.environ.get(AUTO_SETUP) == "1":
         click.echo("setting up the local sandbox's library environment (once, a few minutes)", err=True)
-        build_env(echo=lambda line: click.echo(line, err=True))
+        from .setup_progress import build_sandbox_env
+        from .verbosity import current
+
+        build_sandbox_env(verbose=current().verbose > 0)
         return
     if not built:
         raise SandboxUnavailable(SETUP_HINT)

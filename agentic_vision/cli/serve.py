@@ -8,6 +8,7 @@ from ..errors import InputError
 from .docker import docker_host_option, sandbox_option
 from .readiness import say_why_not_docker
 from .libraries import libraries_option
+from .verbosity import quiet as quiet_flag
 
 
 @click.command("serve")
@@ -42,10 +43,13 @@ from .libraries import libraries_option
               help="Seconds per code run.")
 @click.option("--max-steps", type=click.IntRange(min=1), default=12, show_default=True)
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]),
-              default="info", show_default=True)
+              default=None, help="The server's log level [default: info; the global -q: error].")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="A line per request (model, steps, sandbox time, status, duration) as text or one JSON object.")
 @libraries_option
 def serve_command(host, port, sandbox, docker_host, routes, auth_key, client_keys, max_concurrent, max_queue,
-                  queue_timeout, max_memory_mb, max_body_mb, timeout, max_steps, log_level, libraries) -> None:
+                  queue_timeout, max_memory_mb, max_body_mb, timeout, max_steps, log_level, log_format,
+                  libraries) -> None:
     """Serve the Gemini API: codeExecution requests run the local loop, others go upstream.
 
     Point existing code at it with GOOGLE_GEMINI_BASE_URL=http://HOST:PORT (Python)
@@ -85,4 +89,5 @@ def serve_command(host, port, sandbox, docker_host, routes, auth_key, client_key
     for route in config.routes.values():
         click.echo(f"  route {route.name} -> {route.model}" + (f" at {route.base_url}" if route.base_url else ""),
                    err=True)
-    serve(config, host=host, port=port, log_level=log_level, sock=sock)
+    log_level = log_level or ("error" if quiet_flag() else "info")
+    serve(config, host=host, port=port, log_level=log_level, sock=sock, log_format=log_format)

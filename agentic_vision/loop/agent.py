@@ -9,6 +9,7 @@ the loop: only the user's own mistakes (bad input, no key) raise.
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 import threading
 import time
@@ -31,6 +32,9 @@ from .result import AgentResult, Step, Timings, Turn
 from ..store.base import RunStore
 from ..store.recorder import RunRecorder
 from ..sandboxing.session import InputFile, RunInterrupted, Session, open_session
+
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -57,6 +61,10 @@ class Settings:
 
 Event = Callable[[str, dict], None]
 INTERRUPTED_NOTE = "[interrupted (Ctrl-C) while this ran]"
+
+
+class ChatStopped(Exception):
+    """``Chat.stop()`` was called (e.g. an asyncio task was cancelled): the loop ended early."""
 
 
 @dataclass
@@ -140,6 +148,17 @@ class Agent:
     def chat(self) -> "Chat":
         return Chat(self)
 
+    async def arun(self, question: str, images: Iterable = (), files: Iterable = ()) -> AgentResult:
+        """``run`` for asyncio (see ``agentic_vision.aio``: cancelling it stops the run)."""
+        async with self.achat() as chat:
+            return await chat.send(question, images=images, files=files)
+
+    def achat(self):
+        """``chat`` for asyncio: an ``agentic_vision.aio.AsyncChat``."""
+        from ..aio import AsyncChat  # aio imports this module
+
+        return AsyncChat(self)
+
 
 class Chat:
     """A multi-turn conversation: the sandbox and the history live between turns."""
@@ -156,6 +175,7 @@ class Chat:
         self.recorder = RunRecorder(log_runs=s.log, use_memory=s.memory, memory_items=s.memory_items,
                                     memory_chars=s.memory_chars, tags=tuple(s.tags), store=agent.store)
         self._running_since = 0.0
+        self._stopped = threading.Event()
 
     def __enter__(self) -> "Chat":
         return self
@@ -170,7 +190,18 @@ class Chat:
         if self.agent.store is None:  # a store the caller gave stays theirs to close
             self.recorder.close()
 
+    def stop(self) -> None:
+        """Ends the chat from another thread: a run in progress is killed at once, and
+        ``send`` raises ``ChatStopped`` at its next event (a model request in flight is
+        waited for, its answer discarded).  A stopped chat takes no more messages."""
+        self._stopped.set()
+        session = self.session
+        if session is not None:
+            session.interrupt()
+
     def _emit(self, event: str, **payload) -> None:
+        if self._stopped.is_set():
+            raise ChatStopped("the chat was stopped")
         if self.agent.on_event is not None:
             self.agent.on_event(event, payload)
 
@@ -218,6 +249,8 @@ class Chat:
         """``history``: earlier turns to replay first (only to start a chat); the images of
         its user turns go into the sandbox too.  ``resumed``: the history is a conversation
         continued in a new sandbox; the model is told its earlier variables are gone."""
+        if self._stopped.is_set():
+            raise InputError("this chat was stopped; start a new one")
         if not question or not question.strip():
             raise InputError("the question is empty")
         history, images, files = list(history), list(images), list(files)
@@ -248,6 +281,7 @@ class Chat:
         if self.session is None:
             t = time.perf_counter()
             self.session = self._open(everything.files)
+            timings.sandbox_start_s, timings.cold_start = time.perf_counter() - t, self.session.started_cold
             self._start_conversation(everything, notes)
             timings.sandbox_s += time.perf_counter() - t
             self._replay(history, iter(past_inputs.images))
@@ -277,9 +311,9 @@ class Chat:
         self._running: Step | None = None
         try:
             self._loop(result)
-        except KeyboardInterrupt:
-            # Ctrl-C: the result so far stays in self.results, marked, with the run
-            # that was going on (a trace of it can still be written).
+        except (KeyboardInterrupt, ChatStopped):
+            # Ctrl-C or stop(): the result so far stays in self.results, marked, with the
+            # run that was going on (a trace of it can still be written).
             result.stop_reason = StopReason.INTERRUPTED
             if self._running is not None and result.turns:
                 if not self._running.duration_s:
@@ -313,6 +347,7 @@ class Chat:
             if s.max_context_images >= 0:
                 self.conversation.prune_images(s.max_context_images)
             t = time.perf_counter()
+            self._emit("thinking", number=len(result.turns) + 1)
             try:
                 streaming = {"on_text": self._on_text} if s.stream else {}
                 turn = self.conversation.generate(allow_tools=forced is None, **streaming)
@@ -322,6 +357,8 @@ class Chat:
                 self._emit("model_error", message=str(exc), exception=exc)
                 return
             result.timings.model_s += time.perf_counter() - t
+            log.info("%s answered in %.2f s: %d code call(s), %d prompt tokens", self.agent.model.name,
+                     time.perf_counter() - t, len(turn.calls), turn.usage.prompt_tokens)
             result.usage = result.usage + turn.usage
             record = Turn(thoughts=turn.thoughts, text=turn.text)
             result.turns.append(record)
@@ -361,8 +398,12 @@ class Chat:
         self._emit("code", number=number, code=call.code, call=call)
         self._running = Step(call.code, Outcome.FAILED, INTERRUPTED_NOTE)
         self._running_since = time.perf_counter()
+        on_output = None
+        if self.agent.on_event is not None:
+            def on_output(stream: str, text: str) -> None:
+                self._emit("output", number=number, stream=stream, text=text)
         try:
-            execution = self.session.run(call.code)
+            execution = self.session.run(call.code, on_output=on_output)
         except RunInterrupted as exc:  # keep what the run had printed, and how long it had run
             so_far = exc.execution.output
             if so_far and not so_far.endswith("\n"):
@@ -370,7 +411,8 @@ class Chat:
             self._running = Step(call.code, Outcome.FAILED, so_far + INTERRUPTED_NOTE, [], exc.execution.duration_s)
             raise
         self._running = None
-        step = Step(call.code, execution.outcome, execution.output, execution.images, execution.duration_s)
+        step = Step(call.code, execution.outcome, execution.output, execution.images, execution.duration_s,
+                    execution.error)
         self._emit("step", number=number, step=step, call=call)
         output = execution.output
         images: list[ModelImage] = []

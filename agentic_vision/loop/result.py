@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..values import Image, Outcome, StopReason
+from ..values import Image, Outcome, RunError, StopReason
 from ..models.base import ModelImage, Usage
 
 
@@ -17,13 +17,15 @@ class Step:
     output: str
     images: list[Image] = field(default_factory=list)
     duration_s: float = 0.0
+    error: RunError | None = None  # the exception that ended the run, if one did
 
     def as_dict(self, image_paths: list[str] | None = None) -> dict:
         images = [
             {"mime_type": im.mime_type, "width": im.width, "height": im.height, **({"path": p} if p else {})}
             for im, p in zip(self.images, image_paths or [None] * len(self.images))
         ]
-        return {"code": self.code, "outcome": self.outcome, "output": self.output, "images": images}
+        error = None if self.error is None else {"name": self.error.name, "value": self.error.value}
+        return {"code": self.code, "outcome": self.outcome, "output": self.output, "images": images, "error": error}
 
 
 @dataclass
@@ -39,8 +41,10 @@ class Turn:
 @dataclass
 class Timings:
     model_s: float = 0.0
-    sandbox_s: float = 0.0
+    sandbox_s: float = 0.0  # opening the sandbox (sandbox_start_s) and every run
     wall_s: float = 0.0
+    sandbox_start_s: float = 0.0  # opening the session (with its input files), when this send opened it
+    cold_start: bool = False  # that took a sandbox start, not a warm one from the pool
 
 
 @dataclass
@@ -105,6 +109,8 @@ class AgentResult:
             "run_id": self.run_id,
             "memory_used": self.memory_used,
             "timings": {"model_s": round(self.timings.model_s, 3), "sandbox_s": round(self.timings.sandbox_s, 3),
-                        "wall_s": round(self.timings.wall_s, 3)},
+                        "wall_s": round(self.timings.wall_s, 3),
+                        "sandbox_start_s": round(self.timings.sandbox_start_s, 3),
+                        "cold_start": self.timings.cold_start},
             **({"skipped": self.skipped} if self.skipped else {}),  # inputs of folders left out, for --json
         }

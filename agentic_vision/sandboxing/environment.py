@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Callable
 
 import click
 
@@ -42,9 +43,15 @@ def _gb(n: int) -> str:
     return f"{n / 1e9:.1f} GB" if n >= 10**8 else f"{n / 1e6:.0f} MB"
 
 
-def build_env(python: str | None = None, env: Path | None = None, echo=click.echo) -> Path:
-    """Builds the environment, one build at a time per location: a second caller waits
-    for the first (saying so) and then finds the environment ready."""
+def build_env(python: str | None = None, env: Path | None = None, echo=click.echo,
+              on_pip_line: Callable[[str], None] | None = None, requirements: Path | None = None) -> Path:
+    """Builds the environment (once; again when the library list changed), one build at a
+    time per location: a second caller waits for the first (saying so) and then finds the
+    environment ready.
+
+    pip's output goes straight to the terminal, or, with ``on_pip_line``, to it line by line
+    (for a progress display); a failure quotes pip's last lines.  ``requirements`` replaces
+    the pinned list (tests install a wheel)."""
     env = env or sandbox_env_dir()
     try:
         env.parent.mkdir(parents=True, exist_ok=True)
@@ -53,26 +60,26 @@ def build_env(python: str | None = None, env: Path | None = None, echo=click.ech
     waiting = lambda pid: echo(  # noqa: E731
         f"another 'agentic-vision sandbox setup' (pid {pid or '?'}) is building {env}: waiting for it to finish")
     with exclusive(env.parent / f"{env.name}.lock", waiting):
-        if env_is_current(env):
+        if requirements is None and env_is_current(env):
             echo(f"sandbox environment is up to date: {env}")
             return env
         # Built in place (venvs hard-code their location); the stamp is written
         # last, so a half-built environment is never taken for a ready one.
         shutil.rmtree(env, ignore_errors=True)
         free = shutil.disk_usage(env.parent).free
-        if free < NEEDED_BYTES:
+        if free < NEEDED_BYTES and requirements is None:
             raise SandboxUnavailable(f"not enough disk space for the sandbox environment: it needs about "
                                      f"{_gb(NEEDED_BYTES)} in {env.parent}, which has {_gb(free)} free; {MOVE_HINT}")
         try:
-            _build(python, env, echo)
+            _build(python, env, echo, on_pip_line, requirements)
         except BaseException:  # a failure, Ctrl-C: no partial environment left filling the disk
             shutil.rmtree(env, ignore_errors=True)
             raise
-    echo(f"sandbox environment ready: {env}")
+    echo(f"sandbox environment ready: {env} ({directory_size(env) / 2**30:.1f} GiB)")
     return env
 
 
-def _build(python: str | None, env: Path, echo) -> None:
+def _build(python: str | None, env: Path, echo, on_pip_line, requirements: Path | None) -> None:
     base = python or getattr(sys, "_base_executable", sys.executable)
     echo(f"creating the sandbox environment in {env} (with {base})")
     py = str(env / "bin" / "python")
@@ -82,21 +89,24 @@ def _build(python: str | None, env: Path, echo) -> None:
         ("creating the virtual environment", [base, "-m", "venv", "--without-pip", str(env)]),
         ("installing pip into it", [py, "-m", "ensurepip", "--upgrade", "--default-pip"]),
         ("installing the libraries", [py, "-m", "pip", "install", "--no-input", "--disable-pip-version-check",
-                                      "-r", str(requirements_file())]),
+                                      "--progress-bar", "off" if on_pip_line else "on",
+                                      "-r", str(requirements or requirements_file())]),
     ]
     for what, argv in steps:
-        tail = _run_teeing_stderr(argv)
+        tail = _run_teeing_stderr(argv) if on_pip_line is None else _run_reading(argv, on_pip_line)
         if tail is None:
             continue
         if _out_of_space(tail, env):
             raise SandboxUnavailable(f"no space left on the device while {what} in {env} (the environment needs "
                                      f"about {_gb(NEEDED_BYTES)}); the partial environment was removed; {MOVE_HINT}")
-        last = next((line.strip() for line in reversed(tail) if line.strip()), "")
+        last = next((line.strip() for line in reversed(tail) if line.strip().startswith("ERROR")), "") or \
+            next((line.strip() for line in reversed(tail) if line.strip()), "")
         raise SandboxUnavailable(f"building the sandbox environment failed while {what}"
                                  + (f" ({last[:200]})" if last else "")
-                                 + "; the partial environment was removed; fix that (see the output above) and run "
-                                   "'agentic-vision sandbox setup' again")
-    (env / STAMP).write_text(requirements_hash())
+                                 + "; the partial environment was removed; fix that and run "
+                                   "'agentic-vision sandbox setup' again (-v shows pip's log)")
+    if requirements is None:  # another list is not the pinned one
+        (env / STAMP).write_text(requirements_hash())
 
 
 def _run_teeing_stderr(argv: list[str]) -> list[str] | None:
@@ -115,9 +125,37 @@ def _run_teeing_stderr(argv: list[str]) -> list[str] | None:
     return None if proc.returncode == 0 else list(tail)
 
 
+def _run_reading(argv: list[str], on_line: Callable[[str], None]) -> list[str] | None:
+    """Runs a step, handing each line of its output to ``on_line``; None when it succeeds,
+    else its last lines."""
+    try:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                text=True, bufsize=1, errors="replace")
+    except OSError as exc:
+        return [f"{argv[0]}: {exc.strerror}"]
+    tail: collections.deque[str] = collections.deque(maxlen=60)
+    with proc:
+        for line in proc.stdout:
+            line = line.rstrip("\n")
+            tail.append(line)
+            on_line(line)
+    return None if proc.returncode == 0 else list(tail)
+
+
 def _out_of_space(tail: list[str], env: Path) -> bool:
     said = any("No space left on device" in line or f"[Errno {errno.ENOSPC}]" in line for line in tail)
     try:
         return said or shutil.disk_usage(env.parent).free < 10**6
     except OSError:
         return said
+
+
+def directory_size(root: Path) -> int:
+    total = 0
+    for path in root.rglob("*"):
+        try:
+            if path.is_file() and not path.is_symlink():
+                total += path.stat().st_size
+        except OSError:
+            pass
+    return total

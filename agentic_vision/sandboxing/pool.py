@@ -45,6 +45,7 @@ class WorkerPool:
                 threading.Thread(target=candidate.kill, daemon=True).start()
         if worker is None:
             worker = self._spawn()
+            worker.cold_start = True
         self._refill_in_background()
         return worker
 

@@ -7,21 +7,24 @@ deadlines, restarts and checking what comes back lives here, once.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Protocol, Union
+from typing import Callable, Iterable, Protocol, Union
 
 from ..errors import InputError, SandboxUnavailable
-from ..values import Execution, Image, Outcome
+from ..values import Execution, Image, Outcome, RunError
 from ..images import MAX_PIXELS, check_output_image
 from ..inputs.images import DEFAULT_MAX_PIXELS
 from ..sandbox_runtime import protocol
 from .executors import get_executor
 from .runtime_files import library_specs
 from .worker import Exchange, SandboxViolation, Worker, WorkerDied
+
+log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 30.0
 MAX_INPUT_BYTES = 512 * 1024 * 1024
@@ -95,10 +98,13 @@ class Session:
         self._interrupted = False
         self._note = ""  # said at the start of the next run's output
         self._start()
+        # Whether opening this session had to start a sandbox (no warm one was waiting).
+        self.started_cold = bool(self._worker.cold_start)
 
     # -- lifetime -------------------------------------------------------------
 
     def _start(self) -> None:
+        started = time.perf_counter()
         worker = self.executor.acquire()
         init = {"op": "init", "files": [f.name for f in self.inputs], "guard": self.guard,
                 "max_pixels": self.max_pixels}
@@ -109,6 +115,8 @@ class Session:
             worker.kill()
             raise
         self._worker = worker
+        log.info("%s sandbox ready with %d input file(s) in %.2f s", self.kind, len(self.inputs),
+                 time.perf_counter() - started)
 
     def _request(self, worker: Worker, header: dict, blobs: list[bytes], answer: str, what: str,
                  timeout: float) -> dict:
@@ -224,20 +232,29 @@ class Session:
 
     # -- running ----------------------------------------------------------------
 
-    def run(self, code: str, timeout: float | None = None) -> Execution:
+    def run(self, code: str, timeout: float | None = None, *,
+            on_output: Callable[[str, str], None] | None = None) -> Execution:
+        """Runs ``code``; ``on_output(stream, text)`` ("stdout" or "stderr") gets what it
+        prints as it prints it, in the calling thread.  If ``on_output`` raises, the run
+        is stopped (the sandbox restarts before the next run, as after a timeout) and
+        the exception propagates."""
         timeout = self.timeout if timeout is None else timeout
         self._ensure_worker()
         self._interrupted = False
         started = time.perf_counter()
         note, self._note = self._note, ""
         worker = self._worker
-        exchange = Exchange({"result"}, output_limit=OUTPUT_LIMIT)
+        exchange = Exchange({"result"}, output_limit=OUTPUT_LIMIT, streaming=on_output is not None)
         try:
-            header, blobs = worker.request(exchange, {"op": "run", "code": code}, timeout=timeout)
+            header, blobs = worker.request(exchange, {"op": "run", "code": code}, timeout=timeout, on_output=on_output)
         except KeyboardInterrupt:
+            # Ctrl-C: the run goes on inside; end it, and keep what it had printed and how long it ran.
             worker.kill()
             self._worker = None
+            self._note = f"[The previous run was stopped before it finished; the sandbox was restarted: {LOST_STATE}.]\n"
             raise RunInterrupted(Execution(Outcome.FAILED, note + exchange.output, [], time.perf_counter() - started,
+                                           exchange.text_of("stdout"), exchange.text_of("stderr"),
+                                           RunError("KeyboardInterrupt", "interrupted (Ctrl-C)", ""),
                                            stopped="interrupted (Ctrl-C)")) from None
         except (TimeoutError, WorkerDied) as exc:
             worker.kill()
@@ -245,20 +262,31 @@ class Session:
             if self._interrupted:
                 outcome, stopped = Outcome.FAILED, "The run was stopped on request"
                 why = f"{stopped}. The sandbox was restarted"
+                error = RunError("Interrupted", "the run was stopped on request", "")
             elif isinstance(exc, TimeoutError):
                 outcome = Outcome.DEADLINE_EXCEEDED
                 stopped = f"The run exceeded the time limit of {timeout:g} s and was stopped"
                 why = f"{stopped}. The sandbox was restarted"
+                error = RunError("TimeoutError", f"the run exceeded the time limit of {timeout:g} s", "")
             elif isinstance(exc, SandboxViolation):
                 outcome, stopped = Outcome.FAILED, f"The sandbox sent an invalid message ({exc})"
                 why = f"{stopped}; it was restarted"
+                error = RunError("SandboxViolation", str(exc), "")
             else:
                 outcome = Outcome.FAILED
                 stopped = f"The sandbox process died ({exc}); this often means it ran out of memory"
                 why = f"{stopped}. It was restarted"
+                error = RunError("SandboxDied", str(exc), "")
             model_note = f"\n[{why}: {LOST_STATE}.]\n"
             return Execution(outcome, note + exchange.output + model_note, [], time.perf_counter() - started,
+                             exchange.text_of("stdout"), exchange.text_of("stderr"), error,
                              stopped=stopped, model_note=model_note)
+        except BaseException:
+            # on_output raised: the run goes on inside; end it.
+            worker.kill()
+            self._worker = None
+            self._note = f"[The previous run was stopped before it finished; the sandbox was restarted: {LOST_STATE}.]\n"
+            raise
         chunks = [note, exchange.output]
         dropped = header["dropped"] + exchange.dropped
         if dropped:
@@ -278,7 +306,12 @@ class Session:
                 continue
             images.append(image)
         chunks += [f"[{line}]\n" for line in notes]
-        return Execution(Outcome(header["outcome"]), "".join(chunks), images, time.perf_counter() - started)
+        error = header.get("error")
+        log.debug("run ended %s in %.2f s: %d characters of output, %d image(s)", header["outcome"],
+                  time.perf_counter() - started, exchange.size, len(images))
+        return Execution(Outcome(header["outcome"]), "".join(chunks), images, time.perf_counter() - started,
+                         exchange.text_of("stdout"), exchange.text_of("stderr"),
+                         RunError(error["name"], error["value"], error["traceback"]) if error else None)
 
 
 class RunInterrupted(KeyboardInterrupt):

@@ -224,34 +224,51 @@ class _SocketWriter:
 
 
 class Exchange:
-    """One request: the replies that end it, and (for a run) its output, capped."""
+    """One request: the replies that end it, and (for a run) its output, capped.
 
-    def __init__(self, replies: Iterable[str], output_limit: int = 0) -> None:
+    Output is kept in arrival order with its stream; with ``streaming`` the
+    chunks also wait in ``pending`` for the requesting thread to pass on
+    (``Worker.request(on_output=...)``).
+    """
+
+    def __init__(self, replies: Iterable[str], output_limit: int = 0, streaming: bool = False) -> None:
         self.replies = frozenset(replies)
         self.accepts = self.replies | ({"output"} if output_limit else frozenset())
         self.output_limit = output_limit
-        self.chunks: list[str] = []
+        self.streaming = streaming
+        self.chunks: list[tuple[str, str]] = []  # (stream, text)
+        self.pending: list[tuple[str, str]] = []
         self.size = 0
         self.dropped = 0
 
-    def add_output(self, text: str) -> None:
+    def add_output(self, text: str, stream: str = "stdout") -> None:
         room = self.output_limit - self.size
         if len(text) > room:
             self.dropped += len(text) - max(room, 0)
             text = text[: max(room, 0)]
         if text:
-            self.chunks.append(text)
+            self.chunks.append((stream, text))
             self.size += len(text)
+            if self.streaming:
+                self.pending.append((stream, text))
+
+    def take_pending(self) -> list[tuple[str, str]]:
+        pending, self.pending = self.pending, []
+        return pending
 
     @property
     def output(self) -> str:
-        return "".join(self.chunks)
+        return "".join(text for _, text in self.chunks)
+
+    def text_of(self, stream: str) -> str:
+        return "".join(text for s, text in self.chunks if s == stream)
 
 
 class Worker:
     """The protocol over a channel: a process started from ``argv``, or the given ``channel``."""
 
     container: str | None = None  # the Docker container's id, for workers that are one
+    cold_start = False  # started for the session that took it, not waiting in the pool
 
     def __init__(
         self,
@@ -300,7 +317,9 @@ class Worker:
                     if exchange is None:  # the request was given up (timeout): drop what is late
                         continue
                     if op == "output":
-                        exchange.add_output(header["data"])
+                        exchange.add_output(header["data"], header.get("stream", "stdout"))
+                        if exchange.streaming:
+                            self._cond.notify_all()
                         continue
                     self._exchange = None  # one reply per request
                     self._reply = (header, blobs)
@@ -334,15 +353,28 @@ class Worker:
             return f"the sandbox sent an invalid message ({death})"
         return f"the sandbox process died ({death})"
 
-    def _wait(self, deadline: float) -> tuple[dict, list[bytes]]:
-        with self._cond:
-            self._cond.wait_for(lambda: self._reply is not None or self._closed, max(0.0, deadline - time.monotonic()))
-            if self._reply is not None:
-                reply, self._reply = self._reply, None
-                return reply
-            if self._closed:
-                raise self._death()
-        raise TimeoutError
+    def _wait(self, deadline: float, on_output: Callable[[str, str], None] | None = None,
+              exchange: Exchange | None = None) -> tuple[dict, list[bytes]]:
+        """The reply, once it came; ``on_output(stream, text)`` gets the exchange's
+        output chunks meanwhile, in this (the requesting) thread, outside the lock."""
+        while True:
+            with self._cond:
+                self._cond.wait_for(
+                    lambda: self._reply is not None or self._closed or (on_output is not None and exchange.pending),
+                    max(0.0, deadline - time.monotonic()),
+                )
+                chunks = exchange.take_pending() if on_output is not None else []
+                if not chunks:
+                    if self._reply is not None:
+                        reply, self._reply = self._reply, None
+                        return reply
+                    if self._closed:
+                        raise self._death()
+                    if time.monotonic() >= deadline:
+                        raise TimeoutError
+                    continue
+            for stream, text in chunks:
+                on_output(stream, text)
 
     def wait_ready(self, timeout: float) -> None:
         try:
@@ -361,11 +393,13 @@ class Worker:
 
     # -- requests -------------------------------------------------------------------
 
-    def request(self, exchange: Exchange, header: dict, blobs=(), *, timeout: float) -> tuple[dict, list[bytes]]:
-        """Sends a request and waits for the reply that ends ``exchange``, all within ``timeout``.
+    def request(self, exchange: Exchange, header: dict, blobs=(), *, timeout: float,
+                on_output: Callable[[str, str], None] | None = None) -> tuple[dict, list[bytes]]:
+        """Sends a request and waits for the reply that ends ``exchange``, all within ``timeout``;
+        ``on_output(stream, text)`` gets its output as it arrives (``exchange.streaming``).
 
         Raises TimeoutError (the caller kills the worker), WorkerDied, or
-        SandboxViolation (the worker is dead already).
+        SandboxViolation (the worker is dead already); whatever ``on_output`` raises.
         """
         deadline = time.monotonic() + timeout
         with self._cond:
@@ -373,7 +407,7 @@ class Worker:
                 raise self._death()
             self._exchange, self._reply = exchange, None
         self._write(protocol.encode_message(header, blobs), deadline)
-        return self._wait(deadline)
+        return self._wait(deadline, on_output if exchange.streaming else None, exchange)
 
     def _write(self, data: bytes, deadline: float) -> None:
         view = memoryview(data)

@@ -15,6 +15,7 @@ import anyio
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from ...errors import InputError
@@ -27,6 +28,7 @@ from .exchange import Exchange
 from .files import FileStore, StoredFile
 from .history import FileLookup, read_contents
 from .memory import RETRY_AFTER_S, Memory, in_thread
+from .request_log import RequestLog
 from .streaming import ExchangeResponse
 from .upstream import Upstream, encode, inline_local_files
 
@@ -179,6 +181,7 @@ class Gateway:
         def done() -> None:
             slot.release()
             parsed.release()
+        request.state.exchange = exchange  # for the request's log line
         return ExchangeResponse(exchange, stream=stream, model_version=model, limiter=self.limiter, done=done)
 
     def exchange_for(self, body: dict, model: str, client_key: str | None, lookup: FileLookup,
@@ -300,6 +303,7 @@ def create_app(config: GatewayConfig | None = None, **settings) -> Starlette:
         yield
         await gateway.upstream.close()
 
-    app = Starlette(routes=[Route("/{path:path}", gateway.handle, methods=methods)], lifespan=lifespan)
+    app = Starlette(routes=[Route("/{path:path}", gateway.handle, methods=methods)], lifespan=lifespan,
+                    middleware=[Middleware(RequestLog)])
     app.state.gateway = gateway
     return app

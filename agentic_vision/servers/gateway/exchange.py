@@ -59,6 +59,7 @@ class Exchange:
         self.final: list[dict] = []  # the answer, for the last chunk
         self.usage = UsageTotals()
         self.error: GatewayError | None = None
+        self.result = None  # the loop's AgentResult, once it ended (for the request's log line)
         self._ids: dict[int, str] = {}
         self._cancelled = threading.Event()
         self._chat = None
@@ -74,7 +75,7 @@ class Exchange:
             agent = Agent(self.model, self.sandbox, on_event=self._event, sandbox_options=self.sandbox_options,
                           stop=self._cancelled, log=False, memory=False, **self.settings)
             chat = self._chat = agent.chat()
-            result = chat.send(self.request.question, images=self.request.images, files=self.request.files,
+            result = self.result = chat.send(self.request.question, images=self.request.images, files=self.request.files,
                                history=self.request.history)
             if result.stop_reason == StopReason.MODEL_ERROR and self.error is None:
                 self.error = GatewayError(502, result.error or "the model API failed")
@@ -92,6 +93,8 @@ class Exchange:
             self._finish(chat)
 
     def _finish(self, chat) -> None:
+        if self.result is None and chat is not None and chat.results:
+            self.result = chat.results[-1]  # ended early: what ran until then
         try:
             if self.on_finished is not None:
                 self.on_finished()  # the response can go out now

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 import socket
+import sys
 import threading
 import time
 
@@ -11,6 +13,7 @@ import uvicorn
 
 from ...errors import InputError
 from ..stopping import exit_on_sigterm
+from . import request_log
 from .app import create_app
 from .config import GatewayConfig
 
@@ -31,10 +34,14 @@ def check_bind(host: str, config: GatewayConfig) -> None:
                          "code in your sandboxes and spend your API key (use --auth-key KEY, or 127.0.0.1)")
 
 
-def _uvicorn_config(config: GatewayConfig, host: str, port: int, log_level: str) -> uvicorn.Config:
-    # One worker process: the sandboxes' warm pools and uploaded files live in it.
-    return uvicorn.Config(create_app(config), host=host, port=port, log_level=log_level,
-                          access_log=log_level in ("info", "debug"), timeout_graceful_shutdown=5, lifespan="on")
+def _uvicorn_config(config: GatewayConfig, host: str, port: int, log_level: str,
+                    log_format: str = "text") -> uvicorn.Config:
+    # One worker process: the sandboxes' warm pools and uploaded files live in it.  The app
+    # logs each request itself (request_log.py), so uvicorn's access log is off; as JSON,
+    # uvicorn's own lines go through the root logger's JSON handler.
+    return uvicorn.Config(create_app(config), host=host, port=port, log_level=log_level, access_log=False,
+                          timeout_graceful_shutdown=5, lifespan="on",
+                          **({"log_config": None} if log_format == "json" else {}))
 
 
 def listen_socket(host: str, port: int) -> socket.socket:
@@ -54,12 +61,20 @@ def listen_socket(host: str, port: int) -> socket.socket:
 
 
 def serve(config: GatewayConfig, host: str = "127.0.0.1", port: int = 8080, log_level: str = "info",
-          sock: socket.socket | None = None) -> None:
-    """Serves until SIGINT/SIGTERM; on ``sock`` when given (see ``listen_socket``)."""
+          sock: socket.socket | None = None, log_format: str = "text") -> None:
+    """Serves until SIGINT/SIGTERM; on ``sock`` when given (see ``listen_socket``).  A line per
+    request on stderr at ``info`` and ``debug``, as text or JSON (``log_format``)."""
     check_bind(host, config)
     exit_on_sigterm()
     sock = sock or listen_socket(host, port)
-    uvicorn.Server(_uvicorn_config(config, host, sock.getsockname()[1], log_level)).run(sockets=[sock])
+    level = logging.getLevelNamesMapping()[log_level.upper()]
+    request_log.configure(log_format, sys.stderr, level)
+    if log_format == "json":
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(request_log.JsonFormatter())
+        logging.getLogger().handlers[:] = [handler]
+        logging.getLogger("uvicorn").setLevel(level)
+    uvicorn.Server(_uvicorn_config(config, host, sock.getsockname()[1], log_level, log_format)).run(sockets=[sock])
 
 
 class BackgroundGateway:
