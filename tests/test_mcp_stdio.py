@@ -80,6 +80,7 @@ def test_a_crop_of_a_host_image_comes_back_as_image_content(shared):
     lines = text_of(result).splitlines()
     assert lines[0] == "OUTCOME_OK" and lines[1] == "(512, 512)"
     assert "[image 1: 200x200]" in lines and "[copied into the working directory: astronaut.png]" in lines
+    assert "image 1 from astronaut.png [100, 50, 300, 250]" in lines  # where in the input it came from
     [image] = result.content[1:]
     assert image.mime_type == "image/png"
     assert np.array_equal(decode(image), pixels[50:250, 100:300])

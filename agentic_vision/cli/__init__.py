@@ -95,7 +95,8 @@ def exec_command(code, sandbox, inputs, max_pixels, timeout, out_dir, as_json, n
             "outcome": result.outcome,
             "output": result.output,
             "images": [
-                {"path": str(p), "mime_type": im.mime_type, "width": im.width, "height": im.height}
+                {"path": str(p), "mime_type": im.mime_type, "width": im.width, "height": im.height,
+                 "source": im.source.as_dict() if im.source else None}
                 for p, im in zip(paths, result.images)
             ],
             "duration_ms": round(result.duration_s * 1000, 1),
@@ -103,7 +104,8 @@ def exec_command(code, sandbox, inputs, max_pixels, timeout, out_dir, as_json, n
     else:
         click.echo(result.output, nl=False)
         for path, image in zip(paths, result.images):
-            click.echo(f"[image {image.width}x{image.height} written to {path}]", err=True)
+            origin = f", from {image.source.describe()}" if image.source else ""
+            click.echo(f"[image {image.width}x{image.height} written to {path}{origin}]", err=True)
         if not result.ok:
             click.echo(f"agentic-vision: {result.outcome}", err=True)
     sys.exit(0 if result.ok else EXIT_FAILED)

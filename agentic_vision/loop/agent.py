@@ -195,6 +195,7 @@ class Chat:
             question=question, answer=None, stop_reason=StopReason.ANSWERED, model=self.agent.model.name,
             sandbox=self.session.kind, timings=timings, inputs=[p.model for p in inputs.images],
             files=[f.name for f in inputs.files if f.name not in shown],
+            input_sizes={p.name: (p.width, p.height) for p in inputs.images},
         )
         self._running: Step | None = None
         try:

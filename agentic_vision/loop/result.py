@@ -20,7 +20,8 @@ class Step:
 
     def as_dict(self, image_paths: list[str] | None = None) -> dict:
         images = [
-            {"mime_type": im.mime_type, "width": im.width, "height": im.height, **({"path": p} if p else {})}
+            {"mime_type": im.mime_type, "width": im.width, "height": im.height,
+             "source": im.source.as_dict() if im.source else None, **({"path": p} if p else {})}
             for im, p in zip(self.images, image_paths or [None] * len(self.images))
         ]
         return {"code": self.code, "outcome": self.outcome, "output": self.output, "images": images}
@@ -56,6 +57,8 @@ class AgentResult:
     inputs: list[ModelImage] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     error: str | None = None
+    # name -> full-resolution (width, height) of the input images: what Step.images[j].source boxes are in
+    input_sizes: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def steps(self) -> list[Step]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable, Protocol, Union
 
@@ -18,6 +18,7 @@ from ..errors import InputError, SandboxUnavailable
 from ..values import Execution, Image, Outcome
 from ..images import MAX_PIXELS, check_output_image
 from ..inputs.images import DEFAULT_MAX_PIXELS
+from ..provenance import Provenance
 from ..sandbox_runtime import protocol
 from .executors import get_executor
 from .runtime_files import library_specs
@@ -93,6 +94,7 @@ class Session:
         self._closed = False
         self._interrupted = False
         self._note = ""  # said at the start of the next run's output
+        self._provenance: Provenance | None = None  # made on the first image shown
         self._start()
 
     # -- lifetime -------------------------------------------------------------
@@ -164,12 +166,14 @@ class Session:
             why = worker.failure if isinstance(exc, WorkerDied) else "the sandbox did not take them in time"
             worker.kill()
             self.inputs.extend(files)
+            self._provenance = None
             self._restart()
             self._note = f"[While files were added {why}; it was restarted: {LOST_STATE}.]\n"
             return files
         if header["op"] != "initialized":
             raise SandboxUnavailable(f"the {self.kind} sandbox refused to take the files: {header['message']}")
         self.inputs.extend(files)
+        self._provenance = None
         return files
 
     def interrupt(self) -> None:
@@ -253,6 +257,7 @@ class Session:
         if dropped:
             chunks.append(f"\n[output truncated: {dropped} more characters were not kept]\n")
         images: list[Image] = []
+        kept: list[dict] = []
         notes = list(header["notes"])
         pixels = 0
         for meta, data in zip(header["images"], blobs):
@@ -266,6 +271,12 @@ class Session:
                 notes.append(f"an image was dropped: the images of one run may have {MAX_RUN_PIXELS // 1_000_000} megapixels in all")
                 continue
             images.append(image)
+            kept.append(meta)
+        if images:
+            if self._provenance is None:
+                self._provenance = Provenance(self.inputs)
+            sources = self._provenance.sources(kept, images)
+            images = [replace(im, source=src) for im, src in zip(images, sources)]
         chunks += [f"[{line}]\n" for line in notes]
         return Execution(Outcome(header["outcome"]), "".join(chunks), images, time.perf_counter() - started)
 
