@@ -228,7 +228,7 @@ def test_ask_runs_the_loop_against_the_scripted_gemini_server(tmp_path):
     lines = text_of(result).splitlines()
     assert lines[0] == "24 coins."
     assert "1 step(s), stop reason: answered, model: gemini-3-flash-preview" in lines
-    assert any(line.startswith("step 1: OUTCOME_OK in ") and line.endswith("from PIL import Image -> images 100x80")
+    assert any(line.startswith("step 1: OUTCOME_OK in ") and line.endswith("from PIL import Image -> images 100x80 from coins.png [0, 0, 100, 80]")
                for line in lines)
     [trace_line] = [line for line in lines if line.startswith("trace: ")]
     trace = trace_line.removeprefix("trace: ")
