@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -118,3 +119,49 @@ def test_generated_zoom_and_rotate_tasks_know_where_their_target_is(tmp_path):
             # The turned word: all its dark ink inside the box, none outside.
             ink = pixels < 120
             assert ink[y0:y1, x0:x1].sum() == ink.sum() > 500
+
+
+# -- report.html, looked at in a real browser --------------------------------------------------
+
+
+def screenshot(page, tmp_path):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("Chromium is not installed (scripts/test.sh installs it)")
+    shot = tmp_path / "shot.png"
+    # No network: the page must be whole by itself; a fresh profile in tmp_path.
+    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                    f"--user-data-dir={tmp_path / 'profile'}", "--proxy-server=127.0.0.1:9", "--window-size=1100,1600",
+                    f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=120, check=True)
+    return np.asarray(Image.open(shot).convert("RGB")).astype(int)
+
+
+def test_report_html_is_a_self_contained_page_a_browser_draws(tmp_path):
+    from agentic_vision.bench.report import write_report
+
+    def record(task, mode, answer, regions):
+        steps = [{"code": "x", "outcome": "OUTCOME_OK", "output": "", "images": [
+            {"mime_type": "image/png", "width": 10, "height": 10, "source": s} for s in regions]}]
+        spec = {**{k: v for k, v in task.items() if k != "image"}, "images": ["coins.png"],
+                "evidence_boxes": [{"image": "coins.png", "box": [10, 10, 60, 60]}]}
+        return {"task_id": task["id"], "mode": mode, "task": spec, "answer": answer, "stop_reason": "answered",
+                "steps": steps if mode == "local" else [], "latency_s": 1.0, "model": "m",
+                "trace": f"traces/{task['id']}.{mode}.html" if mode == "local" else None}
+
+    near = {"input": "coins.png", "box": [0, 0, 100, 100], "angle": 0, "how": "tracked", "score": 1}
+    far = {**near, "box": [250, 200, 384, 303]}
+    records = [record(TASKS[0], "direct", "no idea", []), record(TASKS[1], "direct", "a coin", []),
+               record(TASKS[0], "local", "a coin", [near]), record(TASKS[1], "local", "a coin <script>", [far])]
+    write_report(tmp_path, records, {"suite": "s", "model": "m", "modes": ["direct", "local"]}, {}, "none")
+    page = tmp_path / "report.html"
+    html = page.read_text()
+    assert "http://" not in html and "https://" not in html and "<script" not in html  # whole, and escaped
+    assert "data:image/png;base64," in html  # the chart is inside
+    assert '<td>local</td><td class="n">2</td><td class="n">1</td><td>' in html
+    assert html.count("⚠ never looked") == 1 and '<a href="traces/looks.local.html">trace</a>' in html
+
+    pixels = screenshot(page, tmp_path)
+    assert pixels.shape[1] == 1100 and pixels.std() > 10  # a drawn page, not a blank one
+    colour = lambda rgb: (np.abs(pixels - np.array(rgb)).sum(axis=2) < 40).sum()  # noqa: E731
+    assert colour((0x34, 0xA8, 0x53)) > 500  # the chart's green bar for "local": the embedded PNG was drawn
+    assert colour((0xFF, 0x8A, 0x00)) > 100  # the share bar of "Where the model looked"

@@ -1,4 +1,4 @@
-"""``DIR/report.md`` and ``DIR/accuracy.png`` from the result records."""
+"""``DIR/report.md``, ``DIR/report.html`` (report_html.py) and ``DIR/accuracy.png`` from the result records."""
 
 from __future__ import annotations
 
@@ -264,4 +264,8 @@ def write_report(out_dir: Path, records: list[dict], meta: dict, prices: dict, p
     text = render_report(records, meta, prices, price_source, notes, CHART_NAME if chart_path else None)
     report = out_dir / REPORT_NAME
     report.write_text(text, encoding="utf-8")
+    from .report_html import HTML_NAME, render_html  # it builds on this module's helpers
+
+    page = render_html(records, meta, summarise(records, prices, modes), chart_path, notes)
+    (out_dir / HTML_NAME).write_text(page, encoding="utf-8")
     return report, chart_path
