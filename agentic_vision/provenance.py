@@ -30,6 +30,7 @@ COARSE_SIDE = 384
 FINE_SIDE = 1024
 MIN_SCORE = 0.8
 MIN_TEMPLATE = 12
+REFINE = 4  # coarse places refined
 
 
 def input_sizes(inputs) -> dict[str, tuple[int, int]]:
@@ -167,36 +168,39 @@ def _search(cv2, np, shown, prepared, deadline):
     coarse, cs, fine, fs = prepared
     ratio = shown.shape[0] / shown.shape[1]
     ch, cw = coarse.shape
-    best = None
+    found = []
     width = float(cw)
-    # Coarse: every size from the whole input down to MIN_TEMPLATE, 12% apart.
+    # Coarse: every size from the whole input down to MIN_TEMPLATE, 8% apart.
     while width >= MIN_TEMPLATE and time.monotonic() < deadline:
         tw, th = int(round(width)), int(round(width * ratio))
-        width /= 1.12
+        width /= 1.08
         if th < MIN_TEMPLATE or th > ch or tw > cw:
             continue
         score, (x, y) = _best(cv2, np, coarse, cv2.resize(shown, (tw, th), interpolation=cv2.INTER_AREA))
-        if best is None or score > best[0]:
-            best = (score, x / cs, y / cs, tw / cs, th / cs)
+        found.append((score, x / cs, y / cs, tw / cs, th / cs))
+    # Fine: around the best few coarse places (a smooth patch also matches a smaller copy of
+    # itself), sizes 1% apart, at up to FINE_SIDE.  Scores at different resolutions do not
+    # compare: the coarse one only stands when no fine size fits.
+    best = None
+    fh, fw = fine.shape
+    for _, x, y, w, h in sorted(found, reverse=True)[:REFINE]:
+        margin = 0.1 * max(w, h) + 4 / cs
+        left, top = max(0, int((x - margin) * fs)), max(0, int((y - margin) * fs))
+        right, bottom = min(fw, int(math.ceil((x + w + margin) * fs))), min(fh, int(math.ceil((y + h + margin) * fs)))
+        window = fine[top:bottom, left:right]
+        for k in range(-6, 7):
+            if time.monotonic() > deadline:
+                break
+            tw = int(round(w * fs * (1 + 0.01 * k)))
+            th = int(round(tw * ratio))
+            if tw < MIN_TEMPLATE or th < MIN_TEMPLATE or th > window.shape[0] or tw > window.shape[1]:
+                continue
+            score, (px, py) = _best(cv2, np, window, cv2.resize(shown, (tw, th), interpolation=cv2.INTER_AREA))
+            if best is None or score > best[0]:
+                best = (score, (left + px) / fs, (top + py) / fs, tw / fs, th / fs)
+    if best is None:
+        best = max(found, default=None)
     if best is None:
         return None
-    # Fine: sizes within 12% of the coarse one, near its place, at up to FINE_SIDE.
-    score0, x, y, w, h = best
-    fh, fw = fine.shape
-    margin = 0.15 * max(w, h) + 4 / cs
-    left, top = max(0, int((x - margin) * fs)), max(0, int((y - margin) * fs))
-    right, bottom = min(fw, int(math.ceil((x + w + margin) * fs))), min(fh, int(math.ceil((y + h + margin) * fs)))
-    window = fine[top:bottom, left:right]
-    refined = (score0, x, y, w, h)
-    for k in range(-8, 9):
-        if time.monotonic() > deadline:
-            break
-        tw = int(round(w * fs * (1 + 0.015 * k)))
-        th = int(round(tw * ratio))
-        if tw < MIN_TEMPLATE or th < MIN_TEMPLATE or th > window.shape[0] or tw > window.shape[1]:
-            continue
-        score, (px, py) = _best(cv2, np, window, cv2.resize(shown, (tw, th), interpolation=cv2.INTER_AREA))
-        if score > refined[0]:
-            refined = (score, (left + px) / fs, (top + py) / fs, tw / fs, th / fs)
-    score, x, y, w, h = refined
+    score, x, y, w, h = best
     return score, (round(x), round(y), round(x + w), round(y + h))
