@@ -26,9 +26,9 @@ MATCH_INPUTS = 8  # inputs searched for an untracked image
 MATCH_INPUT_PIXELS = 40_000_000  # larger inputs are not decoded for matching
 MATCH_SHOWN_PIXELS = 16_000_000  # larger shown images are not matched
 MATCH_SECONDS = 2.0  # per run, all images together
-COARSE_SIDE = 384
+COARSE_SIDE = 256
 FINE_SIDE = 1024
-MIN_SCORE = 0.8
+MIN_SCORE = 0.9
 MIN_TEMPLATE = 12
 REFINE = 4  # coarse places refined
 
@@ -170,10 +170,10 @@ def _search(cv2, np, shown, prepared, deadline):
     ch, cw = coarse.shape
     found = []
     width = float(cw)
-    # Coarse: every size from the whole input down to MIN_TEMPLATE, 8% apart.
+    # Coarse: every size from the whole input down to MIN_TEMPLATE, 10% apart.
     while width >= MIN_TEMPLATE and time.monotonic() < deadline:
         tw, th = int(round(width)), int(round(width * ratio))
-        width /= 1.08
+        width /= 1.1
         if th < MIN_TEMPLATE or th > ch or tw > cw:
             continue
         score, (x, y) = _best(cv2, np, coarse, cv2.resize(shown, (tw, th), interpolation=cv2.INTER_AREA))
@@ -183,12 +183,14 @@ def _search(cv2, np, shown, prepared, deadline):
     # compare: the coarse one only stands when no fine size fits.
     best = None
     fh, fw = fine.shape
-    for _, x, y, w, h in sorted(found, reverse=True)[:REFINE]:
+    for coarse_score, x, y, w, h in sorted(found, reverse=True)[:REFINE]:
+        if coarse_score < MIN_SCORE - 0.2:
+            break  # hopeless (a plot, a drawing): not worth the fine search
         margin = 0.1 * max(w, h) + 4 / cs
         left, top = max(0, int((x - margin) * fs)), max(0, int((y - margin) * fs))
         right, bottom = min(fw, int(math.ceil((x + w + margin) * fs))), min(fh, int(math.ceil((y + h + margin) * fs)))
         window = fine[top:bottom, left:right]
-        for k in range(-6, 7):
+        for k in range(-7, 8):
             if time.monotonic() > deadline:
                 break
             tw = int(round(w * fs * (1 + 0.01 * k)))

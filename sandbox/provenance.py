@@ -19,6 +19,7 @@ as untrusted and checks it against the inputs.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import weakref
@@ -253,6 +254,7 @@ def hook_pil(tracker: Tracker) -> None:
     cls = Image.Image
     original_open = Image.open
 
+    @functools.wraps(original_open)
     def open_(fp, *args, **kwargs):
         img = original_open(fp, *args, **kwargs)
         try:
@@ -268,6 +270,7 @@ def hook_pil(tracker: Tracker) -> None:
     def wrap(name, after):
         original = getattr(cls, name)
 
+        @functools.wraps(original)
         def method(self, *args, **kwargs):
             before = self.__dict__.get(KEY)
             old_size = self.size
@@ -280,12 +283,11 @@ def hook_pil(tracker: Tracker) -> None:
                     target.__dict__.pop(KEY, None)
             return result
 
-        method.__name__, method.__qualname__, method.__doc__ = original.__name__, original.__qualname__, original.__doc__
-        method.__wrapped__ = original
         setattr(cls, name, method)
 
     original_new = cls._new
 
+    @functools.wraps(original_new)
     def _new(self, im):
         new = original_new(self, im)
         prov = self.__dict__.get(KEY)
@@ -362,6 +364,7 @@ def hook_pil(tracker: Tracker) -> None:
 
     original_fromarray = Image.fromarray
 
+    @functools.wraps(original_fromarray)
     def fromarray(obj, *args, **kwargs):
         img = original_fromarray(obj, *args, **kwargs)
         try:
@@ -372,7 +375,6 @@ def hook_pil(tracker: Tracker) -> None:
             pass
         return img
 
-    fromarray.__doc__ = original_fromarray.__doc__
     Image.fromarray = fromarray
 
 
@@ -383,6 +385,7 @@ def hook_numpy(tracker: Tracker) -> None:
     def wrap(name):
         original = getattr(np, name)
 
+        @functools.wraps(original)  # same name and module: pickling np.array by reference still works
         def convert(obj, *args, **kwargs):
             result = original(obj, *args, **kwargs)
             if result is not obj:
@@ -399,7 +402,6 @@ def hook_numpy(tracker: Tracker) -> None:
                     pass
             return result
 
-        convert.__name__, convert.__doc__, convert.__wrapped__ = original.__name__, original.__doc__, original
         setattr(np, name, convert)
 
     for name in ("array", "asarray", "asanyarray", "ascontiguousarray"):
@@ -411,6 +413,7 @@ def hook_cv2(tracker: Tracker) -> None:
 
     original_imread = cv2.imread
 
+    @functools.wraps(original_imread)
     def imread(filename, *args, **kwargs):
         arr = original_imread(filename, *args, **kwargs)
         try:
@@ -428,6 +431,7 @@ def hook_cv2(tracker: Tracker) -> None:
         if original is None:
             return
 
+        @functools.wraps(original)
         def fn(src, *args, **kwargs):
             result = original(src, *args, **kwargs)
             try:
@@ -442,7 +446,6 @@ def hook_cv2(tracker: Tracker) -> None:
                 pass
             return result
 
-        fn.__name__, fn.__doc__, fn.__wrapped__ = name, original.__doc__, original
         setattr(cv2, name, fn)
 
     def same(src, out, args, kwargs):
@@ -488,6 +491,7 @@ def hook_cv2(tracker: Tracker) -> None:
 
     original_imwrite = cv2.imwrite
 
+    @functools.wraps(original_imwrite)
     def imwrite(filename, img, *args, **kwargs):
         ok = original_imwrite(filename, img, *args, **kwargs)
         try:

@@ -109,7 +109,7 @@ def test_an_image_the_sandbox_cannot_follow_is_matched_on_the_host(session, box,
     run = session.run("import io\nfrom PIL import Image\nraw = open('photo.jpg', 'rb').read()\n"
                       f"im = Image.open(io.BytesIO(raw))\ndisplay(im.crop({box}).resize({size}))")
     image, source = only_source(run)
-    assert source.how == "matched" and source.input == "photo.jpg" and 0.8 <= source.score <= 1.0
+    assert source.how == "matched" and source.input == "photo.jpg" and 0.9 <= source.score <= 1.0
     ok, why = near(source.box, list(box), slack=4)
     assert ok, why
 
