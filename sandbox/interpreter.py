@@ -12,7 +12,8 @@ libraries up front, says ``ready``, and serves the broker's requests:
     broker -> {"op": "add_files", "files": [names]}              (same answers)
     broker -> {"op": "run", "code": str}
            <- {"op": "output", "data": str}        (streamed while the code runs)
-           <- {"op": "result", "outcome", "dropped", "notes", "images": [...]} + one blob per image
+           <- {"op": "result", "outcome", "dropped", "notes", "images": [{"mime_type", "source"?}]} + one blob per image
+              (source: where in an input the image came from, provenance.py)
     broker -> {"op": "libraries", "names": [specs]}
            <- {"op": "libraries", "libraries": {name: {"available", "version" or "error"}}}
     broker -> {"op": "close"}

@@ -79,6 +79,30 @@ def test_a_crop_of_a_crop_annotated_with_imagedraw(session):
     check_tracked(run, [70, 130, 270, 330])
 
 
+MORE_CHAINS = {
+    "ImageOps.fit to a square": ("from PIL import Image, ImageOps\n"
+                                 "display(ImageOps.fit(Image.open('photo.jpg').crop((100, 100, 500, 300)), (128, 128)))",
+                                 [200, 100, 400, 300]),
+    "thumbnail in place, greyscale": ("from PIL import Image, ImageOps\nim = Image.open('photo.jpg').crop((0, 0, 400, 300))\n"
+                                      "im.thumbnail((100, 100))\ndisplay(ImageOps.grayscale(im))", [0, 0, 400, 300]),
+    "transpose by 90 degrees": ("from PIL import Image\n"
+                                "display(Image.open('photo.jpg').crop((50, 60, 250, 160)).transpose(Image.Transpose.ROTATE_90))",
+                                [50, 60, 250, 160]),
+    "cv2 colour conversion of a slice, shown with imshow": (
+        "import cv2\nb = cv2.imread('photo.jpg')\ncv2.imshow('x', cv2.GaussianBlur(cv2.cvtColor(b[200:400, 300:600], "
+        "cv2.COLOR_BGR2GRAY), (5, 5), 0))", [300, 200, 600, 400]),
+    "saved with PIL after a numpy round trip": (
+        "import numpy as np\nfrom PIL import Image\na = np.asarray(Image.open('photo.jpg'))\n"
+        "Image.fromarray(np.ascontiguousarray(a[10:110, 20:220])).resize((400, 200)).save('zoom.jpg')", [20, 10, 220, 110]),
+}
+
+
+@pytest.mark.parametrize("chain", list(MORE_CHAINS))
+def test_more_chains(session, chain):
+    code, expected = MORE_CHAINS[chain]
+    check_tracked(session.run(code), expected)
+
+
 def test_a_rotated_crop_is_a_turned_box_of_the_input(session):
     run = session.run("from PIL import Image\nim = Image.open('photo.jpg').convert('RGB')\n"
                       "display(im.rotate(30, expand=True, resample=Image.BICUBIC).crop((250, 300, 410, 420)))")
