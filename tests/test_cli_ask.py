@@ -36,7 +36,7 @@ def test_answer_on_stdout_progress_on_stderr():
     assert result.stdout == "24 coins.\n"
     assert "sandbox: local" in result.stderr
     assert "thinking: Let me zoom in." in result.stderr
-    assert "OUTCOME_OK" in result.stderr and "images: 100x80" in result.stderr
+    assert "OUTCOME_OK" in result.stderr and "images: 100x80 from coins.png [0, 0, 100, 80]" in result.stderr
     assert "Image.open('coins.png')" in result.stderr
 
 

@@ -42,7 +42,8 @@ class Progress:
         elif event == "step":
             step = data["step"]
             colour = "green" if step.outcome == Outcome.OK else "red"
-            sizes = ", ".join(f"{im.width}x{im.height}" for im in step.images)
+            sizes = ", ".join(f"{im.width}x{im.height}" + (f" from {im.source.describe()}" if im.source else "")
+                              for im in step.images)
             self.say(f"  → {step.outcome} in {step.duration_s:.2f} s" + (f", images: {sizes}" if sizes else ""),
                      fg=colour)
             out = step.output.strip().splitlines()
