@@ -56,7 +56,7 @@ class Tracker:
         if prov is None or len(self.arrays) >= MAX_ARRAYS or getattr(arr, "ndim", 0) < 2:
             return
         key = id(arr)
-        ref = weakref.ref(arr, lambda _r, key=key, arrays=self.arrays: arrays.pop(key))
+        ref = weakref.ref(arr, lambda _r, key=key, arrays=self.arrays: arrays.pop(key, None))
         self.arrays[key] = (ref, arr.__array_interface__["data"][0], arr.strides[0], arr.strides[1], prov)
 
     def array_prov(self, arr):
