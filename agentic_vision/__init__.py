@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .errors import AgenticVisionError, InputError, ModelError, SandboxUnavailable
-from .values import Execution, Image, Outcome, StopReason
+from .values import Execution, Image, Outcome, Source, StopReason
 from .sandboxing.session import Session, open_session
 from .loop import Agent, AgentResult, Chat
 
@@ -19,6 +19,7 @@ __all__ = [
     "Outcome",
     "SandboxUnavailable",
     "Session",
+    "Source",
     "StopReason",
     "open_session",
 ]
