@@ -8,6 +8,7 @@ pixels of the region the code took.
 from __future__ import annotations
 
 import io
+import sys
 
 import numpy as np
 import pytest
@@ -228,3 +229,21 @@ def test_a_source_too_big_to_parse_cheaply_is_a_violation(hostile_with_photo):
     assert "The sandbox sent an invalid message" in result.output
     check_effects(effects.facts)
     assert session.run("print(1)").output == "1\n"
+
+
+def test_host_matching_is_optional_without_opencv(monkeypatch):
+    from agentic_vision.images import check_output_image
+    from agentic_vision.provenance import Provenance
+    from agentic_vision.sandboxing.session import InputFile
+
+    data = sample("rocket.jpg").read_bytes()
+    crop = Image.open(io.BytesIO(data)).crop((300, 100, 420, 220))
+    buf = io.BytesIO()
+    crop.save(buf, "PNG")
+    shown = check_output_image(buf.getvalue(), "image/png")
+    [found] = Provenance([InputFile("photo.jpg", data)]).sources([{}], [shown])
+    assert found is not None and found.how == "matched"
+    ok, why = near(found.box, [300, 100, 420, 220])
+    assert ok, why
+    monkeypatch.setitem(sys.modules, "cv2", None)  # as if OpenCV were not installed
+    assert Provenance([InputFile("photo.jpg", data)]).sources([{}], [shown]) == [None]
