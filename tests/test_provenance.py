@@ -247,3 +247,42 @@ def test_host_matching_is_optional_without_opencv(monkeypatch):
     assert ok, why
     monkeypatch.setitem(sys.modules, "cv2", None)  # as if OpenCV were not installed
     assert Provenance([InputFile("photo.jpg", data)]).sources([{}], [shown]) == [None]
+
+
+def test_a_browser_draws_the_region_where_it_is_in_the_input(tmp_path):
+    """The evidence map as Chromium draws it: the region's outline lands on the input's pixels."""
+    import shutil
+    import subprocess
+
+    from agentic_vision.evidence import CSS, evidence_map
+    from agentic_vision.loop.result import AgentResult, Step, Turn
+    from agentic_vision.models.base import ModelImage
+    from agentic_vision.values import Image as Shown, Outcome, Source, StopReason
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("Chromium is not installed (scripts/test.sh installs it)")
+    coins = Image.open(sample("coins.png")).convert("RGB")  # grey coins: no orange in it
+    full = coins.resize((768, 606))  # the original; the page shows the model's half-size copy
+    buf = io.BytesIO()
+    coins.save(buf, "PNG")
+    step = Step("crop", Outcome.OK, "", [Shown(b"", "image/png", 10, 10, Source("coins.png", (200, 100, 600, 400)))])
+    result = AgentResult("q", "a", StopReason.ANSWERED, "m", "local", inputs=[
+        ModelImage(buf.getvalue(), "image/png", 384, 303, "coins.png")], input_sizes={"coins.png": full.size})
+    result.turns = [Turn(steps=[step])]
+    card = evidence_map(result)
+    emap = card[card.index('<div class="emap">'):card.rindex("</div>") + 6]
+    page = tmp_path / "map.html"
+    page.write_text(f"<!DOCTYPE html><html><head><meta charset='utf-8'><style>:root{{--line:#fff}} body{{margin:0}}"
+                    f"{CSS}</style></head><body>{emap}</body></html>")
+    shot = tmp_path / "shot.png"
+    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                    f"--user-data-dir={tmp_path / 'profile'}", "--window-size=500,400", f"--screenshot={shot}",
+                    page.as_uri()], capture_output=True, timeout=120, check=True)
+    pixels = np.asarray(Image.open(shot).convert("RGB")).astype(int)
+    orange = np.abs(pixels - np.array([0xFF, 0x6A, 0x00])).sum(axis=2) < 60
+    ys, xs = np.nonzero(orange)
+    # (200, 100)-(600, 400) of the 768x606 original is (100, 50)-(300, 200) on the 384x303 copy,
+    # which sits 1 px in (its border) and 6 px down (the map's top margin).
+    assert abs(xs.min() - 101) <= 3 and abs(xs.max() - 301) <= 3
+    assert abs(ys.min() - 57) <= 3 and abs(ys.max() - 207) <= 3

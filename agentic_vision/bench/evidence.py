@@ -7,8 +7,9 @@ image's ``source``, see agentic_vision/provenance.py) contains at least
 every evidence box of its task was looked at.  Turned regions count with
 their turn.  Episodes without sources (direct and hosted modes, which show no
 code's images from our sandbox) and tasks without evidence boxes are not
-counted.  A right answer from an episode that never looked is flagged: the
-model answered from its first glance, whatever its code did.
+counted; in ``local-blind`` the regions are those its code made, which the
+model never saw.  A right answer from an episode that never looked is
+flagged: the model answered from its first glance, whatever its code did.
 """
 
 from __future__ import annotations
