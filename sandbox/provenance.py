@@ -84,15 +84,21 @@ class Tracker:
         return None
 
     def source(self, obj, size=None):
-        """What goes to the host for a shown object: a JSON-able dict or None."""
-        return describe(self.of(obj), size or shape_size(obj))
+        """What goes to the host for a shown object: a JSON-able dict or None (never an error)."""
+        try:
+            return describe(self.of(obj), size or shape_size(obj))
+        except Exception:  # a map made unusable (by model code, say): no source, the image still goes
+            return None
 
     def file_source(self, path):
-        entry = self.saved.pop(os.path.abspath(path), None)
-        if entry is None:
+        try:
+            entry = self.saved.pop(os.path.abspath(path), None)
+            if entry is None:
+                return None
+            signature, prov, size = entry
+            return describe(prov, size) if signature == file_signature(path) else None
+        except Exception:
             return None
-        signature, prov, size = entry
-        return describe(prov, size) if signature == file_signature(path) else None
 
     def remember_file(self, path, prov, size) -> None:
         if prov is None or not isinstance(path, (str, os.PathLike)):

@@ -286,3 +286,16 @@ def test_a_browser_draws_the_region_where_it_is_in_the_input(tmp_path):
     # which sits 1 px in (its border) and 6 px down (the map's top margin).
     assert abs(xs.min() - 101) <= 3 and abs(xs.max() - 301) <= 3
     assert abs(ys.min() - 57) <= 3 and abs(ys.max() - 207) <= 3
+
+
+def test_a_mangled_map_costs_the_source_not_the_image(open_sandbox, tmp_path):
+    # Without the guard model code can reach the attribute the tracking keeps: junk
+    # there must not turn display() into an error.
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(sample("rocket.jpg").read_bytes())
+    session = open_sandbox(inputs=[path], guard=False)
+    run = session.run("from PIL import Image\nim = Image.open('photo.jpg').crop((200, 100, 400, 250))\n"
+                      "im._agentic_vision_source = ('photo.jpg', 'junk', None)\ndisplay(im)")
+    assert run.ok, run.output
+    [image] = run.images
+    assert image.source is None or image.source.how == "matched"  # never the junk, maybe found by the host
