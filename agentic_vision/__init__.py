@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .errors import AgenticVisionError, InputError, ModelError, SandboxUnavailable
-from .values import Execution, Image, Outcome, RunError, StopReason
+from .values import Execution, Image, Outcome, RunError, Source, StopReason
 from .sandboxing.session import Session, open_session
 from .loop import Agent, AgentResult, Chat
 from .loop.agent import ChatStopped
@@ -25,6 +25,7 @@ __all__ = [
     "RunError",
     "SandboxUnavailable",
     "Session",
+    "Source",
     "StopReason",
     "open_session",
 ]

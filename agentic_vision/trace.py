@@ -19,8 +19,9 @@ from PIL import Image as PILImage
 from pygments.lexers.python import PythonLexer
 from pygments.token import Token
 
+from . import evidence
 from .loop.result import AgentResult, Step, Turn
-from .values import Outcome, StopReason
+from .values import Image, Outcome, StopReason
 
 CSS = """
 :root { --bg:#fbfbfa; --card:#fff; --fg:#1d1f23; --muted:#6a6f78; --line:#e3e4e8; --code-bg:#f6f7f9;
@@ -133,7 +134,7 @@ def write_trace_html(html: str, path) -> Path:
 
 def render_trace(result: AgentResult, grading: Grading | None = None) -> str:
     """The whole page, as a string; ``grading`` (the benchmark's) goes at the top."""
-    body = [_header(result, grading), _question(result)]
+    body = [_header(result, grading), _question(result), evidence.evidence_map(result)]
     body += [_turn(result, turn, i) for i, turn in enumerate(result.turns, 1)]
     body.append(_ending(result))
     title = escape(f"Agentic Vision · {_shorten(result.question, 80)}")
@@ -141,7 +142,7 @@ def render_trace(result: AgentResult, grading: Grading | None = None) -> str:
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         '<meta name="color-scheme" content="light dark">\n'
-        f"<title>{title}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<main>\n"
+        f"<title>{title}</title>\n<style>{CSS}{evidence.CSS}</style>\n</head>\n<body>\n<main>\n"
         + "\n".join(body)
         + "\n</main>\n</body>\n</html>\n"
     )
@@ -232,7 +233,7 @@ def _turn(result: AgentResult, turn: Turn, number: int) -> str:
 def _step(step: Step, number: int) -> str:
     word, cls = OUTCOME_LABELS.get(step.outcome, (step.outcome, ""))
     parts = [
-        f'<div class="step {cls}">\n<h3>Step {number} <span class="badge {cls}">{escape(word)}</span>'
+        f'<div class="step {cls}" id="step-{number}">\n<h3>Step {number} <span class="badge {cls}">{escape(word)}</span>'
         f'<span class="meta">{step.duration_s:.2f} s</span></h3>\n<div class="body">',
         f'<pre class="code"><code>{_code(step.code)}</code></pre>',
     ]
@@ -279,6 +280,7 @@ def _images(items: list) -> str:
             f'<details><summary title="Click to enlarge"><img src="{escape(src)}" alt="{escape(caption)}" '
             f'width="{int(image.width)}" height="{int(image.height)}" loading="lazy"></summary></details>'
             f'<div class="cap">{escape(caption)}</div>'
+            + (evidence.source_line(image) if isinstance(image, Image) else "")
         )
     return '<div class="images">' + "".join(f"<figure>{o}</figure>" for o in out) + "</div>"
 

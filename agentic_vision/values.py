@@ -50,6 +50,31 @@ LOCAL_MODES = (BenchMode.LOCAL, BenchMode.LOCAL_BLIND)
 
 
 @dataclass(frozen=True)
+class Source:
+    """Which region of which input a shown image came from (checked on the host).
+
+    ``box`` is [x0, y0, x1, y1] in the input's full-resolution pixels, turned
+    ``angle`` degrees counter-clockwise about its centre (0: an axis-aligned
+    box). ``how`` is "tracked" (followed through the code inside the sandbox)
+    or "matched" (found in the input by the host), ``score`` 0..1.
+    """
+
+    input: str
+    box: tuple[int, int, int, int]
+    angle: float = 0.0
+    how: str = "tracked"
+    score: float = 1.0
+
+    def as_dict(self) -> dict:
+        return {"input": self.input, "box": list(self.box), "angle": self.angle, "how": self.how, "score": self.score}
+
+    def describe(self) -> str:
+        turned = f" turned {self.angle:g}°" if self.angle else ""
+        matched = f" (matched, score {self.score:.2f})" if self.how == "matched" else ""
+        return f"{self.input} {list(self.box)}{turned}{matched}"
+
+
+@dataclass(frozen=True)
 class Image:
     """An image a run produced, already checked on the host side."""
 
@@ -57,6 +82,7 @@ class Image:
     mime_type: str
     width: int
     height: int
+    source: Source | None = None  # None: not taken from an input (a plot, a drawing), or not found
 
     def __repr__(self) -> str:
         return f"Image({self.mime_type}, {self.width}x{self.height}, {len(self.data)} bytes)"

@@ -139,11 +139,11 @@ class Images:
     """Collects what a run shows: display()/show(), open figures, written files."""
 
     def __init__(self) -> None:
-        self.pending: list[tuple[bytes, str]] = []
+        self.pending: list[tuple[bytes, str, dict | None]] = []  # data, MIME type, source (provenance.py)
         self.skipped = 0
         self.problems: list[str] = []
 
-    def add_encoded(self, data: bytes, mime: str) -> None:
+    def add_encoded(self, data: bytes, mime: str, source: dict | None = None) -> None:
         if len(self.pending) >= MAX_IMAGES:
             self.skipped += 1
         elif len(data) > MAX_IMAGE_BYTES:
@@ -155,11 +155,11 @@ class Images:
             except Exception as exc:
                 self.problems.append(f"an image of {len(data)} bytes was not returned: {type(exc).__name__}: {exc}")
                 return
-            self.add_pil(img)
+            self.add_pil(img, source)
         else:
-            self.pending.append((data, mime))
+            self.pending.append((data, mime, source))
 
-    def add_pil(self, img) -> None:
+    def add_pil(self, img, source: dict | None = None) -> None:
         if len(self.pending) >= MAX_IMAGES:
             self.skipped += 1
             return
@@ -169,7 +169,7 @@ class Images:
         if note:
             self.problems.append(note)
         if data is not None:
-            self.pending.append((data, mime))
+            self.pending.append((data, mime, source))
 
     def take(self):
         pending, self.pending = self.pending, []
@@ -241,15 +241,15 @@ def snapshot() -> dict:
     return seen
 
 
-def collect_files(images: Images, before: dict) -> None:
+def collect_files(images: Images, before: dict, sources=lambda path: None) -> None:
     after = snapshot()
     changed = sorted(p for p, sig in after.items() if before.get(p) != sig)
     for path in changed:
         if os.path.splitext(path)[1].lower() in IMAGE_SUFFIXES:
-            collect_file(images, path)
+            collect_file(images, path, sources(path))
 
 
-def collect_file(images: Images, path: str) -> None:
+def collect_file(images: Images, path: str, source: dict | None = None) -> None:
     from PIL import Image
 
     try:
@@ -272,9 +272,9 @@ def collect_file(images: Images, path: str) -> None:
         return
     mime = PASSTHROUGH.get(img.format or "")
     if mime and len(data) <= MAX_IMAGE_BYTES and img.width * img.height <= MAX_IMAGE_PIXELS:
-        images.add_encoded(data, mime)
+        images.add_encoded(data, mime, source)
     else:
-        images.add_pil(img)
+        images.add_pil(img, source)
 
 
 def collect_figures(images: Images) -> None:

@@ -12,8 +12,9 @@ libraries up front, says ``ready``, and serves the broker's requests:
     broker -> {"op": "add_files", "files": [names]}              (same answers)
     broker -> {"op": "run", "code": str}
            <- {"op": "output", "data": str, "stream": "stdout"|"stderr"}   (streamed while the code runs)
-           <- {"op": "result", "outcome", "dropped", "notes", "images": [...],
+           <- {"op": "result", "outcome", "dropped", "notes", "images": [{"mime_type", "source"?}],
                "error"?: {"name", "value", "traceback"}} + one blob per image
+              (source: where in an input the image came from, provenance.py)
     broker -> {"op": "libraries", "names": [specs]}
            <- {"op": "libraries", "libraries": {name: {"available", "version" or "error"}}}
     broker -> {"op": "close"}
@@ -41,6 +42,7 @@ import protocol  # noqa: E402
 import tracebacks  # noqa: E402
 from capture import DECODE_MAX_PIXELS, FdCapture, Images, Output, Stream, collect_figures, collect_files, snapshot, to_pil  # noqa: E402
 from input_cache import InputCache  # noqa: E402
+import provenance  # noqa: E402
 
 PRELOAD = ("numpy", "PIL.Image", "PIL.ImageDraw", "PIL.ImageOps", "cv2", "matplotlib.pyplot")
 
@@ -75,6 +77,7 @@ class Interpreter:
         self.namespace: dict = {}
         self.guard = None
         self.cache = InputCache([])
+        self.tracker = provenance.TRACKER
         self.files: list[str] = []
         self.preload_errors: dict[str, str] = {}
         self.preload()
@@ -123,9 +126,12 @@ class Interpreter:
     def hook_display(self) -> None:
         images = self.images
 
+        tracker = self.tracker
+
         def display(*objs):
             for obj in objs:
-                images.add_pil(to_pil(obj))
+                img = to_pil(obj)
+                images.add_pil(img, tracker.source(obj, img.size))
 
         self.display = display
         try:
@@ -169,6 +175,7 @@ class Interpreter:
         self.files = list(header.get("files", []))
         self.cache = InputCache(self.files)
         self.cache.install()
+        self.tracker = provenance.install(self.files)  # after the cache: it wraps the cached open
         self.namespace = {"__name__": "__main__", "display": self.display}
         if header.get("guard", True):
             if self.guard_module is None:
@@ -180,6 +187,7 @@ class Interpreter:
     def add_files(self, header: dict) -> None:
         self.files += list(header.get("files", []))
         self.cache.names = {os.path.abspath(n) for n in self.files}
+        self.tracker.inputs = set(self.cache.names)
 
     def execute(self, code: str):
         """Runs one piece of model code; returns (outcome, error or None).
@@ -226,18 +234,18 @@ class Interpreter:
                 tb = "..." + tb[-(protocol.MAX_TRACEBACK - 3):]
             error = {**error, "traceback": tb}
         collect_figures(self.images)
-        collect_files(self.images, before)
+        collect_files(self.images, before, self.tracker.file_source)
         images, notes = self.images.take()
         result = {
             "op": "result",
             "outcome": outcome,
             "dropped": self.output.dropped,
             "notes": notes,
-            "images": [{"mime_type": mime} for _, mime in images],
+            "images": [{"mime_type": mime, **({"source": src} if src else {})} for _, mime, src in images],
         }
         if error:
             result["error"] = error
-        self.output.finish(lambda: self.channel.send(result, [data for data, _ in images]))
+        self.output.finish(lambda: self.channel.send(result, [data for data, _, _ in images]))
 
     def serve(self) -> None:
         self.channel.send({"op": "ready"})

@@ -204,6 +204,28 @@ def Fields(required: dict, optional: dict | None = None):
     return check
 
 
+def Number(limit: float):
+    def check(value, where):
+        # json.loads takes NaN and Infinity: refused here with everything non-finite.
+        if type(value) not in (int, float) or not -limit <= value <= limit:
+            _fail(where, f"a number from {-limit:g} to {limit:g}")
+        return value
+
+    return check
+
+
+def DroppedIfBad(field):
+    """A field whose bad value is dropped (None) instead of refusing the message."""
+
+    def check(value, where):
+        try:
+            return field(value, where)
+        except InvalidMessage:
+            return None
+
+    return check
+
+
 class Reply:
     """One op the sandbox may send: its fields, header size and blob limits."""
 
@@ -216,6 +238,14 @@ class Reply:
 
 
 _PROBLEM = Str(MAX_NOTE)
+# Where a shown image came from (sandbox/provenance.py).  Only its shape is
+# checked here; the host checks it against the inputs (agentic_vision/provenance.py).
+# A malformed one is dropped, not a violation: provenance is a hint, never needed.
+_COORD = Number(1e7)
+SOURCE = DroppedIfBad(
+    Fields({"input": Str(255), "box": List(_COORD, 4), "angle": Number(360), "how": OneOf("tracked"),
+            "score": Number(1)})
+)
 REPLIES = {
     "ready": Reply({}),
     "initialized": Reply({}),
@@ -227,10 +257,10 @@ REPLIES = {
             "outcome": OneOf("OUTCOME_OK", "OUTCOME_FAILED"),
             "dropped": Int(0, 2**53),
             "notes": List(Str(MAX_NOTE), MAX_NOTES),
-            "images": List(Fields({"mime_type": Str(64)}), MAX_IMAGES),
+            "images": List(Fields({"mime_type": Str(64)}, {"source": SOURCE}), MAX_IMAGES),
         },
         64 * 1024 + MAX_NOTES * MAX_NOTE * 12 + (MAX_TRACEBACK + MAX_NOTE + 200) * 12,
-        max_items=128,
+        max_items=256,
         max_blobs=MAX_IMAGES,
         # The exception that ended a failed run: its type name, message and traceback.
         optional={"error": Fields({"name": Str(200), "value": Str(MAX_NOTE), "traceback": Str(MAX_TRACEBACK)})},

@@ -36,6 +36,13 @@ if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
 elif [ "$strict" = 1 ]; then
   missing "Node.js and npm" "the JavaScript SDK tests"
 fi
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  # The bench's report.html is checked by a screenshot in headless Chromium.
+  echo "[setup] installing Chromium for the report.html screenshot test" >&2
+  sudo_cmd=""; [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
+  { $sudo_cmd apt-get update -qq && $sudo_cmd apt-get install -y -qq chromium >/dev/null; } ||
+    echo "[setup] could not install Chromium: the report.html screenshot test will be skipped" >&2
+fi
 if [ "${AGENTIC_VISION_TEST_DOCKER:-auto}" != 0 ]; then
   # The Docker-over-ssh tests run their own sshd on loopback; without one they are skipped.
   scripts/install-openssh-server.sh || missing "openssh-server" "the Docker-over-ssh tests"

@@ -60,6 +60,30 @@ def result(images=(), **fields) -> None:
     send(header, list(images))
 
 
+def sourced(sources) -> None:
+    """One small image per source claim (provenance of shown images)."""
+    send({"op": "result", "outcome": "OUTCOME_OK", "dropped": 0, "notes": [],
+          "images": [{"mime_type": "image/png", "source": s} for s in sources]}, [SMALL] * len(sources))
+
+
+def claim(box, name="photo.jpg", **fields):
+    return {"input": name, "box": box, "angle": 0, "how": "tracked", "score": 1, **fields}
+
+
+FORGED_SOURCES = [
+    claim([0, 0, 1e300, 1e300]),
+    claim([-500, -500, -10, -10]),
+    claim([float("nan"), 0, 10, 10]),
+    claim([0, 0, float("inf"), 10]),
+    claim([0, 0, 10, 10], name="nope.png"),
+    claim([0, 0, 10, 10], name="../../etc/passwd"),
+    claim([0, 0, 10, 10], name="n" * 100_000),
+    claim([0, 0, 10, 10], how="matched"),
+    claim([5000, 5000, 5100, 5100], angle=30),
+    claim([-50, -40, 100, 120]),
+]
+
+
 def flood(make_frame) -> None:
     def loop():
         data = make_frame()
@@ -114,6 +138,8 @@ ATTACKS = {
     "stderr flood": lambda: ([os.write(2, b"x" * 65536) for _ in range(192)], os.write(2, b"the end\n"),
                              send({"op": "output", "data": "ok\n"}), result()),
     "forged died": lambda: send({"op": "died", "message": "nothing to see", "violation": False}),
+    "forged sources": lambda: sourced(FORGED_SOURCES),
+    "a source of 100000 numbers": lambda: sourced([claim(list(range(100_000)))]),
     "mime type lies": lambda: send({"op": "result", "outcome": "OUTCOME_OK", "dropped": 0, "notes": [],
                                     "images": [{"mime_type": "image/png"}]}, [b"GIF89a" + b"\0" * 100]),
 }

@@ -36,7 +36,7 @@ def test_answer_on_stdout_progress_on_stderr():
     assert result.stdout == "24 coins.\n"
     assert "sandbox: local" in result.stderr
     assert "thinking: Let me zoom in." in result.stderr
-    assert "OUTCOME_OK" in result.stderr and "images: 100x80" in result.stderr
+    assert "OUTCOME_OK" in result.stderr and "images: 100x80 from coins.png [0, 0, 100, 80]" in result.stderr
     assert "Image.open('coins.png')" in result.stderr
 
 
@@ -50,7 +50,8 @@ def test_json_output_has_the_contract_shape(tmp_path):
     assert data["answer"] == "24" and data["stop_reason"] == "answered"
     [step] = data["steps"]
     assert step["code"] == CROP and step["outcome"] == "OUTCOME_OK" and step["output"] == "cropped\n"
-    assert step["images"] == [{"mime_type": "image/png", "width": 100, "height": 80}]
+    assert step["images"] == [{"mime_type": "image/png", "width": 100, "height": 80, "source": {
+        "input": "coins.png", "box": [0, 0, 100, 80], "angle": 0.0, "how": "tracked", "score": 1.0}}]
     assert step["error"] is None
     assert set(data["usage"]) >= {"prompt_tokens", "output_tokens", "thoughts_tokens"}
     assert data["usage"]["prompt_tokens"] > 0

@@ -34,6 +34,7 @@ def test_exec_crops_an_input_and_writes_the_image(photo, tmp_path):
     assert isinstance(data["duration_ms"], float)
     [image] = data["images"]
     assert image["mime_type"] == "image/png" and (image["width"], image["height"]) == (120, 80)
+    assert image["source"] == {"input": "photo.jpg", "box": [0, 0, 120, 80], "angle": 0.0, "how": "tracked", "score": 1.0}
     assert png_size(Path(image["path"]).read_bytes()) == (120, 80)
     assert Path(image["path"]).parent == out
 

@@ -80,6 +80,7 @@ def test_a_crop_of_a_host_image_comes_back_as_image_content(shared):
     lines = text_of(result).splitlines()
     assert lines[0] == "OUTCOME_OK" and lines[1] == "(512, 512)"
     assert "[image 1: 200x200]" in lines and "[copied into the working directory: astronaut.png]" in lines
+    assert "image 1 from astronaut.png [100, 50, 300, 250]" in lines  # where in the input it came from
     [image] = result.content[1:]
     assert image.mime_type == "image/png"
     assert np.array_equal(decode(image), pixels[50:250, 100:300])
@@ -227,7 +228,7 @@ def test_ask_runs_the_loop_against_the_scripted_gemini_server(tmp_path):
     lines = text_of(result).splitlines()
     assert lines[0] == "24 coins."
     assert "1 step(s), stop reason: answered, model: gemini-3-flash-preview" in lines
-    assert any(line.startswith("step 1: OUTCOME_OK in ") and line.endswith("from PIL import Image -> images 100x80")
+    assert any(line.startswith("step 1: OUTCOME_OK in ") and line.endswith("from PIL import Image -> images 100x80 from coins.png [0, 0, 100, 80]")
                for line in lines)
     [trace_line] = [line for line in lines if line.startswith("trace: ")]
     trace = trace_line.removeprefix("trace: ")

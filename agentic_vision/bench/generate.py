@@ -10,6 +10,8 @@
 * ``chart``: a bar chart without value labels (the top category, how many
   bars pass a line, a difference read off the axis).
 
+``zoom`` and ``rotate`` tasks carry ``evidence_boxes``: the label, the word.
+
 Task ids are ``gen-s{seed}-{kind}-{n}``; the same seed gives the same ids,
 questions, answers and pixels.  Images are written once into
 ``cache_dir/generated-v1-seed{seed}/``.
@@ -77,19 +79,20 @@ def _canvas_from_photo(photo: Path, size: tuple[int, int], grey: bool = False) -
 def zoom_task(rng: random.Random, photo: Path, path: Path, task_id: str, word: str) -> Task:
     code = f"{word}-{rng.randint(10, 99)}"
     fx, fy = rng.random(), rng.random()  # where the label goes, as fractions of the free area
+    f = font(16)
+    left, top, right, bottom = ImageDraw.Draw(Image.new("RGB", (1, 1))).textbbox((0, 0), code, font=f)
+    w, h = right - left + 16, bottom - top + 12
+    x, y = 250 + int(fx * (4000 - 500 - w)), 250 + int(fy * (3000 - 500 - h))
     if not path.is_file():
         canvas = _canvas_from_photo(photo, (4000, 3000))
-        f = font(16)
         draw = ImageDraw.Draw(canvas)
-        left, top, right, bottom = draw.textbbox((0, 0), code, font=f)
-        w, h = right - left + 16, bottom - top + 12
-        x, y = 250 + int(fx * (4000 - 500 - w)), 250 + int(fy * (3000 - 500 - h))
         draw.rectangle((x, y, x + w, y + h), fill=(245, 245, 240), outline=(40, 40, 40), width=2)
         draw.text((x + 8 - left, y + 6 - top), code, font=f, fill=(20, 20, 20))
         _save(canvas, path, quality=92)
     return Task(task_id, "Somewhere in this photo there is a small printed label with a code on it. "
                 "What is the code? Give it exactly as printed.", code, [path], "exact",
-                meta={"category": "zoom", "generated": True})
+                meta={"category": "zoom", "generated": True},
+                evidence=[{"image": path.name, "box": [x, y, x + w + 1, y + h + 1]}])  # the label, its outline included
 
 
 def count_task(rng: random.Random, photo: Path, path: Path, task_id: str) -> Task:
@@ -113,18 +116,22 @@ def count_task(rng: random.Random, photo: Path, path: Path, task_id: str) -> Tas
 def rotate_task(rng: random.Random, path: Path, task_id: str, word: str) -> Task:
     angle = rng.choice([90, 120, 150, 180, 210, 240, 270])
     dx, dy = rng.randint(-150, 150), rng.randint(-100, 100)
+    f = font(110)
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    left, top, right, bottom = probe.textbbox((0, 0), word, font=f)
+    tile = Image.new("RGBA", (right - left + 40, bottom - top + 40), (0, 0, 0, 0))
+    ImageDraw.Draw(tile).text((20 - left, 20 - top), word, font=f, fill=(25, 35, 60, 255))
+    tile = tile.rotate(angle, expand=True, resample=Image.BICUBIC)
+    at = ((1600 - tile.width) // 2 + dx, (1200 - tile.height) // 2 + dy)
     if not path.is_file():
-        f = font(110)
-        probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-        left, top, right, bottom = probe.textbbox((0, 0), word, font=f)
-        tile = Image.new("RGBA", (right - left + 40, bottom - top + 40), (0, 0, 0, 0))
-        ImageDraw.Draw(tile).text((20 - left, 20 - top), word, font=f, fill=(25, 35, 60, 255))
-        tile = tile.rotate(angle, expand=True, resample=Image.BICUBIC)
         canvas = Image.new("RGB", (1600, 1200), (236, 230, 214))
-        canvas.paste(tile, ((1600 - tile.width) // 2 + dx, (1200 - tile.height) // 2 + dy), tile)
+        canvas.paste(tile, at, tile)
         _save(canvas, path)
+    ink = tile.getbbox()  # the word's own pixels within the turned tile
+    box = [at[0] + ink[0], at[1] + ink[1], at[0] + ink[2], at[1] + ink[3]]
     return Task(task_id, "What word is written in this image? The text may be rotated.", word, [path], "exact",
-                meta={"category": "rotate", "generated": True, "angle": angle})
+                meta={"category": "rotate", "generated": True, "angle": angle},
+                evidence=[{"image": path.name, "box": box}])
 
 
 def table_task(rng: random.Random, path: Path, task_id: str, variant: int) -> Task:

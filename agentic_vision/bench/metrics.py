@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from .evidence import looked_at_evidence
 from .prices import cost, price_for
 from .stats import mcnemar_exact, percentile, wilson
 from .tasks import grade_spec
@@ -48,6 +49,9 @@ class ModeSummary:
     priced: bool = True
     failures: Counter = field(default_factory=Counter)  # stop_reason -> count
     messages: Counter = field(default_factory=Counter)  # error message -> count
+    evidence_n: int = 0  # episodes of tasks with evidence boxes, in modes that say where images came from
+    evidence_looked: int = 0  # of those, the ones whose shown regions covered the evidence (bench/evidence.py)
+    right_unlooked: list = field(default_factory=list)  # task ids answered right without looking
 
 
 def summarise(records: list[dict], prices: dict, modes: list[str] | None = None) -> dict[str, ModeSummary]:
@@ -89,6 +93,12 @@ def summarise(records: list[dict], prices: dict, modes: list[str] | None = None)
                 s.failures[r.get("stop_reason") or "unknown"] += 1
                 if r.get("error"):
                     s.messages[str(r["error"]).strip().splitlines()[0][:160]] += 1
+            looked = looked_at_evidence(r)
+            if looked is not None:
+                s.evidence_n += 1
+                s.evidence_looked += looked
+                if not looked and marks[r["task_id"]]:
+                    s.right_unlooked.append(r["task_id"])
         s.cost = total_cost if s.priced else None
         out[mode] = s
     return out

@@ -1,10 +1,11 @@
-"""``DIR/report.md`` and ``DIR/accuracy.png`` from the result records."""
+"""``DIR/report.md``, ``DIR/report.html`` (report_html.py) and ``DIR/accuracy.png`` from the result records."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
 
+from .evidence import looked_at_evidence
 from .matching import LETTERS, expected_choice, what_was_read
 from .metrics import ModeSummary, graded, summarise
 from ..values import BENCH_MODES as MODES, LOCAL_MODES, BenchMode
@@ -130,6 +131,7 @@ def render_report(records: list[dict], meta: dict, prices: dict, price_source: s
               "tokens at the output price. Latency: wall time of one task in one mode, as the harness measured it.",
               ""]
 
+    lines += evidence_section(summaries)
     lines += where_it_ran(records)
 
     failing = [s for s in summaries.values() if s.failures]
@@ -160,12 +162,37 @@ def render_report(records: list[dict], meta: dict, prices: dict, price_source: s
             read = what_was_read(r.get("answer"), spec.get("match", "exact"), options=spec.get("options"))
             shown = read if r.get("answer") else f"({r.get('stop_reason')})"
             cell = f"{mark} {_cell(shown, 40)}"
+            if mode in LOCAL_MODES and graded(r) and looked_at_evidence(r) is False:
+                cell += " ⚠ never looked at the evidence"
             if mode in LOCAL_MODES and r.get("trace"):
                 cell += f" [trace]({r['trace']})"
             cells.append(cell)
         lines.append(f"| {_cell(task_id, 40)} | {_cell(_expected(spec), 40)} | " + " | ".join(cells) + " |")
     lines.append("")
     return "\n".join(lines)
+
+
+def evidence_section(summaries: dict[str, ModeSummary]) -> list[str]:
+    """Whether the regions each mode's code showed the model covered the tasks' evidence boxes."""
+    judged = [s for s in summaries.values() if s.evidence_n]
+    if not judged:
+        return []
+    lines = ["## Where the model looked", "",
+             "| mode | episodes with evidence boxes | looked at the evidence | share | right answers that never looked |",
+             "|---|---:|---:|---:|---:|"]
+    for s in judged:
+        lines.append(f"| {s.mode} | {s.evidence_n} | {s.evidence_looked} | {_pct(s.evidence_looked / s.evidence_n)} "
+                     f"| {len(s.right_unlooked)} |")
+    lines += ["", "Looked at the evidence: for every evidence box of the task, one region the code showed the model "
+              "contains at least half of the box's area. Right answers that never looked were answered from the "
+              "first glance, whatever the code did.", ""]
+    for s in judged:
+        if s.right_unlooked:
+            lines.append(f"- **{s.mode}**, right without looking at the evidence: "
+                         + ", ".join(_cell(t, 40) for t in sorted(s.right_unlooked)))
+    if any(s.right_unlooked for s in judged):
+        lines.append("")
+    return lines
 
 
 def where_it_ran(records: list[dict]) -> list[str]:
@@ -239,4 +266,8 @@ def write_report(out_dir: Path, records: list[dict], meta: dict, prices: dict, p
     text = render_report(records, meta, prices, price_source, notes, CHART_NAME if chart_path else None)
     report = out_dir / REPORT_NAME
     report.write_text(text, encoding="utf-8")
+    from .report_html import HTML_NAME, render_html  # it builds on this module's helpers
+
+    page = render_html(records, meta, summarise(records, prices, modes), chart_path, notes)
+    (out_dir / HTML_NAME).write_text(page, encoding="utf-8")
     return report, chart_path

@@ -10,7 +10,11 @@
 ``image`` / ``images`` are paths relative to the JSONL file; ``match`` is
 ``exact`` (the default), ``contains``, ``number`` (with an optional
 ``tolerance``) or ``choice`` (with ``options``; the answer is an option's text
-or its letter).  Other keys (``category``, ...) are kept as metadata.
+or its letter).  ``evidence_boxes`` (optional) says where the answer is:
+``[{"image": "a.png", "box": [x0, y0, x1, y1]}, ...]`` in the image's pixels
+(``image`` may be left out for a task with one image); the report then says
+whether each episode's shown regions covered it (bench/evidence.py).  Other
+keys (``category``, ...) are kept as metadata.
 
 **V* Bench** (a local copy of ``craigwu/vstar_bench``): category folders
 (``direct_attributes/``, ``relative_position/``) holding each image beside a
@@ -60,6 +64,7 @@ class Task:
     options: list[str] | None = None
     tolerance: float = 0.0
     meta: dict = field(default_factory=dict)
+    evidence: list[dict] = field(default_factory=list)  # [{"image": name, "box": [x0, y0, x1, y1]}]
 
     def prompt(self) -> str:
         """What every mode sends: the question, the options, and how to answer."""
@@ -91,6 +96,8 @@ class Task:
             spec["tolerance"] = self.tolerance
         if self.meta.get("category"):
             spec["category"] = self.meta["category"]
+        if self.evidence:
+            spec["evidence_boxes"] = [dict(e) for e in self.evidence]
         return spec
 
 
@@ -143,11 +150,33 @@ def task_from_dict(obj: dict, base: Path, where: str, resolve: Resolver = _relat
         if not path.is_file():
             raise InputError(f"{where}: image not found: {path}")
         images.append(path)
+    evidence = evidence_boxes(obj.get("evidence_boxes"), [p.name for p in images], where)
     meta = {k: v for k, v in obj.items()
-            if k not in ("id", "question", "answer", "image", "images", "match", "options", "tolerance")}
+            if k not in ("id", "question", "answer", "image", "images", "match", "options", "tolerance", "evidence_boxes")}
     return Task(id=str(obj["id"]), question=str(obj["question"]), answer=obj["answer"], images=images, match=match,
                 options=[str(o) for o in options] if options is not None else None,
-                tolerance=float(obj.get("tolerance", 0) or 0), meta=meta)
+                tolerance=float(obj.get("tolerance", 0) or 0), meta=meta, evidence=evidence)
+
+
+def evidence_boxes(value, names: list[str], where: str) -> list[dict]:
+    """A task's ``evidence_boxes``, checked: each a box of one of its images."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise InputError(f"{where}: 'evidence_boxes' must be a list of {{\"image\", \"box\": [x0, y0, x1, y1]}}")
+    out = []
+    for item in value:
+        image, box = (item.get("image"), item.get("box")) if isinstance(item, dict) else (None, item)
+        if image is None and len(names) == 1:
+            image = names[0]
+        if image not in names:
+            raise InputError(f"{where}: an evidence box names no image of the task ({image!r}); "
+                             f"give \"image\": one of {', '.join(names)}")
+        if (not isinstance(box, list) or len(box) != 4 or not all(isinstance(v, (int, float)) for v in box)
+                or not (box[2] > box[0] and box[3] > box[1])):
+            raise InputError(f"{where}: an evidence box must be [x0, y0, x1, y1] with x0 < x1 and y0 < y1")
+        out.append({"image": image, "box": [float(v) if isinstance(v, float) else v for v in box]})
+    return out
 
 
 def load_jsonl(path: Path, resolve: Resolver = _relative, skipped: list | None = None) -> list[Task]:

@@ -137,7 +137,8 @@ def exec_command(code, sandbox, inputs, max_pixels, timeout, out_dir, as_json, n
             "outcome": result.outcome,
             "output": result.output,
             "images": [
-                {"path": str(p), "mime_type": im.mime_type, "width": im.width, "height": im.height}
+                {"path": str(p), "mime_type": im.mime_type, "width": im.width, "height": im.height,
+                 "source": im.source.as_dict() if im.source else None}
                 for p, im in zip(paths, result.images)
             ],
             "duration_ms": round(result.duration_s * 1000, 1),
@@ -152,7 +153,8 @@ def exec_command(code, sandbox, inputs, max_pixels, timeout, out_dir, as_json, n
         echo_untrusted(tail, nl=False)
         for path, image in zip(paths, result.images):
             if not quiet:
-                click.echo(f"[image {image.width}x{image.height} written to {path}]", err=True)
+                origin = f", from {image.source.describe()}" if image.source else ""
+                click.echo(f"[image {image.width}x{image.height} written to {path}{origin}]", err=True)
         if result.outcome == Outcome.DEADLINE_EXCEEDED:
             click.echo(f"agentic-vision: {result.outcome}: the code ran longer than --timeout {timeout:g} s "
                        "and was stopped", err=True)

@@ -154,7 +154,8 @@ class AskDisplay:
 
     def _step(self, number: int, step) -> None:
         self._flush_partial()
-        sizes = ", ".join(f"{im.width}x{im.height}" for im in step.images)
+        sizes = ", ".join(f"{im.width}x{im.height}" + (f" from {im.source.describe()}" if im.source else "")
+                          for im in step.images)
         style = "green" if step.outcome == Outcome.OK else "red"
         self._line(f"  → {step.outcome} in {step.duration_s:.2f} s" + (f", images: {sizes}" if sizes else ""), style)
         # What was not shown as it came: the sandbox's notes (a time limit...), or

@@ -81,7 +81,7 @@ def summary_lines(records: list[dict], modes: list[str], prices: dict) -> list[s
 @sandbox_option("Where the local modes run code.")
 @docker_host_option
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
-              help="Directory for results.jsonl, report.md, accuracy.png, traces/ and generated images.")
+              help="Directory for results.jsonl, report.md, report.html, accuracy.png, traces/ and generated images.")
 @click.option("--resume", is_flag=True, help="Continue a run in --out: skip the (task, mode) pairs already done.")
 @click.option("--concurrency", type=click.IntRange(min=1, max=1024), default=None,
               help="Episodes in flight at once: threads (default 2), or with --ray Ray tasks (default: as many "
@@ -105,7 +105,7 @@ def summary_lines(records: list[dict], modes: list[str], prices: dict) -> list[s
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
               help="Local modes: seconds per code run.")
 @click.option("--no-traces", is_flag=True, help="Do not write HTML traces of the local modes.")
-@click.option("--report-only", is_flag=True, help="Rebuild report.md and accuracy.png from results.jsonl; run nothing.")
+@click.option("--report-only", is_flag=True, help="Rebuild report.md, report.html and accuracy.png from results.jsonl; run nothing.")
 @click.option("--quiet", is_flag=True, help="No progress on stderr.")
 @click.option("--memory", is_flag=True, help="Give the local modes the user's remembered corrections "
               "(agentic-vision memory); off by default, so that a benchmark never learns from its own answers.")

@@ -302,6 +302,7 @@ class Chat:
             files=[f.name for f in inputs.files if f.name not in shown],
             memory_used=[{"id": item.id, "text": item.text} for item in remembered],
             skipped=past_inputs.skipped + inputs.skipped,
+            input_sizes={p.name: (p.width, p.height) for p in inputs.images},
         )
         result.run_id = self.recorder.begin(
             model=self.agent.model.name, question=question, files=inputs.files,

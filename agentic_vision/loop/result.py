@@ -21,7 +21,8 @@ class Step:
 
     def as_dict(self, image_paths: list[str] | None = None) -> dict:
         images = [
-            {"mime_type": im.mime_type, "width": im.width, "height": im.height, **({"path": p} if p else {})}
+            {"mime_type": im.mime_type, "width": im.width, "height": im.height,
+             "source": im.source.as_dict() if im.source else None, **({"path": p} if p else {})}
             for im, p in zip(self.images, image_paths or [None] * len(self.images))
         ]
         error = None if self.error is None else {"name": self.error.name, "value": self.error.value}
@@ -63,6 +64,8 @@ class AgentResult:
     run_id: str | None = None  # its id in the run store (agentic-vision logs show ID); None when not logged
     memory_used: list[dict] = field(default_factory=list)  # {"id", "text"} of the corrections it was given
     skipped: list[str] = field(default_factory=list)  # inputs of folders left out: "skipped /a/b.jpg: why"
+    # name -> full-resolution (width, height) of the input images: what Step.images[j].source boxes are in
+    input_sizes: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def steps(self) -> list[Step]:

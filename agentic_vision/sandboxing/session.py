@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable, Protocol, Union
 
@@ -19,6 +19,7 @@ from ..errors import InputError, SandboxUnavailable
 from ..values import Execution, Image, Outcome, RunError
 from ..images import MAX_PIXELS, check_output_image
 from ..inputs.images import DEFAULT_MAX_PIXELS
+from ..provenance import Provenance
 from ..sandbox_runtime import protocol
 from .executors import get_executor
 from .runtime_files import library_specs
@@ -97,6 +98,7 @@ class Session:
         self._closed = False
         self._interrupted = False
         self._note = ""  # said at the start of the next run's output
+        self._provenance: Provenance | None = None  # made on the first image shown
         self._start()
         # Whether opening this session had to start a sandbox (no warm one was waiting).
         self.started_cold = bool(self._worker.cold_start)
@@ -173,12 +175,14 @@ class Session:
             why = worker.failure if isinstance(exc, WorkerDied) else "the sandbox did not take them in time"
             worker.kill()
             self.inputs.extend(files)
+            self._provenance = None
             self._restart()
             self._note = f"[While files were added {why}; it was restarted: {LOST_STATE}.]\n"
             return files
         if header["op"] != "initialized":
             raise SandboxUnavailable(f"the {self.kind} sandbox refused to take the files: {header['message']}")
         self.inputs.extend(files)
+        self._provenance = None
         return files
 
     def interrupt(self) -> None:
@@ -292,6 +296,7 @@ class Session:
         if dropped:
             chunks.append(f"\n[output truncated: {dropped} more characters were not kept]\n")
         images: list[Image] = []
+        kept: list[dict] = []
         notes = list(header["notes"])
         pixels = 0
         for meta, data in zip(header["images"], blobs):
@@ -305,6 +310,12 @@ class Session:
                 notes.append(f"an image was dropped: the images of one run may have {MAX_RUN_PIXELS // 1_000_000} megapixels in all")
                 continue
             images.append(image)
+            kept.append(meta)
+        if images:
+            if self._provenance is None:
+                self._provenance = Provenance(self.inputs)
+            sources = self._provenance.sources(kept, images)
+            images = [replace(im, source=src) for im, src in zip(images, sources)]
         chunks += [f"[{line}]\n" for line in notes]
         error = header.get("error")
         log.debug("run ended %s in %.2f s: %d characters of output, %d image(s)", header["outcome"],

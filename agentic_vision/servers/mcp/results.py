@@ -43,6 +43,8 @@ def image_blocks(images: Iterable[Image], max_side: int, byte_cap: int) -> tuple
         blocks.append(ImageContent(type="image", data=base64.b64encode(shown.data).decode("ascii"),
                                    mime_type=shown.mime_type))
         notes.append(f"[image {i}: {size}]")
+        if image.source:  # which part of which input it shows
+            notes.append(f"image {i} from {image.source.describe()}")
     return blocks, notes
 
 
@@ -68,12 +70,13 @@ def ask_result(result: AgentResult, max_side: int, byte_cap: int, trace_path: st
     images: list[Image] = []
     for n, step in enumerate(steps, 1):
         first = next((line for line in step.code.strip().splitlines() if line.strip()), "")
-        sizes = ", ".join(f"{im.width}x{im.height}" for im in step.images)
+        sizes = ", ".join(f"{im.width}x{im.height}" + (f" from {im.source.describe()}" if im.source else "")
+                          for im in step.images)
         lines.append(f"step {n}: {step.outcome} in {step.duration_s:.1f} s: {first[:100]}"
                      + (f" -> images {sizes}" if sizes else ""))
         images.extend(step.images)
     blocks, notes = image_blocks(images, max_side, byte_cap)
-    lines.extend(note for note in notes if not note.startswith("[image "))
+    lines.extend(note for note in notes if not note.startswith(("[image ", "image ")))
     if trace_path:
         lines.append(f"trace: {trace_path}")
     text = TextContent(type="text", text="\n".join(lines) + "\n")
