@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -193,3 +195,17 @@ def png_size(data: bytes) -> tuple[int, int]:
 
     with Image.open(io.BytesIO(data)) as img:
         return img.size
+
+
+@contextlib.contextmanager
+def mounted_tmpfs(where: Path, options: str):
+    """A tmpfs of its own at ``where`` (made) for the test, unmounted afterwards: a real small or
+    read-only disk.  Needs root (permissions do not stop root, a mount does): through require()."""
+    require(os.geteuid() == 0, "root, to mount a test tmpfs")
+    where.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)], capture_output=True)
+    require(done.returncode == 0, f"a mountable tmpfs: {done.stderr.decode(errors='replace').strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)

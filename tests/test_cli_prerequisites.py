@@ -17,7 +17,7 @@ from agentic_vision.errors import SandboxUnavailable
 from agentic_vision.sandboxing import environment
 from agentic_vision.sandboxing.environment import STAMP, requirements_hash
 from agentic_vision.testing.gemini_server import ScriptedGemini, reply
-from conftest import sample, require
+from conftest import mounted_tmpfs, sample
 
 SETUP_LINE = ("agentic-vision: the local sandbox's library environment is not set up: run "
               "'agentic-vision sandbox setup' (once, a few minutes) or use --sandbox docker\n")
@@ -63,13 +63,8 @@ def test_serve_refuses_to_listen_without_a_usable_local_sandbox(tmp_path):
 @pytest.fixture
 def small_disk(tmp_path):
     """An 8 MB tmpfs, mounted for the test (root only): a real full disk."""
-    where = tmp_path / "small"
-    where.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(where)],
-                                           capture_output=True).returncode != 0:
-        require(False, "root, to mount a test tmpfs")
-    yield where
-    subprocess.run(["umount", "-l", str(where)], check=True)
+    with mounted_tmpfs(tmp_path / "small", "size=8m") as where:
+        yield where
 
 
 def test_a_second_setup_waits_for_the_first_and_says_so(tmp_path):
@@ -139,13 +134,8 @@ def test_a_second_bench_into_the_same_out_is_one_line_naming_the_first(tmp_path)
 @pytest.fixture
 def read_only_dir(tmp_path):
     """A folder on a read-only mount (root only: permissions do not stop root)."""
-    where = tmp_path / "ro"
-    where.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(where)],
-                                           capture_output=True).returncode != 0:
-        require(False, "root, to mount a test tmpfs")
-    yield where
-    subprocess.run(["umount", "-l", str(where)], check=True)
+    with mounted_tmpfs(tmp_path / "ro", "ro,size=1m") as where:
+        yield where
 
 
 def test_exec_in_a_read_only_folder_refuses_before_running_the_code(read_only_dir):

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from agentic_vision.testing.gemini_server import ScriptedGemini, reply
-from conftest import require, sample
+from conftest import mounted_tmpfs, sample
 from run_log_support import cli, cli_env, make_home, rows
 
 CROP = "from PIL import Image\nImage.open('coins.png').crop((0, 0, 100, 80)).show()\nprint('cropped the corner')"
@@ -197,32 +197,18 @@ def test_a_newer_schema_is_refused_with_what_to_do(home):
     assert result.returncode == 2 and "newer agentic-vision" in result.stderr and "upgrade" in result.stderr
 
 
-def _mount_tmpfs(path, options):
-    require(os.geteuid() == 0, "root, to mount a small tmpfs")
-    path.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True)
-    if done.returncode != 0:
-        require(False, f"a mountable tmpfs (root): {done.stderr.decode().strip()}")
-
-
 def test_a_read_only_home_runs_without_logging_and_says_so_once(tmp_path):
-    home = tmp_path / "ro"
-    _mount_tmpfs(home, "size=1m")
-    try:
+    with mounted_tmpfs(tmp_path / "ro", "size=1m") as home:
         make_home(home)
         subprocess.run(["mount", "-o", "remount,ro", str(home)], check=True)
         result, _ = ask_coins(home, "Read-only home?", "fine")
         assert result.stdout == "fine\n"
         assert result.stderr.count("runs are not logged") == 1, result.stderr
         assert not (home / "logs.db").exists()
-    finally:
-        subprocess.run(["umount", "-l", str(home)])
 
 
 def test_a_full_disk_drops_the_log_write_and_never_fails_the_run(tmp_path):
-    home = tmp_path / "full"
-    _mount_tmpfs(home, "size=600k")
-    try:
+    with mounted_tmpfs(tmp_path / "full", "size=600k") as home:
         make_home(home)
         ask_coins(home, "Before the disk fills?", "yes")
         filler = home / "filler"
@@ -239,8 +225,6 @@ def test_a_full_disk_drops_the_log_write_and_never_fails_the_run(tmp_path):
         filler.unlink()
         assert rows(home, "PRAGMA integrity_check") == [("ok",)]
         assert ("Before the disk fills?",) in rows(home, "SELECT question FROM runs")
-    finally:
-        subprocess.run(["umount", "-l", str(home)])
 
 
 def test_old_images_are_pruned_to_the_budget_and_traces_still_render(home, tmp_path):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import socket
 import sys
@@ -12,19 +11,12 @@ import time
 import uvicorn
 
 from ...errors import InputError
+from ..binding import is_loopback
 from ..stopping import exit_on_sigterm
 from . import request_log
 from .app import create_app
 from .config import GatewayConfig
 
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def check_bind(host: str, config: GatewayConfig) -> None:

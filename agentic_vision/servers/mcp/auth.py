@@ -7,23 +7,15 @@ sessions stay apart by connection, see ``sessions``).
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
 import secrets
 
 from ...errors import InputError
+from ..binding import is_loopback
 
 MIN_TOKEN_CHARS = 16
 SDK_LOOPBACK = ("127.0.0.1", "localhost", "::1")  # the names the SDK guards against DNS rebinding itself
 
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # a host name may resolve anywhere
 
 
 def check_auth(host: str, token: str | None) -> None:
