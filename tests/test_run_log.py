@@ -253,3 +253,29 @@ def test_logs_path_and_an_empty_log(home):
     assert cli(home, "logs", "path").stdout.strip() == str(home / "logs.db")
     result = cli(home, "logs")
     assert result.returncode == 0 and "no runs logged yet" in result.stdout
+
+
+def test_an_older_log_is_migrated_in_place_keeping_its_runs(home):
+    from agentic_vision.store import open_store
+    from agentic_vision.store.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
+
+    path = home / "logs.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(MIGRATIONS[0])  # the first schema, as the first release wrote it
+    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    conn.execute("PRAGMA user_version = 1")
+    conn.execute("INSERT INTO runs (id, started_at, conversation_id, model, question, stop_reason) "
+                 "VALUES ('ab12cd34ef56ab12cd34ef56ab12cd34', 1.0, 'c', 'gemini-3-flash-preview', 'Old?', 'answered')")
+    conn.commit()
+    conn.close()
+    store = open_store(path)
+    store.close()
+    assert rows(home, "PRAGMA user_version") == [(SCHEMA_VERSION,)] and SCHEMA_VERSION >= 2
+    assert rows(home, "SELECT question FROM runs") == [("Old?",)]
+    shown = cli(home, "logs", "show", "ab12cd34")
+    assert shown.returncode == 0 and "question: Old?" in shown.stdout
+    # A run logged now keeps where its images came from.
+    ask_coins(home, "How many coins are there?", "24")
+    [(source,)] = rows(home, "SELECT source_json FROM step_images")
+    assert json.loads(source) == {"input": "coins.png", "box": [0, 0, 100, 80], "angle": 0.0, "how": "tracked",
+                                  "score": 1.0}

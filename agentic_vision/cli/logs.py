@@ -115,7 +115,8 @@ def logs_show(run_id, as_json) -> None:
             if step["output"]:
                 click.echo("output:\n" + block(step["output"]).rstrip())
             for im in step["images"]:
-                click.echo(f"image: {im['width']}x{im['height']} {im['mime_type']} sha256 {im['sha256'][:12]}")
+                origin = f" from {im['source']['input']} {im['source']['box']}" if im.get("source") else ""
+                click.echo(f"image: {im['width']}x{im['height']} {im['mime_type']} sha256 {im['sha256'][:12]}{origin}")
         if turn["note"]:
             click.echo(f"(told the model: {plain(turn['note'])})")
     click.echo(f"answer: {block(s.answer) if s.answer else '(none)'}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..models.base import ModelImage, Usage
-from ..values import Image, Outcome, StopReason
+from ..values import Image, Outcome, Source, StopReason
 from .base import RunStore
 from .records import StoredRun
 
@@ -49,7 +49,8 @@ def to_result(store: RunStore, run: StoredRun):
             images = []
             for im in step["images"]:
                 data = store.blob(im["sha256"])
-                images.append(Image(data or _pruned(), im["mime_type"] if data else "image/png", im["width"], im["height"]))
+                images.append(Image(data or _pruned(), im["mime_type"] if data else "image/png", im["width"], im["height"],
+                                    _source(im.get("source"))))
             steps.append(Step(step["code"], _enum(Outcome, step["outcome"]), step["output"], images, step["duration_s"]))
         turns.append(Turn(turn["thoughts"], turn["text"], steps, turn["note"]))
     shown = {item["name"] for item in run.inputs if item["shown_blob"]}
@@ -58,7 +59,15 @@ def to_result(store: RunStore, run: StoredRun):
         sandbox=run.sandbox or "", turns=turns, usage=usage, timings=timings, inputs=inputs,
         files=[item["name"] for item in run.inputs if item["name"] not in shown], error=run.error,
         run_id=s.id, memory_used=run.memory_used,
+        input_sizes={item["name"]: (item["width"], item["height"]) for item in run.inputs if item.get("width")},
     )
+
+
+def _source(data: dict | None) -> Source | None:
+    if not data:
+        return None
+    return Source(data["input"], tuple(data["box"]), data.get("angle", 0.0), data.get("how", "tracked"),
+                  data.get("score", 1.0))
 
 
 def _mime(data: bytes) -> str:

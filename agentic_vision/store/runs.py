@@ -73,13 +73,18 @@ def finish(conn, run_id: str, result, *, memory_used: list[dict], peak_rss_kib: 
                     (run_id, t, s, step.code, str(step.outcome), step.output, step.duration_s),
                 )
                 for i, image in enumerate(step.images):
+                    source = json.dumps(image.source.as_dict()) if image.source is not None else None
                     conn.execute(
-                        "INSERT INTO step_images (run_id, turn, step, position, blob, mime_type, width, height)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        (run_id, t, s, i, _blob(conn, image.data), image.mime_type, image.width, image.height),
+                        "INSERT INTO step_images (run_id, turn, step, position, blob, mime_type, width, height,"
+                        " source_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (run_id, t, s, i, _blob(conn, image.data), image.mime_type, image.width, image.height,
+                         source),
                     )
                 codes.append(step.code)
                 outputs.append(step.output)
+        for name, (width, height) in result.input_sizes.items():
+            conn.execute("UPDATE run_inputs SET input_width = ?, input_height = ? WHERE run_id = ? AND name = ?",
+                         (width, height, run_id, name))
         for item in memory_used:
             conn.execute("INSERT OR IGNORE INTO run_memory (run_id, memory_id, text) VALUES (?, ?, ?)",
                          (run_id, item["id"], item["text"]))
@@ -192,16 +197,19 @@ def load(conn, run_id: str) -> StoredRun:
     run = StoredRun(summary, row[9], row[10], row[11], json.loads(row[12]), json.loads(row[13]),
                     json.loads(row[14]), row[15])
     run.inputs = [
-        {"name": n, "sha256": h, "size": s, "origin": o, "shown_blob": b, "shown_width": w, "shown_height": hh}
-        for n, h, s, o, b, w, hh in conn.execute(
-            "SELECT name, sha256, size, origin, shown_blob, shown_width, shown_height FROM run_inputs"
+        {"name": n, "sha256": h, "size": s, "origin": o, "shown_blob": b, "shown_width": w, "shown_height": hh,
+         "width": iw, "height": ih}
+        for n, h, s, o, b, w, hh, iw, ih in conn.execute(
+            "SELECT name, sha256, size, origin, shown_blob, shown_width, shown_height, input_width, input_height"
+            " FROM run_inputs"
             " WHERE run_id = ? ORDER BY position", (run_id,))
     ]
     images: dict[tuple[int, int], list[dict]] = {}
-    for t, s, digest, mime, w, h in conn.execute(
-            "SELECT turn, step, blob, mime_type, width, height FROM step_images WHERE run_id = ?"
+    for t, s, digest, mime, w, h, source in conn.execute(
+            "SELECT turn, step, blob, mime_type, width, height, source_json FROM step_images WHERE run_id = ?"
             " ORDER BY turn, step, position", (run_id,)):
-        images.setdefault((t, s), []).append({"sha256": digest, "mime_type": mime, "width": w, "height": h})
+        images.setdefault((t, s), []).append({"sha256": digest, "mime_type": mime, "width": w, "height": h,
+                                              "source": json.loads(source) if source else None})
     steps: dict[int, list[dict]] = {}
     for t, s, code, outcome, output, duration in conn.execute(
             "SELECT turn, position, code, outcome, output, duration_s FROM steps WHERE run_id = ?"

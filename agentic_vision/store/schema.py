@@ -96,6 +96,12 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (run_id, memory_id)
     );
     """,
+    # 2: where each shown image came from (provenance: the input and region), as JSON.
+    """
+    ALTER TABLE step_images ADD COLUMN source_json TEXT;
+    ALTER TABLE run_inputs ADD COLUMN input_width INTEGER;
+    ALTER TABLE run_inputs ADD COLUMN input_height INTEGER
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
