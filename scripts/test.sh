@@ -41,7 +41,7 @@ if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; 
   echo "[setup] installing Chromium for the report.html screenshot test" >&2
   sudo_cmd=""; [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
   { $sudo_cmd apt-get update -qq && $sudo_cmd apt-get install -y -qq chromium >/dev/null; } ||
-    echo "[setup] could not install Chromium: the report.html screenshot test will be skipped" >&2
+    missing "Chromium" "the report.html and evidence-map screenshot tests"
 fi
 if [ "${AGENTIC_VISION_TEST_DOCKER:-auto}" != 0 ]; then
   # The Docker-over-ssh tests run their own sshd on loopback; without one they are skipped.

@@ -19,7 +19,7 @@ from agentic_vision.bench.tasks import load_jsonl
 from agentic_vision.cli.bench import bench_command
 from agentic_vision.errors import InputError
 from agentic_vision.testing.gemini_server import ScriptedGemini, reply
-from conftest import sample
+from conftest import sample, require
 
 # coins.png is 384x303; the evidence of "coin" is the top-left coin.
 TASKS = [
@@ -126,8 +126,7 @@ def test_generated_zoom_and_rotate_tasks_know_where_their_target_is(tmp_path):
 
 def screenshot(page, tmp_path):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.skip("Chromium is not installed (scripts/test.sh installs it)")
+    require(chromium, "Chromium (apt-get install chromium; scripts/test.sh installs it)")
     shot = tmp_path / "shot.png"
     # No network: the page must be whole by itself; a fresh profile in tmp_path.
     subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",

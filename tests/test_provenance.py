@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import sample
+from conftest import sample, require
 
 SLACK = 3  # pixels
 
@@ -260,8 +260,7 @@ def test_a_browser_draws_the_region_where_it_is_in_the_input(tmp_path):
     from agentic_vision.values import Image as Shown, Outcome, Source, StopReason
 
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.skip("Chromium is not installed (scripts/test.sh installs it)")
+    require(chromium, "Chromium (apt-get install chromium; scripts/test.sh installs it)")
     coins = Image.open(sample("coins.png")).convert("RGB")  # grey coins: no orange in it
     full = coins.resize((768, 606))  # the original; the page shows the model's half-size copy
     buf = io.BytesIO()
