@@ -61,6 +61,12 @@ def _region(number: int, j: int, source: Source, full: tuple[int, int]) -> str:
     )
 
 
+def drawn(result: AgentResult) -> set[str]:
+    """The inputs the map draws (with their regions): the trace shows them once, there."""
+    names = {im.label for im in result.inputs}
+    return {name for name in looked_at(result) if name in names and name in result.input_sizes}
+
+
 def evidence_map(result: AgentResult) -> str:
     """The "where the model looked" card, or '' when no shown image came from an input."""
     regions = looked_at(result)

@@ -198,10 +198,16 @@ def _header(result: AgentResult, grading: Grading | None = None) -> str:
 
 def _question(result: AgentResult) -> str:
     parts = ['<section class="card">\n<h2>Question</h2>', f'<div class="text question">{escape(result.question)}</div>']
+    on_map = evidence.drawn(result)  # shown once, with their regions, under "Where the model looked"
     if result.inputs:
         parts.append('<div class="label">Input images</div>')
-        items = [(im, f"{im.label + ' · ' if im.label else ''}{im.width}×{im.height}") for im in result.inputs]
-        parts.append(_images(items))
+        items = [(im, f"{im.label + ' · ' if im.label else ''}{im.width}×{im.height}") for im in result.inputs
+                 if im.label not in on_map]
+        if items:
+            parts.append(_images(items))
+        if on_map:
+            parts.append('<div class="meta">' + ", ".join(escape(n) for n in sorted(on_map))
+                         + ": below, with the regions the code looked at</div>")
     if result.files:
         parts.append('<div class="label">Input files</div><ul class="files">')
         parts += [f'<li><code>{escape(name)}</code></li>' for name in result.files]

@@ -84,7 +84,7 @@ def test_too_many_uploads_under_way_is_a_429(monkeypatch):
         cancelled = send(gw, begun[0][1], b"", 0, "cancel")
         fourth = start(gw)
     assert [b[0] for b in begun] == [200, 200, 429]
-    assert begun[2][2]["status"] == "RESOURCE_EXHAUSTED" and "2 uploads are under way" in begun[2][2]["message"]
+    assert begun[2][2]["status"] == "RESOURCE_EXHAUSTED" and "too many uploads are under way (2 of them yours" in begun[2][2]["message"]
     assert cancelled[0] == 200 and fourth[0] == 200
 
 

@@ -204,7 +204,7 @@ def test_client_disconnect_stops_the_run_and_frees_its_sandbox():
         assert _wait(lambda: not _named("av-disconnect"), 10), "the process running the code outlived the client"
         # Had the loop gone on, the killed run would have gone back to the model (a second request, answered
         # "Never.") before the exchange ended; so wait for the end, then count.
-        assert _wait(lambda: gw.app.state.gateway.active == 0), "the exchange never ended"
+        assert _wait(lambda: gw.app.state.gateway.slots.used == 0), "the exchange never ended"
         assert len(upstream.requests) == 1
 
 

@@ -249,12 +249,12 @@ def ask_command(args, more_images, files, model, base_url, sandbox, docker_host,
     if trace_path:
         _write_trace(result, trace_path, quiet)
     image_paths = _save_step_images(result, out_dir, quiet or as_json) if out_dir else None
+    if not (quiet or as_json):  # before the answer, so that the answer is the last thing shown
+        say_run_log(result)
     if as_json:
         click.echo(json.dumps(result.as_dict(image_paths)))
     elif result.answer:
         echo_untrusted(result.answer)
-    if not (quiet or as_json):
-        say_run_log(result)
     if result.error:
         echo_untrusted(f"agentic-vision: {result.error}", err=True)  # may quote the model server
     elif not result.answer:
@@ -345,14 +345,15 @@ def sandbox_info(as_json, docker_host) -> None:
         click.echo(f"libraries: {library_summary(info['libraries'])}")
         for name, status in info["libraries"].items():
             click.echo(f"  {name:<28} {status.get('version') or 'missing: ' + status.get('error', '')}")
-    click.echo("environments (local):")
-    for env in info["environments"]:
-        size = f"{env['size_bytes'] / 1e6:.0f} MB" if env["size_bytes"] >= 1e6 else f"{env['size_bytes'] / 1e3:.0f} kB"
-        extra = "the hosted libraries (fidelity)" if env["name"] == "default" else \
-            f"+ {describe_installed(env['installed'])} (--libraries {' '.join(env['requested'])})"
-        stale = "" if env["current"] else ", not set up or out of date: run 'agentic-vision sandbox setup'" if env["name"] == "default" \
-            else f", made on an older default environment: run {library_set(env['requested']).quoted('setup')} again"
-        click.echo(f"  {env['name']:<18} {size:>8}  {extra}{stale}")
+    if "local_problem" not in info:  # without the default environment, the extras layered on it are of no use
+        click.echo("environments (local):")
+        for env in info["environments"]:
+            size = f"{env['size_bytes'] / 1e6:.0f} MB" if env["size_bytes"] >= 1e6 else f"{env['size_bytes'] / 1e3:.0f} kB"
+            extra = "the hosted libraries (fidelity)" if env["name"] == "default" else \
+                f"+ {describe_installed(env['installed'])} (--libraries {' '.join(env['requested'])})"
+            stale = "" if env["current"] else ", not set up or out of date: run 'agentic-vision sandbox setup'" if env["name"] == "default" \
+                else f", made on an older default environment: run {library_set(env['requested']).quoted('setup')} again"
+            click.echo(f"  {env['name']:<18} {size:>8}  {extra}{stale}")
     docker = info["docker"]
     if "engine" in docker:
         click.echo(f"docker engine: {engine_line(docker['engine'])}")

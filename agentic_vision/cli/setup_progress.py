@@ -94,9 +94,9 @@ def build_sandbox_env(python: str | None = None, verbose: bool = False, requirem
     from ..sandboxing.environment import build_env
 
     if verbose:
-        build_env(python, echo=lambda line: Console(stderr=True, highlight=False).print(line, markup=False),
+        build_env(python, echo=lambda line: Console(stderr=True, highlight=False).print(line, markup=False, soft_wrap=True),
                   requirements=requirements)
         return
     with SetupProgress() as progress:
-        build_env(python, echo=lambda line: progress.console.print(line, markup=False), on_pip_line=progress,
+        build_env(python, echo=lambda line: progress.console.print(line, markup=False, soft_wrap=True), on_pip_line=progress,
                   requirements=requirements)

@@ -44,8 +44,11 @@ except ImportError:
     paramiko = None
 else:
     # Its failures become our one-line errors; without a handler, logging's
-    # last resort would print them to stderr as well.
-    logging.getLogger("paramiko").addHandler(logging.NullHandler())
+    # last resort would print them to stderr as well, and a handler the command
+    # line puts on the root logger (-v, --log-level) would get them by propagation.
+    _paramiko_log = logging.getLogger("paramiko")
+    _paramiko_log.addHandler(logging.NullHandler())
+    _paramiko_log.propagate = False
 
 DEFAULT_IMAGE = "agentic-vision/sandbox:latest"
 DEFAULT_ADDRESS = "unix:///var/run/docker.sock"
