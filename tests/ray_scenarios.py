@@ -34,7 +34,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 from agentic_vision.testing.gemini_server import ScriptedGemini  # noqa: E402
-from agentic_vision.testing.ray_cluster import LoopbackCluster  # noqa: E402
+from agentic_vision.testing.ray_cluster import CLUSTER_ENV, LoopbackCluster  # noqa: E402
 from test_bench_run import MODEL, make_suite, router  # noqa: E402
 
 MODES = "direct,hosted,local"
@@ -53,7 +53,7 @@ def bench(suite: Path, out: Path, server, *extra: str, modes: str = MODES, quiet
     env = {k: v for k, v in os.environ.items() if k not in ("GOOGLE_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI")}
     env.update(GOOGLE_GEMINI_BASE_URL=server.url, GEMINI_API_KEY="test",
                PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
-               RAY_USAGE_STATS_ENABLED="0")
+               **CLUSTER_ENV)
     command = [sys.executable, "-m", *entry, "--suite", str(suite), "--modes", modes,
                "--model", MODEL, "--sandbox", "local", "--out", str(out), *(["--quiet"] if quiet else []), *extra]
     return subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

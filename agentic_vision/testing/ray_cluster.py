@@ -21,6 +21,10 @@ from pathlib import Path
 # file, without the script) the same entry point run by the interpreter itself.
 _SCRIPT = Path(sys.executable).with_name("ray")
 RAY = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "ray.scripts.scripts"]
+# A cluster of its own on loopback in a private network namespace: no usage reports, and no
+# token authentication (Ray turns it on when it finds ~/.ray/auth_token, which a driver of this
+# test cluster would then lack).
+CLUSTER_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
 
 
 def private_network() -> bool:
@@ -75,7 +79,7 @@ class LoopbackCluster:
     def _start(self, args: list[str]) -> None:
         extra = ["--resources", json.dumps(self.resources)] if self.resources else []
         log = (self.logs / f"node-{len(self.procs)}.log").open("wb")
-        env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+        env = {**os.environ, **CLUSTER_ENV}
         self.procs.append(subprocess.Popen(
             [*RAY, "start", "--block", "--node-ip-address", "127.0.0.1", "--num-cpus", str(self.cpus),
              "--disable-usage-stats", *extra, *args],
@@ -90,7 +94,8 @@ class LoopbackCluster:
             for proc in self.procs:
                 if proc.poll() is not None:
                     raise RuntimeError(f"a Ray node exited with {proc.returncode}: see {self.logs}")
-            done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+            done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                                  env={**os.environ, **CLUSTER_ENV})
             if done.returncode == 0 and done.stdout.strip():
                 nodes = json.loads(done.stdout.strip().splitlines()[-1])
                 if len(nodes) >= n:
