@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 
-def children_of(root: int) -> list[int]:
-    """root and all its descendants (host pids)."""
+def descendants(root: int) -> set[int]:
+    """root's descendants (host pids), root itself left out."""
     parents = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -20,14 +20,16 @@ def children_of(root: int) -> list[int]:
             except OSError:
                 continue
             parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
-    found, frontier = {root}, [root]
+    found, frontier = set(), {root}
     while frontier:
-        pid = frontier.pop()
-        for child, parent in parents.items():
-            if parent == pid and child not in found:
-                found.add(child)
-                frontier.append(child)
-    return sorted(found)
+        frontier = {pid for pid, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def children_of(root: int) -> list[int]:
+    """root and all its descendants (host pids)."""
+    return sorted({root} | descendants(root))
 
 
 def session_root_pid(session) -> int:

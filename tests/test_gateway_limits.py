@@ -21,6 +21,7 @@ from google.genai import types
 
 from agentic_vision.testing.gemini_server import ScriptedGemini, reply
 from gateway_helpers import CROP, MODEL, gateway, image_bytes, raw_request
+from session_host import descendants
 
 pytestmark = pytest.mark.timeout(180)
 GENERATE = f"/v1beta/models/{MODEL}:generateContent"
@@ -155,25 +156,10 @@ def test_past_the_concurrency_limit_and_a_full_queue_requests_get_429():
         assert status == 200  # the slot is free again
 
 
-def _descendants(root: int) -> set[int]:
-    parents = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                pass
-    found, frontier = set(), {root}
-    while frontier:
-        frontier = {pid for pid, parent in parents.items() if parent in frontier} - found
-        found |= frontier
-    return found
-
-
 def _named(name: str) -> set[int]:
     """This process's descendants whose name (/proc/PID/comm) is ``name``."""
     found = set()
-    for pid in _descendants(os.getpid()):
+    for pid in descendants(os.getpid()):
         try:
             if Path(f"/proc/{pid}/comm").read_text().strip() == name:
                 found.add(pid)

@@ -15,6 +15,7 @@ from google import genai
 from google.genai import types
 
 from agentic_vision.testing.gemini_server import ScriptedGemini
+from session_host import descendants
 
 pytestmark = pytest.mark.timeout(240)
 MODEL = "gemini-3-flash-preview"
@@ -47,21 +48,6 @@ def small_pdf() -> bytes:
 
 def _stat(pid: int) -> list[str]:
     return (open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1]).split()
-
-
-def descendants(root: int) -> set[int]:
-    parents = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                parents[int(entry)] = int(_stat(int(entry))[1])
-            except (OSError, ValueError, IndexError):
-                pass
-    found, frontier = set(), {root}
-    while frontier:
-        frontier = {pid for pid, parent in parents.items() if parent in frontier} - found
-        found |= frontier
-    return found
 
 
 def renderers(root: int) -> set[int]:
