@@ -259,13 +259,9 @@ def _repl(agent: Agent, display: AskDisplay, pending: list, conversation: str | 
                 pending, pending_files = [], []
                 continue
             display.close()
-            done.append(_Turn(line, _as_inputs(pending), _as_inputs(pending_files), result.answer))
+            # Paths and URLs as they were given: a replay reads them again.
+            done.append(_Turn(line, list(pending), list(pending_files), result.answer))
             pending, pending_files, replay = [], [], False
             _say_answer(result)
     finally:
         chat.close()
-
-
-def _as_inputs(sources: list) -> list:
-    """Paths and URLs as they were given: the replay reads them again."""
-    return list(sources)

@@ -95,7 +95,9 @@ class RunRecorder:
 
     def begin(self, *, model: str, question: str, files, shown: dict, sources: list, settings: dict) -> str | None:
         """Records a run's start; its id, or None when it is not logged."""
-        if not self.log_runs or self.store() is None or not self.log_runs:
+        if not self.log_runs:
+            return None
+        if self.store() is None or not self.log_runs:  # opening it reads the on/off switch too
             return None
         origins = _origins(sources)
         inputs = [InputRecord(f.name, f.data, origins.get(f.name), shown.get(f.name)) for f in files]
