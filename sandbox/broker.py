@@ -57,7 +57,9 @@ TERMINAL = {"run": {"result"}, "init": {"initialized", "error"}, "add_files": {"
 
 
 class Broker:
-    def __init__(self) -> None:
+    def __init__(self, start=None) -> None:
+        """``start(fd)``: starts the interpreter with its end of the socket, returning its
+        pid (template.py forks it); by default it is a new Python process."""
         self.host_rx = os.fdopen(0, "rb")
         self.host_tx = os.fdopen(1, "wb")
         self.host_lock = threading.Lock()
@@ -68,11 +70,14 @@ class Broker:
         self.reason = ""
         self.violation = False
         ours, theirs = socket.socketpair()
-        self.child = subprocess.Popen(
-            [sys.executable, "-E", "-s", "-u", os.path.join(HERE, "interpreter.py"), str(theirs.fileno())],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            pass_fds=(theirs.fileno(),), close_fds=True,
-        )
+        if start is None:
+            self.child = subprocess.Popen(
+                [sys.executable, "-E", "-s", "-u", os.path.join(HERE, "interpreter.py"), str(theirs.fileno())],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                pass_fds=(theirs.fileno(),), close_fds=True,
+            )
+        else:
+            self.child = ForkedChild(start(theirs.fileno()))
         theirs.close()
         self.child_rx = ours.makefile("rb")
         self.child_tx = ours.makefile("wb")
@@ -189,6 +194,14 @@ class Broker:
         os._exit(0)
 
 
+class ForkedChild:
+    """What the broker needs of its interpreter when it was forked, not started (Popen's names)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode = None
+
+
 def describe_exit(status: int) -> str:
     if os.WIFSIGNALED(status):
         return f"killed by signal {signal.Signals(os.WTERMSIG(status)).name}"
@@ -222,11 +235,12 @@ def make_undumpable() -> None:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE, 0) failed")
 
 
-def apply_rlimits() -> None:
-    """Limits from the host, set hard so that nothing inside can raise them."""
+def apply_rlimits(spec: dict | None = None) -> None:
+    """Limits from the host (given, or in the environment), set hard so that nothing inside can raise them."""
     import resource
 
-    spec = json.loads(os.environ.pop("AGENTIC_VISION_RLIMITS", "{}") or "{}")
+    if spec is None:
+        spec = json.loads(os.environ.pop("AGENTIC_VISION_RLIMITS", "{}") or "{}")
     for name, value in spec.items():
         resource.setrlimit(getattr(resource, name), (value, value))
 
@@ -244,7 +258,8 @@ def seed_matplotlib_cache() -> None:
                 dst.write(src.read())
 
 
-def main() -> None:
+def main(start=None, limits_applied: bool = False) -> None:
+    """``start``/``limits_applied``: a session forked by template.py, which set the limits."""
     make_undumpable()
     if os.getpid() != 1:
         # Whatever is pid 1 instead (an init) holds the host channel within
@@ -255,9 +270,10 @@ def main() -> None:
     signal.signal(signal.SIGINT, lambda *_: None)
     # A write past RLIMIT_FSIZE should be an OSError, not a kill.
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    apply_rlimits()
-    seed_matplotlib_cache()
-    Broker().serve()
+    if not limits_applied:
+        apply_rlimits()
+        seed_matplotlib_cache()
+    Broker(start).serve()
 
 
 if __name__ == "__main__":

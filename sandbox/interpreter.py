@@ -51,6 +51,37 @@ def clip(text: str, limit: int = protocol.MAX_NOTE) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def preload() -> tuple[dict, object, dict | None]:
+    """Imports the heavy libraries and builds the guard's names, before any session:
+    (errors by library, the guard module or None, its namespace or None)."""
+    errors: dict[str, str] = {}
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    saved_filters = warnings.filters[:]
+    warnings.simplefilter("ignore")
+    for name in PRELOAD:
+        try:
+            __import__(name)
+        except Exception as exc:  # a library missing from this environment
+            errors[name] = clip(f"{type(exc).__name__}: {exc}")
+    warnings.filters[:] = saved_filters
+    guard_module = guard_names = None
+    try:
+        import guard  # built now so that opening a session does not pay for it
+
+        guard_module, guard_names = guard, guard.guard_namespace()
+    except Exception as exc:
+        errors["guard"] = clip(f"{type(exc).__name__}: {exc}")
+    try:
+        from PIL import Image
+
+        Image.MAX_IMAGE_PIXELS = DECODE_MAX_PIXELS
+        # Beyond the limit PIL only warns; make a bomb an error.
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+    except ImportError:
+        pass
+    return errors, guard_module, guard_names
+
+
 class Channel:
     """Frames to and from the broker; one lock, since output comes from any thread."""
 
@@ -79,8 +110,8 @@ class Interpreter:
         self.cache = InputCache([])
         self.tracker = provenance.TRACKER
         self.files: list[str] = []
-        self.preload_errors: dict[str, str] = {}
-        self.preload()
+        # Imported already when this process was forked from the template (template.py).
+        self.preload_errors, self.guard_module, self.guard_names = preload()
         # Two streams for the interpreter's life, and every stream they replace
         # kept: print() holds only a borrowed reference to sys.stdout (CPython
         # gh-130163), so a stream freed while a thread prints to it crashes the
@@ -96,32 +127,6 @@ class Interpreter:
             if stream is not self.stdout and stream is not self.stderr and all(stream is not kept for kept in self.replaced):
                 self.replaced.append(stream)
         sys.stdout, sys.stderr = self.stdout, self.stderr
-
-    def preload(self) -> None:
-        os.environ.setdefault("MPLBACKEND", "Agg")
-        saved_filters = warnings.filters[:]
-        warnings.simplefilter("ignore")
-        for name in PRELOAD:
-            try:
-                __import__(name)
-            except Exception as exc:  # a library missing from this environment
-                self.preload_errors[name] = clip(f"{type(exc).__name__}: {exc}")
-        warnings.filters[:] = saved_filters
-        self.guard_module = self.guard_names = None
-        try:
-            import guard  # built now so that opening a session does not pay for it
-
-            self.guard_module, self.guard_names = guard, guard.guard_namespace()
-        except Exception as exc:
-            self.preload_errors["guard"] = clip(f"{type(exc).__name__}: {exc}")
-        try:
-            from PIL import Image
-
-            Image.MAX_IMAGE_PIXELS = DECODE_MAX_PIXELS
-            # Beyond the limit PIL only warns; make a bomb an error.
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-        except ImportError:
-            pass
 
     def hook_display(self) -> None:
         images = self.images

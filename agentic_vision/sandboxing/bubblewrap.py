@@ -14,15 +14,16 @@ start; no sandbox ever serves two sessions.
 from __future__ import annotations
 
 import atexit
+import logging
 import concurrent.futures
 import hashlib
 import json
 import os
-import re
 import shutil
+import socket
 import subprocess
 import tempfile
-import time
+import threading
 from functools import lru_cache
 from typing import Sequence
 from pathlib import Path
@@ -35,7 +36,11 @@ from .launcher import Launcher, drop_problem
 from .pool import PooledExecutor, WorkerPool
 from .runtime_files import RUNTIME_DIR
 from .worker import Worker
+from .mpl_seed import sweep_stray_seeds
+from .inside_paths import inside_paths, inside_python, interpreter_roots  # noqa: F401 - parser_jail's too
+from . import template as forking
 
+log = logging.getLogger(__name__)
 INSIDE_RUNTIME = "/opt/agentic-vision/sandbox"
 INSIDE_MPL_SEED = "/opt/agentic-vision/mpl"
 READY_TIMEOUT = 90.0
@@ -81,40 +86,6 @@ def check_local_sandbox() -> None:
         raise SandboxUnavailable(f"the sandbox interpreter {python} is missing: run 'agentic-vision sandbox setup'")
 
 
-@lru_cache(maxsize=None)
-def interpreter_roots(python: str) -> tuple[str, ...]:
-    """Directories the interpreter needs, to be bound read-only at the same paths.
-
-    Besides its prefixes, the environments its ``sys.path`` reaches through
-    ``.pth`` lines: a layer of extra libraries (extras_env) reads the default
-    environment's site-packages that way."""
-    probe = ("import sys, json; print(json.dumps([sorted({sys.prefix, sys.base_prefix, sys.exec_prefix, "
-             "sys.base_exec_prefix}), sys.path]))")
-    try:
-        out = subprocess.run([python, "-E", "-s", "-c", probe], capture_output=True, text=True, timeout=60, check=True)
-    except (OSError, subprocess.SubprocessError) as exc:
-        raise SandboxUnavailable(f"the sandbox interpreter {python} does not run: {exc}") from None
-    prefixes, path = json.loads(out.stdout)
-    roots = set(prefixes)
-    roots.add(str(Path(python).resolve().parent.parent))
-    for entry in path:
-        env = venv_of(entry)
-        if env is not None:
-            roots.add(env)
-    system = ("/usr", "/bin", "/lib", "/lib64", "/sbin")
-    return tuple(sorted(r for r in roots if not any(r == s or r.startswith(s + "/") for s in system)))
-
-
-def venv_of(entry: str) -> str | None:
-    """The virtual environment a sys.path entry lies in (its lib/pythonX.Y/site-packages), or None."""
-    parts = Path(entry).parts
-    if len(parts) > 3 and parts[-1] == "site-packages" and parts[-3] == "lib":
-        env = Path(*parts[:-3])
-        if (env / "pyvenv.cfg").is_file():
-            return str(env)
-    return None
-
-
 def bind_sources(python: Path, extra_binds=()) -> list[str]:
     """The host directories a sandbox binds besides the system ones, in a fixed order."""
     return [*interpreter_roots(str(python)), str(RUNTIME_DIR), *(source for source, _, _ in extra_binds)]
@@ -130,24 +101,29 @@ def bwrap_argv(
     seccomp_fd: int | None = None,
     sources: dict[str, str] | None = None,
     entry: Sequence[str] = (),
+    template: bool = False,
 ) -> list[str]:
     """bubblewrap's command line; ``sources`` maps a host directory to the path
     bubblewrap reads it from (the launcher's staged copy when root drops);
-    ``entry`` replaces the broker script (see LocalExecutor)."""
+    ``entry`` replaces the broker script (see LocalExecutor).  ``template``: the
+    sandbox of the template that forks sessions (template.py), which makes each
+    session's user namespace and procfs itself: it may make user namespaces, and
+    its /proc has nothing mounted over it (the kernel mounts a new procfs only
+    where one is fully visible); each session puts /proc/sys read-only again."""
     source = (sources or {}).get
     argv = [
         bwrap,
         "--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
         "--unshare-cgroup-try",
         "--uid", "1000", "--gid", "1000", "--hostname", "sandbox",
-        "--die-with-parent", "--new-session", "--clearenv", "--disable-userns",
+        "--die-with-parent", "--new-session", "--clearenv", *([] if template else ["--disable-userns"]),
         # The broker is pid 1: bubblewrap's own init would keep the host
         # channel open where model code can reach it (/proc/1/fd/1).
         "--as-pid-1",
         "--cap-drop", "ALL",
         # The sandbox's own procfs, with /proc/sys read-only over it (bubblewrap
         # covers it only when the sandbox could write it).
-        "--proc", "/proc", "--ro-bind", "/proc/sys", "/proc/sys",
+        "--proc", "/proc", *([] if template else ["--ro-bind", "/proc/sys", "/proc/sys"]),
         # /dev read-only but for a size-capped /dev/shm (a tmpfs: counted by the memory cgroup).
         "--dev", "/dev", "--size", str(limits.shm_bytes), "--tmpfs", "/dev/shm", "--remount-ro", "/dev",
     ]
@@ -190,56 +166,6 @@ def bwrap_argv(
         argv += ["--setenv", key, value]
     argv += ["--", inside_python(python, mapping), "-E", "-s", "-u", *(entry or [f"{INSIDE_RUNTIME}/broker.py"])]
     return argv
-
-
-def inside_paths(roots) -> dict[str, str]:
-    """Host directory -> where it appears inside; the same path unless that is
-    hidden by the sandbox's own /work or /tmp (a project venv under /work), or
-    is a virtual environment (relocatable: its pyvenv.cfg names the base
-    interpreter), whose host path would tell where the user keeps their data.
-    Several environments (a layer of extras and the default one under it) keep
-    their places relative to each other, which the layer's .pth line relies on."""
-    mapping = {}
-    venvs = [root for root in roots if (Path(root) / "pyvenv.cfg").is_file()]
-    common = os.path.commonpath(venvs) if len(venvs) > 1 else None
-    for i, root in enumerate(roots):
-        hidden = any(root == p or root.startswith(p + "/") for p in ("/work", "/tmp", "/proc", "/dev", "/opt/agentic-vision"))
-        if common is not None and root in venvs:
-            mapping[root] = f"/opt/agentic-vision/python/layers/{os.path.relpath(root, common)}"
-        else:
-            mapping[root] = f"/opt/agentic-vision/python/{i}" if hidden or root in venvs else root
-    return mapping
-
-
-def inside_python(python: Path, mapping: dict[str, str]) -> str:
-    text = str(python)
-    for root, inside in sorted(mapping.items(), key=lambda item: -len(item[0])):
-        if text == root or text.startswith(root + "/"):
-            return inside + text[len(root):]
-    return text
-
-
-SEED_NAME = re.compile(r"[0-9a-f]{16}")
-
-
-STRAY_SEED_AGE = 3600.0
-
-
-def sweep_stray_seeds(seeds: Path) -> None:
-    """Removes seed folders not named by a digest (the old hash()-named ones),
-    once they are an hour old: a running older version may still bind its own."""
-    try:
-        entries = list(seeds.iterdir())
-    except OSError:
-        return
-    for entry in entries:
-        if SEED_NAME.fullmatch(entry.name) or entry.is_symlink() or not entry.is_dir():
-            continue
-        try:
-            if time.time() - entry.stat().st_mtime > STRAY_SEED_AGE:
-                shutil.rmtree(entry, ignore_errors=True)
-        except OSError:
-            pass
 
 
 def _renderer() -> str:
@@ -290,6 +216,10 @@ class LocalExecutor(PooledExecutor):
         # thread: a sandbox started from a short-lived one would die with it.
         self._spawner = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox-spawner")
         self._mpl_seed = self._matplotlib_seed()
+        self._template: forking.Template | None = None
+        self._template_lock = threading.Lock()
+        # Why sessions start cold, if they do (None: forked from the template).
+        self._template_problem: str | None = forking.cold_start_setting()
         atexit.register(self.shutdown)
 
     def _launcher(self) -> Launcher:
@@ -343,6 +273,8 @@ class LocalExecutor(PooledExecutor):
             "working directory": f"tmpfs of {mib(lim.workdir_bytes)}",
             "system calls": seccomp.describe() if self.seccomp else f"NOT FILTERED ({WEAK_SETTING}=1)",
             "/proc/sys, /dev": "read-only",
+            "session start": (f"cold ({self._template_problem})" if self._template_problem
+                              else "forked from a template sandbox with the libraries imported"),
             "pdf renderer": _renderer(),
         }
 
@@ -383,7 +315,64 @@ class LocalExecutor(PooledExecutor):
         return seed if any(seed.glob("fontlist-*.json")) else None
 
     def spawn(self) -> Worker:
-        """A new sandbox with a ready runtime (a cold start)."""
+        """A new sandbox with a ready runtime: forked from the template, or a cold start
+        where there is none (``entry``, AGENTIC_VISION_SANDBOX_START=cold, or it cannot run here)."""
+        if self.entry or self._template_problem is not None:
+            return self._cold_spawn()
+        try:
+            return self._forked_spawn()
+        except forking.TemplateUnavailable as exc:
+            self._template_problem = str(exc)
+            log.warning("local sessions start cold (about half a second each): %s", exc)
+            return self._cold_spawn()
+
+    def _forked_spawn(self) -> Worker:
+        template = self._template_now()
+        cgroup = self.cgroups.create(self.limits)
+        try:
+            worker = template.fork(forking.session_request(self.limits, cgroup), cgroup, READY_TIMEOUT)
+        except BaseException:
+            if cgroup is not None:
+                cgroup.remove()
+            raise
+        worker.wait_ready(READY_TIMEOUT)
+        return worker
+
+    def _template_now(self) -> forking.Template:
+        """The running template, started (again) when there is none."""
+        with self._template_lock:
+            if self._template is None or not self._template.alive:
+                if self._template is not None:
+                    self._template.kill()
+                self._template = None
+                template = self._spawner.submit(self._start_template).result()
+                template.wait_ready(READY_TIMEOUT)
+                self._template = template
+            return self._template
+
+    def _start_template(self) -> forking.Template:
+        """The template's bubblewrap (see sandbox/template.py), given its control socket
+        and the seccomp filter it loads into each session."""
+        control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        fds = [theirs.detach()]
+        fds.append(seccomp.bpf_fd() if self.seccomp else -1)
+        binds = self._mpl_binds()
+        sources = bind_sources(self.python, binds)
+        argv = bwrap_argv(
+            self.bwrap, self.python, self.limits, extra_env=self._mpl_env(), extra_binds=binds,
+            sources=self.launcher.stage(sources), template=True,
+            entry=[f"{INSIDE_RUNTIME}/template.py", *map(str, fds)],
+        )
+        launch = self.launcher.launch(argv[1:], [], sources, [fd for fd in fds if fd >= 0])
+        try:
+            return forking.Template(launch.argv, launch.fds, control, self.launcher.uid)
+        except BaseException:
+            control.close()
+            raise
+        finally:
+            launch.close()
+
+    def _cold_spawn(self) -> Worker:
         worker = self._spawner.submit(self._launch).result()
         try:
             worker.wait_ready(READY_TIMEOUT)
@@ -392,6 +381,12 @@ class LocalExecutor(PooledExecutor):
             raise SandboxUnavailable(f"{exc} (bubblewrap needs user namespaces: check 'bwrap --ro-bind / / true')") from None
         return worker
 
+    def _mpl_binds(self) -> list:
+        return [] if self._mpl_seed is None else [(str(self._mpl_seed), INSIDE_MPL_SEED, False)]
+
+    def _mpl_env(self) -> dict:
+        return {} if self._mpl_seed is None else {"AGENTIC_VISION_MPL_SEED": INSIDE_MPL_SEED}
+
     def _launch(self) -> Worker:
         cgroup = self.cgroups.create(self.limits)
         rlimits = self.limits.rlimits(with_cgroup_memory=cgroup is not None)
@@ -399,11 +394,8 @@ class LocalExecutor(PooledExecutor):
             # The pids cgroup holds per session; RLIMIT_NPROC would count every
             # process of the (shared) sandbox uid on the host.
             rlimits.pop("RLIMIT_NPROC", None)
-        env = {"AGENTIC_VISION_RLIMITS": json.dumps(rlimits)}
-        binds = []
-        if self._mpl_seed is not None:
-            binds.append((str(self._mpl_seed), INSIDE_MPL_SEED, False))
-            env["AGENTIC_VISION_MPL_SEED"] = INSIDE_MPL_SEED
+        env = {"AGENTIC_VISION_RLIMITS": json.dumps(rlimits), **self._mpl_env()}
+        binds = self._mpl_binds()
         try:
             return self._start(extra_binds=binds, extra_env=env, cgroup=cgroup)
         except BaseException:
@@ -438,3 +430,7 @@ class LocalExecutor(PooledExecutor):
     def shutdown(self) -> None:
         for worker in self.pool.close():
             worker.kill()
+        with self._template_lock:
+            if self._template is not None:
+                self._template.kill()
+                self._template = None

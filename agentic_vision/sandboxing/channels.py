@@ -39,6 +39,10 @@ class ProcessChannel:
         os.set_blocking(self.stdin.fileno(), False)  # writes wait in poll(), with a deadline
         threading.Thread(target=self._read_stderr, daemon=True).start()
 
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
     def write_some(self, data) -> int:
         """Writes what fits now; BlockingIOError when nothing does."""
         return os.write(self.stdin.fileno(), data)
@@ -94,6 +98,8 @@ class SocketChannel:
     bytes, big-endian length) before each chunk.  ``exit_note`` says how the
     runtime ended once the socket closed (the socket cannot tell).
     """
+
+    pid: int | None = None  # no host process of ours behind a container's socket
 
     def __init__(self, sock: socket.socket, *, exit_note: Callable[[], str], multiplexed: bool = True) -> None:
         self.sock = sock

@@ -243,8 +243,9 @@ class Worker:
 
     @property
     def pid(self) -> int | None:
-        """The host pid of the worker's process (bubblewrap); None over a socket (Docker)."""
-        return self.proc.pid if self.proc is not None else None
+        """The host pid of the worker's process (bubblewrap, or a forked session's first
+        process); None over a container's socket (Docker)."""
+        return self.channel.pid
 
     @property
     def alive(self) -> bool:
