@@ -35,6 +35,7 @@ objects already made with them.  Neither guards a secret here.
 from __future__ import annotations
 
 import array
+import gc
 import json
 import os
 import random
@@ -216,6 +217,11 @@ def main() -> None:
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     broker.seed_matplotlib_cache()
     errors = interpreter.preload()[0]
+    reseed()  # numpy's first reseed loads what it needs (milliseconds): once here, not per session
+    # What is imported now stays: the collector no longer visits it, so a session's
+    # collections do not write to (and so copy) every page the template shares with it.
+    gc.collect()
+    gc.freeze()
     threads = len(os.listdir("/proc/self/task"))
     if threads != 1 or threading.active_count() != 1:
         # fork() copies one thread: a library that started others would be broken in every session.

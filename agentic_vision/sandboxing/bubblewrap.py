@@ -210,7 +210,7 @@ class LocalExecutor(PooledExecutor):
         self.launcher = self._launcher()
         self.cgroups = CgroupFactory()
         self.cgroups.sweep()
-        self.pool = WorkerPool(self.spawn, pool_size, "sandbox-pool")
+        self.pool = WorkerPool(self.spawn, pool_size, "sandbox-pool", parallel=2)
         # bubblewrap's --die-with-parent is bound to the *thread* that started it
         # (PR_SET_PDEATHSIG), so every sandbox is started from one long-lived
         # thread: a sandbox started from a short-lived one would die with it.

@@ -18,13 +18,18 @@ from .worker import Worker
 
 
 class WorkerPool:
-    def __init__(self, spawn: Callable[[], Worker], size: int, name: str = "sandbox-pool") -> None:
+    """``parallel``: how many workers may be starting at once.  A forked local
+    session spends most of its start waiting (on its forks and the kernel's
+    cgroup moves), so two refills at a time keep up with sessions used back to back."""
+
+    def __init__(self, spawn: Callable[[], Worker], size: int, name: str = "sandbox-pool", parallel: int = 1) -> None:
         self._spawn = spawn
         self.size = size
         self.name = name
+        self.parallel = max(1, parallel)
         self._idle: deque[Worker] = deque()
         self._lock = threading.Lock()
-        self._refilling = False
+        self._starting = 0  # refills under way
         self._closed = False
 
     @property
@@ -51,37 +56,39 @@ class WorkerPool:
 
     def _refill_in_background(self) -> None:
         with self._lock:
-            if self._refilling or self._closed or len(self._idle) >= self.size:
+            if self._closed:
                 return
-            self._refilling = True
-        threading.Thread(target=self._refill, name=self.name, daemon=True).start()
+            count = min(self.size - len(self._idle) - self._starting, self.parallel - self._starting)
+            if count <= 0:
+                return
+            self._starting += count
+        for _ in range(count):
+            threading.Thread(target=self._refill_one, name=self.name, daemon=True).start()
 
-    def _refill(self) -> None:
+    def _refill_one(self) -> None:
         try:
-            while True:
-                with self._lock:
-                    if self._closed or len(self._idle) >= self.size:
-                        return
-                try:
-                    worker = self._spawn()
-                except SandboxUnavailable:
-                    return  # the next acquire() starts one cold and reports the error
-                with self._lock:
-                    if not self._closed:
-                        self._idle.append(worker)
-                        continue
-                worker.kill()
-                return
-        finally:
-            with self._lock:
-                self._refilling = False
+            worker = self._spawn()
+        except SandboxUnavailable:
+            worker = None  # the next acquire() starts one cold and reports the error
+        with self._lock:
+            self._starting -= 1
+            if worker is not None and not self._closed:
+                self._idle.append(worker)
+                worker = None
+                more = True
+            else:
+                more = False
+        if worker is not None:
+            worker.kill()
+        if more:
+            self._refill_in_background()
 
     def warm(self, timeout: float = 120.0) -> None:
         """Blocks until the pool is full and no refill is running (e.g. before timing)."""
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             with self._lock:
-                full, busy = len(self._idle) >= self.size, self._refilling
+                full, busy = len(self._idle) >= self.size, self._starting > 0
             if full and not busy:
                 return
             if not busy:
