@@ -12,6 +12,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from session_host import is_session_root
+
 import numpy as np
 from PIL import Image
 
@@ -112,7 +114,8 @@ def descendants(pid: int) -> dict[int, str]:
 
 
 def sandboxes_of(pid: int) -> set[int]:
-    return {p for p, name in descendants(pid).items() if name == "bwrap"}
+    """The local sandbox sessions under pid: their first processes' host pids."""
+    return {p for p in descendants(pid) if is_session_root(p)}
 
 
 def alive(pids) -> set[int]:

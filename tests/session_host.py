@@ -32,6 +32,33 @@ def children_of(root: int) -> list[int]:
     return sorted({root} | descendants(root))
 
 
+def nspids(pid: int) -> list[int]:
+    """pid's pid in each pid namespace it is in, the host's first (NSpid); [] once it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("NSpid:"):
+                return [int(n) for n in line.split()[1:]]
+    except OSError:
+        pass
+    return []
+
+
+def is_session_root(pid: int) -> bool:
+    """Whether pid is the first process (the broker) of a local sandbox session: pid 1 of its
+    own pid namespace, one below the host's for a cold start (bubblewrap's, running
+    broker.py), two below for a session forked from the template (whose own pid 1, one
+    below, runs template.py and is no session)."""
+    levels = nspids(pid)
+    if len(levels) < 2 or levels[-1] != 1:
+        return False
+    if len(levels) >= 3:
+        return True
+    try:
+        return b"broker.py" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
 def session_root_pid(session) -> int:
     """The host pid at the top of the session: its container's first process, or the local worker."""
     if session.kind == "docker":

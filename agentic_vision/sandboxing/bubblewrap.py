@@ -16,27 +16,23 @@ from __future__ import annotations
 import atexit
 import logging
 import concurrent.futures
-import hashlib
 import json
 import os
 import shutil
 import socket
-import subprocess
-import tempfile
 import threading
-from functools import lru_cache
 from typing import Sequence
 from pathlib import Path
 
 from ..errors import SandboxUnavailable
 from .limits import CgroupFactory, Limits
-from ..paths import sandbox_env_dir, state_dir
+from ..paths import sandbox_env_dir
 from . import seccomp
 from .launcher import Launcher, drop_problem
 from .pool import PooledExecutor, WorkerPool
 from .runtime_files import RUNTIME_DIR
 from .worker import Worker
-from .mpl_seed import sweep_stray_seeds
+from .mpl_seed import matplotlib_seed
 from .inside_paths import inside_paths, inside_python, interpreter_roots  # noqa: F401 - parser_jail's too
 from . import template as forking
 
@@ -215,7 +211,7 @@ class LocalExecutor(PooledExecutor):
         # (PR_SET_PDEATHSIG), so every sandbox is started from one long-lived
         # thread: a sandbox started from a short-lived one would die with it.
         self._spawner = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox-spawner")
-        self._mpl_seed = self._matplotlib_seed()
+        self._mpl_seed = matplotlib_seed(self.python, self.launcher, self._start)
         self._template: forking.Template | None = None
         self._template_lock = threading.Lock()
         # Why sessions start cold, if they do (None: forked from the template).
@@ -278,42 +274,6 @@ class LocalExecutor(PooledExecutor):
             "pdf renderer": _renderer(),
         }
 
-    def _matplotlib_seed(self) -> Path | None:
-        """Builds matplotlib's font list once, inside a sandbox, for later sessions to copy.
-
-        The folder is named by a digest of the interpreter's path (stable
-        across processes, unlike hash()); folders of the old per-process
-        naming are removed on the way."""
-        seeds = state_dir() / "matplotlib"
-        sweep_stray_seeds(seeds)
-        seed = seeds / hashlib.sha256(str(self.python.resolve()).encode()).hexdigest()[:16]
-        if any(seed.glob("fontlist-*.json")):
-            return seed
-        # Built in a private folder the sandbox user may write, then handed back
-        # to this user and renamed into place: later sandboxes only read it.
-        seeds.mkdir(parents=True, exist_ok=True)
-        build = Path(tempfile.mkdtemp(prefix=".build-", dir=seeds))
-        try:
-            build.chmod(0o755)
-            self.launcher.chown_for_sandbox(build)
-            worker = self._start(extra_binds=[(str(build), "/tmp/matplotlib", True)], code="import matplotlib.pyplot")
-            try:
-                worker.proc.wait(timeout=180)
-            except subprocess.TimeoutExpired:
-                pass
-            worker.kill()
-            self.launcher.chown_back(build)
-            if any(build.glob("fontlist-*.json")):
-                try:
-                    os.rename(build, seed)
-                except OSError:  # another process was first: its seed is as good
-                    pass
-        except (OSError, SandboxUnavailable):
-            pass
-        finally:
-            shutil.rmtree(build, ignore_errors=True)
-        return seed if any(seed.glob("fontlist-*.json")) else None
-
     def spawn(self) -> Worker:
         """A new sandbox with a ready runtime: forked from the template, or a cold start
         where there is none (``entry``, AGENTIC_VISION_SANDBOX_START=cold, or it cannot run here)."""
@@ -327,28 +287,47 @@ class LocalExecutor(PooledExecutor):
             return self._cold_spawn()
 
     def _forked_spawn(self) -> Worker:
-        template = self._template_now()
-        cgroup = self.cgroups.create(self.limits)
-        try:
-            worker = template.fork(forking.session_request(self.limits, cgroup), cgroup, READY_TIMEOUT)
-        except BaseException:
-            if cgroup is not None:
-                cgroup.remove()
-            raise
-        worker.wait_ready(READY_TIMEOUT)
-        return worker
+        """A session from the template; a template that fails one is replaced once (it may
+        have died: sessions go with it), a new one that fails means it cannot run here."""
+        retried = False
+        while True:
+            template, new = self._template_now()
+            cgroup = self.cgroups.create(self.limits)
+            try:
+                worker = template.fork(forking.session_request(self.limits, cgroup), cgroup, READY_TIMEOUT)
+            except forking.TemplateUnavailable:
+                if cgroup is not None:
+                    cgroup.remove()
+                if new or retried:
+                    raise
+                retried = True
+                self._drop_template(template)
+                continue
+            except BaseException:
+                if cgroup is not None:
+                    cgroup.remove()
+                raise
+            worker.wait_ready(READY_TIMEOUT)
+            return worker
 
-    def _template_now(self) -> forking.Template:
-        """The running template, started (again) when there is none."""
+    def _template_now(self) -> tuple[forking.Template, bool]:
+        """The running template, and whether it was started just now (when there was none)."""
         with self._template_lock:
-            if self._template is None or not self._template.alive:
-                if self._template is not None:
-                    self._template.kill()
+            if self._template is not None and self._template.alive:
+                return self._template, False
+            if self._template is not None:
+                self._template.kill()
+            self._template = None
+            template = self._spawner.submit(self._start_template).result()
+            template.wait_ready(READY_TIMEOUT)
+            self._template = template
+            return template, True
+
+    def _drop_template(self, template: forking.Template) -> None:
+        with self._template_lock:
+            if self._template is template:
                 self._template = None
-                template = self._spawner.submit(self._start_template).result()
-                template.wait_ready(READY_TIMEOUT)
-                self._template = template
-            return self._template
+        template.kill()
 
     def _start_template(self) -> forking.Template:
         """The template's bubblewrap (see sandbox/template.py), given its control socket
