@@ -9,8 +9,12 @@ Figures to quote, not a timed test.  For the local sandbox (and Docker with
 * the floor: a pre-imported interpreter (numpy, PIL, cv2, matplotlib) forking
   a child per session that runs the same program (sandbox_overhead.py's floor);
 * the ratio of the two (the goal is at least 0.1x);
+* locally, the same with cold starts (``start="cold"``: a bubblewrap and a
+  Python per session, as before sessions were forked from the template), for
+  ``--cold-seconds``;
 * memory per additional idle warm session: PSS summed over the process trees
-  of 1 and of ``--idle`` idle workers, from /proc (local only; the Docker
+  of 1 and of ``--idle`` idle workers (with each forked session's monitor),
+  from /proc, and the template's own, paid once (local only; the Docker
   sandbox's memory is its container's cgroup, see sandbox_overhead.py).
 """
 
@@ -54,13 +58,13 @@ def floor_rate(n: int) -> float:
     return 1000.0 / statistics.mean(samples)
 
 
-def session_rate(kind: str, pool: int, seconds: float) -> tuple[float, int]:
+def session_rate(kind: str, pool: int, seconds: float, **options) -> tuple[float, int]:
     """Fresh sessions per second, sustained: open (one input) -> print(1) -> close, pool refills included."""
-    get_executor(kind, pool_size=pool).warm()
+    get_executor(kind, pool_size=pool, **options).warm()
     done = 0
     started = time.perf_counter()
     while time.perf_counter() - started < seconds:
-        with open_session(kind, inputs=[INPUT], pool_size=pool) as session:
+        with open_session(kind, inputs=[INPUT], pool_size=pool, **options) as session:
             result = session.run(PROGRAM)
             if not result.ok or result.output != "1\n":
                 raise SystemExit(f"a session did not run the program: {result.output[-500:]}")
@@ -68,20 +72,38 @@ def session_rate(kind: str, pool: int, seconds: float) -> tuple[float, int]:
     return done / (time.perf_counter() - started), done
 
 
-def pss_of_idle_workers(count: int) -> float:
-    """MiB of PSS summed over ``count`` idle local workers' process trees."""
+def pss_mib(pids) -> float:
+    total = 0
+    for pid in pids:
+        pss = proc_fields(pid)["Pss"]
+        if pss is None:
+            raise SystemExit("this kernel has no /proc/PID/smaps_rollup: PSS cannot be read")
+        total += int(pss)
+    return total / 1024
+
+
+def parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def pss_of_idle_workers(count: int) -> tuple[float, float | None]:
+    """MiB of PSS summed over ``count`` idle local workers' process trees (a forked one's
+    monitor included), and the template's own (its bubblewrap and Python), or None."""
     executor = get_executor("local", pool_size=0)
     workers = [executor.spawn() for _ in range(count)]
     try:
         time.sleep(0.5)
-        total = 0
+        pids = []
         for worker in workers:
-            for pid in process_tree(worker.pid):
-                pss = proc_fields(pid)["Pss"]
-                if pss is None:
-                    raise SystemExit("this kernel has no /proc/PID/smaps_rollup: PSS cannot be read")
-                total += int(pss)
-        return total / 1024
+            pids += process_tree(worker.pid)
+            monitor = parent_of(worker.pid)
+            if b"template.py" in Path(f"/proc/{monitor}/cmdline").read_bytes():
+                pids.append(monitor)
+        template = executor.template_pid
+        own = None
+        if template is not None:
+            own = pss_mib([template, *(p for p in process_tree(template)[1:] if parent_of(p) == template)])
+        return pss_mib(pids), own
     finally:
         for worker in workers:
             worker.kill()
@@ -94,19 +116,29 @@ def main() -> None:
     parser.add_argument("--pool", type=int, default=2, help="warm sandboxes kept ready (default 2)")
     parser.add_argument("--idle", type=int, default=4, help="idle workers for the memory figure (default 4)")
     parser.add_argument("--floor-n", type=int, default=200, help="forks timed for the floor (default 200)")
+    parser.add_argument("--cold-seconds", type=float, default=10.0,
+                        help="local: how long cold-started sessions are timed, for comparison (0: not at all)")
     args = parser.parse_args()
     load = os.getloadavg()
     floor = floor_rate(args.floor_n)
     rate, count = session_rate(args.sandbox, args.pool, args.seconds)
+    cold = None
+    if args.sandbox == "local" and args.cold_seconds > 0:
+        cold = session_rate("local", args.pool, args.cold_seconds, start="cold")
     print(f"sandbox: {args.sandbox}, warm pool {args.pool}; load average at start {load[0]:.2f} on {os.cpu_count()} cores")
     print(f"fresh sessions, sustained:     {rate:8.2f} /s  ({count} in {args.seconds:g} s: open with one input, "
           f"{PROGRAM}, close)")
     print(f"floor (fork, pre-imported):    {floor:8.1f} /s")
     print(f"ratio sessions / floor:        {rate / floor:8.4f}x  (goal >= 0.1x)")
+    if cold is not None:
+        print(f"cold starts instead:           {cold[0]:8.2f} /s  ({cold[1]} in {args.cold_seconds:g} s; "
+              f"{cold[0] / floor:.4f}x the floor; the template is {rate / cold[0]:.1f}x faster)")
     if args.sandbox == "local":
-        one, many = pss_of_idle_workers(1), pss_of_idle_workers(args.idle)
+        (one, template), (many, _) = pss_of_idle_workers(1), pss_of_idle_workers(args.idle)
         print(f"idle warm sessions, PSS:       1: {one:.1f} MiB, {args.idle}: {many:.1f} MiB; "
               f"each additional one {(many - one) / (args.idle - 1):.1f} MiB (goal <= 30 MiB)")
+        if template is not None:
+            print(f"the template, once:            {template:.1f} MiB PSS")
 
 
 if __name__ == "__main__":

@@ -166,3 +166,12 @@ def test_sessions_start_cold_when_the_setting_says_so():
     assert facts["start"] == "cold (AGENTIC_VISION_SANDBOX_START=cold)"
     # A cold start's worker is bubblewrap, whose child (the broker) is pid 1 one level down.
     assert len(facts["levels"]) == 1
+
+
+def test_a_bad_start_setting_is_one_line_before_any_work():
+    env = {**os.environ, "AGENTIC_VISION_SANDBOX_START": "warm"}
+    done = subprocess.run([sys.executable, "-m", "agentic_vision", "exec", "--sandbox", "local", "print(1)"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr == "agentic-vision: AGENTIC_VISION_SANDBOX_START must be 'template' or 'cold', not 'warm'\n"

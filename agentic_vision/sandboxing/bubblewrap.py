@@ -77,6 +77,7 @@ def check_local_sandbox() -> None:
     they listen or spend work, not once per request or episode."""
     if shutil.which("bwrap") is None:
         raise SandboxUnavailable(INSTALL_HINT)
+    forking.cold_start_setting()  # a bad AGENTIC_VISION_SANDBOX_START is one line now
     python = sandbox_python()
     if not python.exists():
         raise SandboxUnavailable(f"the sandbox interpreter {python} is missing: run 'agentic-vision sandbox setup'")
@@ -180,10 +181,13 @@ class LocalExecutor(PooledExecutor):
         pool_size: int = 1,
         python: str | os.PathLike | None = None,
         entry: Sequence[str] = (),
+        start: str | None = None,
     ) -> None:
         """``entry``: arguments for the sandbox's Python in place of the broker script,
         e.g. ``("-c", source)``; the test suite runs hostile runtimes this way to
-        check the host's own defences."""
+        check the host's own defences.  ``start``: "template" (sessions forked from a
+        template sandbox) or "cold" (a bubblewrap and a Python each); by default
+        AGENTIC_VISION_SANDBOX_START, else "template"."""
         self.entry = tuple(entry)
         self.bwrap = shutil.which("bwrap")
         if self.bwrap is None:
@@ -215,7 +219,7 @@ class LocalExecutor(PooledExecutor):
         self._template: forking.Template | None = None
         self._template_lock = threading.Lock()
         # Why sessions start cold, if they do (None: forked from the template).
-        self._template_problem: str | None = forking.cold_start_setting()
+        self._template_problem: str | None = forking.cold_start_setting(start)
         atexit.register(self.shutdown)
 
     def _launcher(self) -> Launcher:
@@ -322,6 +326,12 @@ class LocalExecutor(PooledExecutor):
             template.wait_ready(READY_TIMEOUT)
             self._template = template
             return template, True
+
+    @property
+    def template_pid(self) -> int | None:
+        """The host pid of the running template's sandbox (its bubblewrap), if one runs."""
+        template = self._template
+        return template.proc.pid if template is not None and template.alive else None
 
     def _drop_template(self, template: forking.Template) -> None:
         with self._template_lock:

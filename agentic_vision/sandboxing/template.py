@@ -28,7 +28,7 @@ import subprocess
 import threading
 import time
 
-from ..errors import SandboxUnavailable
+from ..errors import InputError, SandboxUnavailable
 from .channels import SocketChannel
 from .worker import Worker
 
@@ -36,10 +36,18 @@ STATUS_WAIT = 5.0
 START_SETTING = "AGENTIC_VISION_SANDBOX_START"
 
 
-def cold_start_setting() -> str | None:
-    """Why sessions start cold by choice (AGENTIC_VISION_SANDBOX_START=cold), else None."""
-    value = os.environ.get(START_SETTING, "").strip().lower()
-    return f"{START_SETTING}={value}" if value == "cold" else None
+def cold_start_setting(start: str | None = None) -> str | None:
+    """Why sessions start cold by choice (``start="cold"``, else AGENTIC_VISION_SANDBOX_START=cold),
+    or None; any other value is a one-line InputError naming where it came from."""
+    if start is not None:
+        value, name = start.strip().lower(), "start"
+    else:
+        value, name = os.environ.get(START_SETTING, "").strip().lower(), START_SETTING
+    if value in ("", "template"):
+        return None
+    if value == "cold":
+        return f"{name}={value}" if name == START_SETTING else "start='cold'"
+    raise InputError(f"{name} must be 'template' or 'cold', not {value!r}")
 
 
 def session_request(limits, cgroup) -> dict:
