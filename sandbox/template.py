@@ -59,16 +59,21 @@ TMPFS_FLAGS = isolation.MS_NOSUID | isolation.MS_NODEV
 MAX_REQUEST = 64 * 1024
 
 
-def receive(control: socket.socket) -> tuple[dict, list[int]] | None:
-    """One request and the fds that came with it; None when the host hung up."""
+def receive(control: socket.socket) -> tuple[bytes, list[int]]:
+    """One request and the fds that came with it; b"" when the host hung up."""
     fds = array.array("i")
     data, ancillary, _, _ = control.recvmsg(MAX_REQUEST, socket.CMSG_SPACE(4 * fds.itemsize))
     for level, kind, payload in ancillary:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
             fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
-    if not data:
+    return data, list(fds)
+
+
+def parse(data: bytes):
+    try:
+        return json.loads(data)
+    except ValueError:
         return None
-    return json.loads(data), list(fds)
 
 
 def close_all_but(keep: set[int]) -> None:
@@ -234,15 +239,20 @@ def main() -> None:
     signal.signal(signal.SIGCHLD, reap)
     control.send(json.dumps({"op": "ready", "preload_errors": errors}).encode())
     while True:
-        got = receive(control)
-        if got is None:
+        data, fds = receive(control)
+        if not data:
             return  # the host is gone: every session goes with this process (pid 1)
-        request, fds = got
-        if len(fds) != 2:
+        request = parse(data)
+        if len(fds) != 2 or not isinstance(request, dict):
             for fd in fds:
                 os.close(fd)
             continue
-        if os.fork() == 0:
+        try:
+            pid = os.fork()
+        except OSError as exc:  # e.g. out of processes: this session fails, the template stays
+            tell_failure(fds[0], f"the sandbox template could not fork a session: {exc}")
+            pid = -1
+        if pid == 0:
             control.detach()
             monitor(request, fds[0], fds[1], program)
         for fd in fds:

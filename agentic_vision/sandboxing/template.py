@@ -74,13 +74,21 @@ class ForkedChannel(SocketChannel):
         self._pidfd = pidfd
         self._status_fd = status_fd
         self._note: str | None = None
-        self._fd_lock = threading.Lock()
+        self._pid_lock = threading.Lock()  # the pidfd: signalled, polled, closed
+        self._status_lock = threading.Lock()  # the status pipe: read once, closed
 
     def _exited(self, timeout: float) -> bool:
-        with self._fd_lock:
-            if self._pidfd < 0:
+        with self._pid_lock:
+            fd = self._pidfd
+            if fd < 0:
                 return True
-            return bool(select.select([self._pidfd], [], [], timeout)[0])
+            if timeout == 0:
+                return bool(select.select([fd], [], [], 0)[0])
+        # Waiting outside the lock; a pidfd closed meanwhile means the process was killed.
+        try:
+            return bool(select.select([fd], [], [], timeout)[0])
+        except (OSError, ValueError):
+            return True
 
     @property
     def alive(self) -> bool:
@@ -91,14 +99,16 @@ class ForkedChannel(SocketChannel):
 
     def _status(self) -> str:
         """How the first process ended, from the monitor (waiting for it a little)."""
-        with self._fd_lock:
+        with self._status_lock:
             if self._note is None and self._status_fd >= 0:
                 if select.select([self._status_fd], [], [], STATUS_WAIT)[0]:
                     self._note = os.read(self._status_fd, 200).decode("utf-8", "replace") or None
+                os.close(self._status_fd)
+                self._status_fd = -1
             return self._note or "channel closed"
 
     def kill(self) -> None:
-        with self._fd_lock:
+        with self._pid_lock:
             if self._pidfd >= 0:
                 try:
                     signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
@@ -108,11 +118,10 @@ class ForkedChannel(SocketChannel):
         # The monitor writes once the whole pid namespace is gone (its init's exit
         # waits for every other process in it): then the cgroup is empty.
         self._status()
-        with self._fd_lock:
-            for fd in (self._pidfd, self._status_fd):
-                if fd >= 0:
-                    os.close(fd)
-            self._pidfd = self._status_fd = -1
+        with self._pid_lock:
+            if self._pidfd >= 0:
+                os.close(self._pidfd)
+                self._pidfd = -1
 
 
 class Template:
@@ -151,7 +160,11 @@ class Template:
         except ValueError:
             hello = {}
         if hello.get("op") != "ready":
-            self.proc.wait(5) if data == b"" else None
+            if not data:  # it ended: let its last words reach the stderr tail
+                try:
+                    self.proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    pass
             detail = hello.get("message") or self._last_line() or "it ended"
             self.kill()
             raise TemplateUnavailable(f"the sandbox template failed to start: {detail}")
@@ -187,6 +200,10 @@ class Template:
         try:
             pid = self._hello(host, timeout)
             pidfd = os.pidfd_open(pid)
+        except OSError as exc:  # reset, or gone between its hello and here
+            host.close()
+            os.close(status_r)
+            raise SandboxUnavailable(f"the local sandbox ended as it started ({exc})") from None
         except BaseException:
             host.close()
             os.close(status_r)
