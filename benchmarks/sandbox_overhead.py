@@ -143,7 +143,8 @@ class Bench:
     photo_dir: Path
     floor_python: str
     pool: object  # an executor with pool_size=1
-    cold: object  # an executor with pool_size=0: every open starts a sandbox
+    cold: object  # an executor with pool_size=0: every open starts a sandbox (locally: forked from the template)
+    cold_start: object = None  # local: pool_size=0 and start="cold" (a bubblewrap and a Python per open)
     notes: dict[str, str] = field(default_factory=dict)
 
     def open(self, executor, inputs=(), guard: bool | None = None) -> Session:
@@ -211,6 +212,10 @@ def first_step(b: Bench) -> list[float]:
 
 def open_cold(b: Bench) -> list[float]:
     return timed(b.n, lambda stack: lambda: stack.enter_context(b.open(b.cold)), check_opened)
+
+
+def open_cold_start(b: Bench) -> list[float]:
+    return timed(b.n, lambda stack: lambda: stack.enter_context(b.open(b.cold_start)), check_opened)
 
 
 FLOOR_SCRIPT = r'''
@@ -313,7 +318,10 @@ ROWS = [
     Spec("open_warm_photo", "open from the warm pool with the JPEG input ({mib:.1f} MiB)", "open",
          open_from_pool("open_warm_photo", True)),
     Spec("first_step", "first print(1) in a fresh session (from the warm pool)", "open", first_step),
-    Spec("open_cold", "open a session cold (pool_size=0: sandbox + python + imports)", "open", open_cold),
+    Spec("open_cold", "open a session, none waiting (pool_size=0; local: forked from the template, "
+         "Docker: a new container)", "open", open_cold),
+    Spec("open_cold_start", "open a session cold (pool_size=0, start='cold': bwrap + python + imports)", "open",
+         open_cold_start, kinds=("local",)),
     Spec("floor_print", "floor: fork of a pre-imported interpreter, print(1)", "baseline",
          floor(lambda b: "print(1)", check_one, cheap=True)),
     Spec("floor_crop", "floor: fork of a pre-imported interpreter, crop -> PNG", "baseline",
@@ -343,7 +351,8 @@ RATIOS = [  # (label, numerator row, denominator row), shown when both rows ran
     ("2nd crop / fresh-bwrap crop", "crop_second", "fresh_bwrap_crop"),
     ("1st crop / docker run crop", "crop_first", "docker_run_crop"),
     ("2nd crop / 1st crop", "crop_second", "crop_first"),
-    ("open warm / open cold", "open_warm", "open_cold"),
+    ("open warm / open with none waiting", "open_warm", "open_cold"),
+    ("open with none waiting / open cold (template / cold start)", "open_cold", "open_cold_start"),
 ]
 
 
@@ -374,13 +383,35 @@ def proc_fields(pid: int) -> dict:
     return found
 
 
+def parent_pid(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return 0
+
+
+def read_bytes(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError:
+        return b""
+
+
 def worker_memory(b: Bench, pid: int, container: str | None, what: str) -> dict:
     if b.kind == "docker":  # the container's cgroup
         out = subprocess.run(["docker", "stats", "--no-stream", "--format", "{{.MemUsage}}", container],
                              capture_output=True, text=True, timeout=60)
         usage = out.stdout.strip() or f"unknown ({out.stderr.strip()[-200:]})"
         return {"what": what, "text": f"container memory (docker stats, cgroup usage) {usage}"}
-    procs = [proc_fields(p) for p in process_tree(pid)]
+    pids = process_tree(pid)
+    monitor = parent_pid(pid)
+    if b"template.py" in read_bytes(f"/proc/{monitor}/cmdline"):  # forked: its monitor is the session's too
+        pids.append(monitor)
+    return memory_of(pids, what)
+
+
+def memory_of(pids: list[int], what: str) -> dict:
+    procs = [proc_fields(p) for p in pids]
     pss = [p["Pss"] for p in procs]
     return {"what": what, "processes": ", ".join(f"{p['Name']} {int(p['VmRSS']) / 1024:.1f}" for p in procs),
             "rss_mib": sum(int(p["VmRSS"]) for p in procs) / 1024,
@@ -408,6 +439,10 @@ def measure_memory(b: Bench) -> list[dict]:
     try:
         time.sleep(0.5)
         found.append(worker_memory(b, worker.pid, worker.container, "idle warm worker (in the pool)"))
+        template = b.cold.template_pid if b.kind == "local" else None
+        if template is not None:  # its bubblewrap and Python, not the sessions it forked
+            own = [template] + [p for p in process_tree(template)[1:] if parent_pid(p) == template]
+            found.append(memory_of(own, "the template, once per executor (shared by every session)"))
     finally:
         worker.kill()
     with b.open(b.cold, [b.photo]) as session:
@@ -537,14 +572,14 @@ def report(m: dict, rows: dict, memory: list[dict], notes: list[str]) -> str:
 # -- main -----------------------------------------------------------------------------------------------------
 
 
-def executors(kind: str) -> tuple[object, object]:
+def executors(kind: str) -> tuple[object, object, object]:
     if kind == "local":
-        return LocalExecutor(pool_size=1), LocalExecutor(pool_size=0)
+        return LocalExecutor(pool_size=1), LocalExecutor(pool_size=0), LocalExecutor(pool_size=0, start="cold")
     from agentic_vision.sandboxing.docker import DockerExecutor, docker_problem
 
     problem = docker_problem()
     expect(problem is None, f"Docker is unavailable: {problem}")
-    return DockerExecutor(pool_size=1), DockerExecutor(pool_size=0)
+    return DockerExecutor(pool_size=1), DockerExecutor(pool_size=0), None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -568,8 +603,8 @@ def main(argv: list[str] | None = None) -> int:
         mib = len(photo.data) / 2**20
         machine["photo"] = (f"{source} resized to {PHOTO_SIZE[0]}x{PHOTO_SIZE[1]}, JPEG q90, {mib:.2f} MiB; "
                             f"crop {CROP_W}x{CROP_H}")
-        pool, cold = executors(args.sandbox)
-        b = Bench(args.sandbox, guard, max(2, args.repeat), photo, Path(tmp), floor_python, pool, cold)
+        pool, cold, cold_start = executors(args.sandbox)
+        b = Bench(args.sandbox, guard, max(2, args.repeat), photo, Path(tmp), floor_python, pool, cold, cold_start=cold_start)
         try:
             for spec in (s for s in ROWS if args.sandbox in s.kinds and s.when(b)):
                 label = spec.label.format(guard="on" if guard else "off", mib=mib)
@@ -578,8 +613,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  median {row['median_ms']:.3f} ms, p95 {row['p95_ms']:.3f} ms", file=sys.stderr, flush=True)
             memory = measure_memory(b)
         finally:
-            pool.shutdown()
-            cold.shutdown()
+            for executor in (pool, cold, cold_start):
+                if executor is not None:
+                    executor.shutdown()
     for key, row in rows.items():
         row["note"] = b.notes.get(key, "")
     notes = ["note: warm step = session.run() round trip on the host; crops run in a session that already ran "
