@@ -378,11 +378,7 @@ class LocalExecutor(PooledExecutor):
 
     def _launch(self) -> Worker:
         cgroup = self.cgroups.create(self.limits)
-        rlimits = self.limits.rlimits(with_cgroup_memory=cgroup is not None)
-        if cgroup is not None:
-            # The pids cgroup holds per session; RLIMIT_NPROC would count every
-            # process of the (shared) sandbox uid on the host.
-            rlimits.pop("RLIMIT_NPROC", None)
+        rlimits = forking.session_request(self.limits, cgroup)["rlimits"]
         env = {"AGENTIC_VISION_RLIMITS": json.dumps(rlimits), **self._mpl_env()}
         binds = self._mpl_binds()
         try:

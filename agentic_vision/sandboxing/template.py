@@ -51,10 +51,12 @@ def cold_start_setting(start: str | None = None) -> str | None:
 
 
 def session_request(limits, cgroup) -> dict:
-    """What the template needs to make one session: its rlimits and folder sizes."""
+    """What the template needs to make one session: its rlimits and folder sizes (the
+    rlimits are a cold start's too)."""
     rlimits = limits.rlimits(with_cgroup_memory=cgroup is not None)
     if cgroup is not None:
-        # The pids cgroup holds per session (as for a cold start).
+        # The pids cgroup holds per session; RLIMIT_NPROC would count every
+        # process of the (shared) sandbox uid on the host.
         rlimits.pop("RLIMIT_NPROC", None)
     tmpfs = [["/work", limits.workdir_bytes], ["/tmp", limits.tmp_bytes], ["/dev/shm", limits.shm_bytes]]
     return {"rlimits": rlimits, "tmpfs": tmpfs}
