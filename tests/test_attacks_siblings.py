@@ -100,6 +100,30 @@ print(json.dumps({"random.random": random.random(), "random.getrandbits": random
 """
 
 
+# The positive control: two children forked from one runtime that had drawn from numpy's generator.
+FORKED_CODE = """
+import json, os
+import numpy
+numpy.random.rand()
+code = {code!r}
+for n in range(2):
+    pid = os.fork()
+    if pid == 0:
+        import contextlib
+        with open(f"/tmp/forked-{{n}}.json", "w") as f, contextlib.redirect_stdout(f):
+            exec(code)
+        os._exit(0)
+    os.waitpid(pid, 0)
+print(json.dumps([json.load(open(f"/tmp/forked-{{n}}.json")) for n in range(2)]))
+""".format(code=RANDOM_CODE)
+
+
+def differ(seen: list[dict]) -> dict:
+    """name -> whether every session drew a different value (hash('abc') is noted, not required:
+    an interpreter's hash seed is fixed when it starts)."""
+    return {name: len({str(s[name]) for s in seen}) == len(seen) for name in seen[0] if name != "hash('abc')"}
+
+
 def test_fresh_sessions_share_no_random_state(sandbox_kind):
     """Three times: one session from the warm pool and a sibling opened beside it.  What each one's
     generators give first must differ in every session: seeded state copied from a common ancestor
@@ -116,10 +140,13 @@ def test_fresh_sessions_share_no_random_state(sandbox_kind):
                 result = session.run(RANDOM_CODE)
                 assert result.outcome == "OUTCOME_OK", result.output
                 seen.append(json.loads(result.output.strip().splitlines()[-1]))
-    for name in seen[0]:
-        if name != "hash('abc')":  # noted, not required: one interpreter's hash seed is fixed at its start
-            values = [str(s[name]) for s in seen]
-            assert len(set(values)) == len(values), (name, values)
+    assert all(differ(seen).values()), (differ(seen), seen)
+    # The check catches copied state: forked from one process, numpy repeats itself.
+    with open_session(sandbox_kind, guard=False) as session:
+        result = session.run(FORKED_CODE)
+    assert result.outcome == "OUTCOME_OK", result.output
+    forked = differ(json.loads(result.output.strip().splitlines()[-1]))
+    assert not forked["numpy.random.rand"] and not forked["numpy.random.randint"], forked
 
 
 HOG = """
