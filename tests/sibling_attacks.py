@@ -133,7 +133,6 @@ def check_attack(facts: dict, held: dict) -> None:
     assert held["token"] not in facts["attack_output"]
     out = json.loads(facts["attack_output"].strip().splitlines()[-1])
     assert out["found"] == {} and out["named"] == [], (out["found"], out["named"])
-    assert out["files_read"] >= 0
     # What it can list are its own processes: no more than the host counts in its session.
     assert "sleep" not in out["seen"].values() and len(out["seen"]) <= facts["attacker_pids"], \
         (out["seen"], facts["attacker_pids"])

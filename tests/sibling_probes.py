@@ -214,8 +214,10 @@ for pid in visible:
             out["vm_read"] += [] if pid in out["vm_read"] else [pid]
             note(f"process_vm_readv {pid}", data)
 
-# Every pid there could be: process_vm_readv, ptrace attach, then the signals.
-targets = [p for p in (range(1, 32769) if P["pids"] is None else P["pids"]) if p != me and p not in ancestors]
+# Every pid there could be (and every one listed, however high): process_vm_readv, ptrace attach, then the
+# signals; kill(-1) last reaches whatever it may signal, listed or not.
+every = sorted(set(range(1, 32769)) | set(visible)) if P["pids"] is None else P["pids"]
+targets = [p for p in every if p != me and p not in ancestors]
 libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
 for pid in targets:
     if vm_read(pid, 0x400000, 64) is not None and pid not in out["vm_read"]:
