@@ -130,9 +130,9 @@ def check_control(facts: dict, held: dict) -> None:
 def check_attack(facts: dict, held: dict) -> None:
     """The attacker's probe found nothing of the victim's, and reached nothing but its own processes."""
     assert facts["attack_outcome"] == "OUTCOME_OK", facts["attack_output"][-3000:]
-    assert held["token"] not in facts["attack_output"]
     out = json.loads(facts["attack_output"].strip().splitlines()[-1])
-    assert out["found"] == {} and out["named"] == [], (out["found"], out["named"])
+    assert out["found"] == {} and out["named"] == [], ("the attacker found", out["found"], out["named"])
+    assert held["token"] not in facts["attack_output"]
     # What it can list are its own processes: no more than the host counts in its session.
     assert "sleep" not in out["seen"].values() and len(out["seen"]) <= facts["attacker_pids"], \
         (out["seen"], facts["attacker_pids"])
