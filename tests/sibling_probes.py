@@ -56,7 +56,7 @@ while True:
 # Run in the victim: files, two long-running children, and System V and POSIX IPC objects holding the token.
 # The children and their Popen objects stay for the session's later runs (its variables persist).
 VICTIM = r"""
-import ctypes, os, subprocess, sys
+import ctypes, os, subprocess, sys, time
 TOKEN, NAME, KEY = P["token"], P["name"], P["key"]
 for folder in ("/work", "/tmp", "/dev/shm"):
     with open(os.path.join(folder, "sibling-secret.txt"), "w") as f:
@@ -65,6 +65,9 @@ sibling_holder = subprocess.Popen([sys.executable, "-c", P["holder"], TOKEN, NAM
                                   env=dict(os.environ, SIBLING_TOKEN=TOKEN))
 port = int(sibling_holder.stdout.readline())
 sibling_sleeper = subprocess.Popen(["sleep", "300"])
+waited = time.monotonic() + 10  # Popen may return (vfork) before the kernel has named the child "sleep"
+while open(f"/proc/{sibling_sleeper.pid}/comm").read().strip() != "sleep" and time.monotonic() < waited:
+    time.sleep(0.01)
 libc = ctypes.CDLL(None, use_errno=True)
 class Msg(ctypes.Structure):
     _fields_ = [("mtype", ctypes.c_long), ("mtext", ctypes.c_char * 64)]
