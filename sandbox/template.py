@@ -16,7 +16,8 @@ passed as SCM_RIGHTS, and the session's limits) the template forks:
   it ended to the status pipe (the host cannot wait for a process it did not
   start).  It holds nothing of the session's but that pipe;
 * the session's first process (pid 1 of its pid namespace), which mounts its
-  own /proc, size-capped tmpfs on /work, /tmp and /dev/shm, brings its
+  own /proc (``/proc/sys`` read-only, no user namespace allowed below its
+  own), size-capped tmpfs on /work, /tmp and /dev/shm, brings its
   loopback up, says hello to the host (whose kernel tells it this process's
   host pid, to move it into the session's cgroup and to kill it), waits for
   the go, sets its rlimits, drops every capability, sets no_new_privs, loads
