@@ -86,10 +86,10 @@ def parent_of(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
-def pss_of_idle_workers(count: int) -> tuple[float, float | None]:
+def pss_of_idle_workers(count: int, **options) -> tuple[float, float | None]:
     """MiB of PSS summed over ``count`` idle local workers' process trees (a forked one's
     monitor included), and the template's own (its bubblewrap and Python), or None."""
-    executor = get_executor("local", pool_size=0)
+    executor = get_executor("local", pool_size=0, **options)
     workers = [executor.spawn() for _ in range(count)]
     try:
         time.sleep(0.5)
@@ -107,6 +107,18 @@ def pss_of_idle_workers(count: int) -> tuple[float, float | None]:
     finally:
         for worker in workers:
             worker.kill()
+
+
+IMPORTS = "numpy, PIL.Image, PIL.ImageDraw, PIL.ImageOps, cv2, matplotlib.pyplot"
+
+
+def import_seconds(repeat: int = 3) -> float:
+    """Median time a fresh sandbox interpreter takes to import what a session preloads."""
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+    code = f"import time\nt = time.perf_counter()\nimport {IMPORTS}\nprint(time.perf_counter() - t)"
+    times = [float(subprocess.run([str(sandbox_python()), "-E", "-s", "-c", code], capture_output=True, text=True,
+                                  check=True, env=env, timeout=120).stdout) for _ in range(repeat)]
+    return statistics.median(times)
 
 
 def main() -> None:
@@ -134,11 +146,13 @@ def main() -> None:
         print(f"cold starts instead:           {cold[0]:8.2f} /s  ({cold[1]} in {args.cold_seconds:g} s; "
               f"{cold[0] / floor:.4f}x the floor; the template is {rate / cold[0]:.1f}x faster)")
     if args.sandbox == "local":
-        (one, template), (many, _) = pss_of_idle_workers(1), pss_of_idle_workers(args.idle)
-        print(f"idle warm sessions, PSS:       1: {one:.1f} MiB, {args.idle}: {many:.1f} MiB; "
-              f"each additional one {(many - one) / (args.idle - 1):.1f} MiB (goal <= 30 MiB)")
-        if template is not None:
-            print(f"the template, once:            {template:.1f} MiB PSS")
+        for label, options in (("idle warm sessions, PSS:", {}), ("the same, cold starts:", {"start": "cold"})):
+            (one, template), (many, _) = pss_of_idle_workers(1, **options), pss_of_idle_workers(args.idle, **options)
+            print(f"{label:30} 1: {one:.1f} MiB, {args.idle}: {many:.1f} MiB; "
+                  f"each additional one {(many - one) / (args.idle - 1):.1f} MiB (goal <= 30 MiB)")
+            if template is not None:
+                print(f"the template, once:            {template:.1f} MiB PSS")
+        print(f"imports alone, fresh Python:   {import_seconds() * 1000:.0f} ms ({IMPORTS})")
 
 
 if __name__ == "__main__":
