@@ -331,7 +331,7 @@ class LocalExecutor(PooledExecutor):
     def template_pid(self) -> int | None:
         """The host pid of the running template's sandbox (its bubblewrap), if one runs."""
         template = self._template
-        return template.proc.pid if template is not None and template.alive else None
+        return template.pid if template is not None and template.alive else None
 
     def _drop_template(self, template: forking.Template) -> None:
         with self._template_lock:

@@ -24,12 +24,10 @@ import select
 import signal
 import socket
 import struct
-import subprocess
 import threading
-import time
 
 from ..errors import InputError, SandboxUnavailable
-from .channels import SocketChannel
+from .channels import ProcessChannel, SocketChannel
 from .worker import Worker
 
 STATUS_WAIT = 5.0
@@ -134,22 +132,17 @@ class Template:
         self.uid = uid  # the host uid every session runs as
         self.control = control
         self._send_lock = threading.Lock()
-        self.stderr_tail = b""
         try:
-            self.proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                start_new_session=True, close_fds=True, pass_fds=tuple(fds), cwd="/",
-            )
-        except OSError as exc:
-            raise TemplateUnavailable(f"cannot start the sandbox template: {exc}") from None
-        threading.Thread(target=self._read_stderr, name="sandbox-template-stderr", daemon=True).start()
+            # Its stdin and stdout go unused (the control socket carries everything); its
+            # stderr's tail says why it failed.
+            self.process = ProcessChannel(argv, describe="sandbox template", pass_fds=tuple(fds))
+        except SandboxUnavailable as exc:
+            raise TemplateUnavailable(str(exc)) from None
 
-    def _read_stderr(self) -> None:
-        try:
-            for chunk in iter(lambda: self.proc.stderr.read(4096), b""):
-                self.stderr_tail = (self.stderr_tail + chunk)[-4096:]
-        except (OSError, ValueError):
-            pass
+    @property
+    def pid(self) -> int:
+        """The host pid of its bubblewrap."""
+        return self.process.pid
 
     def wait_ready(self, timeout: float) -> dict:
         """The template's hello once its imports are done, or TemplateUnavailable."""
@@ -163,22 +156,19 @@ class Template:
             hello = {}
         if hello.get("op") != "ready":
             if not data:  # it ended: let its last words reach the stderr tail
-                try:
-                    self.proc.wait(5)
-                except subprocess.TimeoutExpired:
-                    pass
+                self.process.wait(5)
             detail = hello.get("message") or self._last_line() or "it ended"
             self.kill()
             raise TemplateUnavailable(f"the sandbox template failed to start: {detail}")
         return hello
 
     def _last_line(self) -> str:
-        lines = self.stderr_tail.decode("utf-8", "replace").strip().splitlines()
+        lines = self.process.stderr_tail.decode("utf-8", "replace").strip().splitlines()
         return lines[-1][:300] if lines else ""
 
     @property
     def alive(self) -> bool:
-        return self.proc.poll() is None
+        return self.process.alive
 
     def fork(self, request: dict, cgroup, timeout: float) -> Worker:
         """A new session forked from the template, in ``cgroup`` (or none) before it starts anything."""
@@ -225,32 +215,20 @@ class Template:
 
     def _hello(self, host: socket.socket, timeout: float) -> int:
         """The session's host pid, from the kernel's credentials on its first message."""
-        deadline = time.monotonic() + timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not select.select([host], [], [], remaining)[0]:
-                raise SandboxUnavailable(f"the local sandbox did not start within {timeout:.0f} s")
-            data, ancillary, _, _ = host.recvmsg(600, socket.CMSG_SPACE(12))
-            if not data:
-                raise TemplateUnavailable("the sandbox template ended a session before it started")
-            if data.startswith(b"E"):
-                raise TemplateUnavailable(data[1:].decode("utf-8", "replace"))
-            for level, kind, body in ancillary:
-                if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS and len(body) >= 12:
-                    pid, uid, _ = struct.unpack("iII", body[:12])
-                    if data == b"H" and uid == self.uid and pid > 0:
-                        return pid
-            raise SandboxUnavailable("the local sandbox's first message was not its hello")
+        if not select.select([host], [], [], timeout)[0]:
+            raise SandboxUnavailable(f"the local sandbox did not start within {timeout:.0f} s")
+        data, ancillary, _, _ = host.recvmsg(600, socket.CMSG_SPACE(12))
+        if not data:
+            raise TemplateUnavailable("the sandbox template ended a session before it started")
+        if data.startswith(b"E"):
+            raise TemplateUnavailable(data[1:].decode("utf-8", "replace"))
+        for level, kind, body in ancillary:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS and len(body) >= 12:
+                pid, uid, _ = struct.unpack("iII", body[:12])
+                if data == b"H" and uid == self.uid and pid > 0:
+                    return pid
+        raise SandboxUnavailable("the local sandbox's first message was not its hello")
 
     def kill(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            self.proc.kill()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            pass
+        self.process.kill()
         self.control.close()
