@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from session_host import children_of, is_session_root, nspids
-from unprivileged_host import UID, facts_of, home, needs_root, run_unprivileged, step  # noqa: F401
+from unprivileged_host import UID, facts_of, home, needs_root, run_unprivileged, small_venv, step  # noqa: F401
 
 NAMESPACES = ("user", "mnt", "pid", "net", "ipc", "uts", "cgroup")
 STATUS = ("Uid", "CapEff", "CapPrm", "CapBnd", "CapAmb", "NoNewPrivs", "Seccomp")
@@ -146,23 +146,28 @@ def test_a_killed_template_ends_its_sessions_and_the_next_is_forked_from_a_new_o
         assert parent_of(parent_of(session.worker_pid)) != template
 
 
-COLD = """
+START = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
 from agentic_vision import open_session
 from session_host import nspids
-with open_session("local") as session:
-    assert session.run("print(1)").output == "1\\n"
-    print(json.dumps({"start": session.executor.enforcement["session start"], "levels": nspids(session.worker_pid)}))
+for _ in range(int(sys.argv[2])):
+    with open_session("local", guard=sys.argv[3] == "guard") as session:
+        assert session.run("print(1)").output == "1\\n"
+        print(json.dumps({"start": session.executor.enforcement["session start"], "levels": nspids(session.worker_pid)}))
 """
 
 
-def test_sessions_start_cold_when_the_setting_says_so():
-    env = {**os.environ, "AGENTIC_VISION_SANDBOX_START": "cold"}
-    done = subprocess.run([sys.executable, "-c", COLD, str(Path(__file__).parent)], env=env,
-                          capture_output=True, text=True, timeout=180)
+def how_sessions_start(env: dict, count: int = 1, guard: bool = True) -> tuple[list[dict], str]:
+    """Opens ``count`` local sessions in a new host process with ``env``: how each started, and its stderr."""
+    done = subprocess.run([sys.executable, "-c", START, str(Path(__file__).parent), str(count),
+                           "guard" if guard else "no-guard"], env=env, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-2000:]
-    facts = json.loads(done.stdout.strip().splitlines()[-1])
+    return [json.loads(line) for line in done.stdout.strip().splitlines()], done.stderr
+
+
+def test_sessions_start_cold_when_the_setting_says_so():
+    [facts], _ = how_sessions_start({**os.environ, "AGENTIC_VISION_SANDBOX_START": "cold"})
     assert facts["start"] == "cold (AGENTIC_VISION_SANDBOX_START=cold)"
     # A cold start's worker is bubblewrap, whose child (the broker) is pid 1 one level down.
     assert len(facts["levels"]) == 1
@@ -175,3 +180,25 @@ def test_a_bad_start_setting_is_one_line_before_any_work():
     assert done.returncode == 2
     assert done.stdout == ""
     assert done.stderr == "agentic-vision: AGENTIC_VISION_SANDBOX_START must be 'template' or 'cold', not 'warm'\n"
+
+
+THREADED = """
+import threading, time
+threading.Thread(target=time.sleep, args=(3600,), daemon=True).start()
+"""
+
+
+def test_where_the_template_cannot_run_sessions_start_cold_with_one_warning(tmp_path):
+    """An interpreter whose start-up starts a thread cannot be forked safely: the template
+    refuses it, and sessions start cold instead, saying so once."""
+    site = small_venv(tmp_path / "venv")
+    (site / "sitecustomize.py").write_text(THREADED)
+    env = {**os.environ, "AGENTIC_VISION_SANDBOX_PYTHON": str(tmp_path / "venv" / "bin" / "python"),
+           "AGENTIC_VISION_HOME": str(tmp_path / "home")}
+    facts, stderr = how_sessions_start(env, count=2, guard=False)  # no RestrictedPython in that venv
+    assert len(facts) == 2
+    for found in facts:
+        assert found["start"] == "cold (the sandbox template failed to start: the template runs 2 threads)"
+        assert len(found["levels"]) == 1  # bubblewrap's own process: a cold start
+    warnings = [line for line in stderr.splitlines() if "start cold" in line]
+    assert len(warnings) == 1, stderr

@@ -50,11 +50,9 @@ def needs_root():
             f"root (to become the unprivileged user), setpriv and the system's Python {SYSTEM_PYTHON}")
 
 
-@pytest.fixture(scope="module")
-def home():
-    """A folder of the unprivileged user: its state folder, and the venv the sandbox runs."""
-    path = Path(tempfile.mkdtemp(prefix="agentic-vision-unpriv-", dir="/tmp"))
-    venv = path / "venv"
+def small_venv(venv: Path) -> Path:
+    """A virtual environment of the system's Python with Pillow copied in (what the sandbox's
+    runtime needs for its inputs): its site-packages folder."""
     subprocess.run([SYSTEM_PYTHON, "-m", "venv", "--without-pip", str(venv)], check=True, capture_output=True)
     into = Path(subprocess.run([str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                                check=True, capture_output=True, text=True).stdout.strip())
@@ -64,6 +62,14 @@ def home():
     for name in (pil.name, "pillow.libs"):
         if (pil.parent / name).is_dir():
             shutil.copytree(pil.parent / name, into / name)
+    return into
+
+
+@pytest.fixture(scope="module")
+def home():
+    """A folder of the unprivileged user: its state folder, and the venv the sandbox runs."""
+    path = Path(tempfile.mkdtemp(prefix="agentic-vision-unpriv-", dir="/tmp"))
+    small_venv(path / "venv")
     for dirpath, dirs, files in os.walk(path):
         for name in [*dirs, *files]:
             os.lchown(os.path.join(dirpath, name), UID, UID)
