@@ -82,6 +82,21 @@ def preload() -> tuple[dict, object, dict | None]:
     return errors, guard_module, guard_names
 
 
+_cache: InputCache | None = None
+
+
+def install_hooks() -> InputCache:
+    """The input cache and the provenance hooks, put into PIL, numpy and cv2 once per
+    process (by the template before it forks, else at a session's start): the cache
+    first, since the hooks wrap the cached open.  The cache starts empty."""
+    global _cache
+    if _cache is None:
+        _cache = InputCache([])
+        _cache.install()
+        provenance.install([])
+    return _cache
+
+
 class Channel:
     """Frames to and from the broker; one lock, since output comes from any thread."""
 
@@ -178,9 +193,9 @@ class Interpreter:
         except ImportError:
             pass
         self.files = list(header.get("files", []))
-        self.cache = InputCache(self.files)
-        self.cache.install()
-        self.tracker = provenance.install(self.files)  # after the cache: it wraps the cached open
+        self.cache = install_hooks()
+        self.cache.names = {os.path.abspath(n) for n in self.files}
+        self.tracker = provenance.install(self.files)
         self.namespace = {"__name__": "__main__", "display": self.display}
         if header.get("guard", True):
             if self.guard_module is None:

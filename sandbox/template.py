@@ -226,8 +226,14 @@ def main() -> None:
     signal.signal(signal.SIGINT, lambda *_: None)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     broker.seed_matplotlib_cache()
-    errors = interpreter.preload()[0]
-    reseed()  # numpy's first reseed loads what it needs (milliseconds): once here, not per session
+    errors, guard, _ = interpreter.preload()
+    # Work every session would repeat, done once here: numpy's first reseed loads what it
+    # needs (milliseconds), the input cache and the provenance hooks go into PIL, numpy
+    # and cv2 (once per process), and the guard's compiler runs once.
+    reseed()
+    interpreter.install_hooks()
+    if guard is not None:
+        guard.compile_guarded("print(1)", "<warm-up>")
     # What is imported now stays: the collector no longer visits it, so a session's
     # collections do not write to (and so copy) every page the template shares with it.
     gc.collect()
