@@ -34,7 +34,6 @@ secrets or needs clean-up.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import signal
@@ -48,9 +47,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
+import isolation  # noqa: E402
 import protocol  # noqa: E402
 
-PR_SET_DUMPABLE = 4
 # The replies that end each request.
 TERMINAL = {"run": {"result"}, "init": {"initialized", "error"}, "add_files": {"initialized", "error"},
             "libraries": {"libraries"}}
@@ -228,13 +227,6 @@ def write_inputs(names, blobs) -> list[str]:
     return names
 
 
-def make_undumpable() -> None:
-    """No same-uid process may ptrace this one or open its /proc/<pid>/fd and mem."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE, 0) failed")
-
-
 def apply_rlimits(spec: dict | None = None) -> None:
     """Limits from the host (given, or in the environment), set hard so that nothing inside can raise them."""
     import resource
@@ -258,9 +250,10 @@ def seed_matplotlib_cache() -> None:
                 dst.write(src.read())
 
 
-def main(start=None, limits_applied: bool = False) -> None:
-    """``start``/``limits_applied``: a session forked by template.py, which set the limits."""
-    make_undumpable()
+def main(start=None) -> None:
+    """``start``: how a session forked by template.py starts its interpreter (the
+    template set the limits already); by default a new Python process."""
+    isolation.set_dumpable(False)
     if os.getpid() != 1:
         # Whatever is pid 1 instead (an init) holds the host channel within
         # reach of model code: refuse rather than run a weaker sandbox.
@@ -270,7 +263,7 @@ def main(start=None, limits_applied: bool = False) -> None:
     signal.signal(signal.SIGINT, lambda *_: None)
     # A write past RLIMIT_FSIZE should be an OSError, not a kill.
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    if not limits_applied:
+    if start is None:
         apply_rlimits()
         seed_matplotlib_cache()
     Broker(start).serve()

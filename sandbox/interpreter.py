@@ -27,6 +27,7 @@ working directory.
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import sys
@@ -51,9 +52,11 @@ def clip(text: str, limit: int = protocol.MAX_NOTE) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+@functools.lru_cache(maxsize=None)
 def preload() -> tuple[dict, object, dict | None]:
-    """Imports the heavy libraries and builds the guard's names, before any session:
-    (errors by library, the guard module or None, its namespace or None)."""
+    """Imports the heavy libraries and builds the guard's names, before any session, once per
+    process (the template's, when this one was forked from it): (errors by library, the
+    guard module or None, its namespace or None)."""
     errors: dict[str, str] = {}
     os.environ.setdefault("MPLBACKEND", "Agg")
     saved_filters = warnings.filters[:]
@@ -125,7 +128,6 @@ class Interpreter:
         self.cache = InputCache([])
         self.tracker = provenance.TRACKER
         self.files: list[str] = []
-        # Imported already when this process was forked from the template (template.py).
         self.preload_errors, self.guard_module, self.guard_names = preload()
         # Two streams for the interpreter's life, and every stream they replace
         # kept: print() holds only a borrowed reference to sys.stdout (CPython

@@ -1,6 +1,6 @@
 """The system calls that put a forked session into namespaces of its own.
 
-Used by the template (``template.py``): Python 3.11 has no ``os.unshare`` or
+Used by the template (``template.py``) and the broker: Python 3.11 has no ``os.unshare`` or
 ``mount``, and the capability and seccomp calls have no wrapper at all, so
 they go through libc with ctypes.  Each raises OSError with the call's name.
 """
@@ -115,4 +115,5 @@ def load_seccomp(program: bytes) -> None:
 
 
 def set_dumpable(value: bool) -> None:
+    """Not dumpable: no same-uid process may ptrace this one or open its /proc/<pid>/fd and mem."""
     prctl(PR_SET_DUMPABLE, 1 if value else 0)

@@ -168,7 +168,7 @@ def session(request: dict, fd: int, program: bytes) -> None:
             os.close(fd)
             fd = 1
         sys.argv = [os.path.join(HERE, "broker.py")]
-        broker.main(start=start_interpreter, limits_applied=True)
+        broker.main(start=start_interpreter)
     except BaseException as exc:  # noqa: BLE001
         tell_failure(fd, f"the sandbox session could not start: {type(exc).__name__}: {exc}", framed)
     os._exit(1)
@@ -222,7 +222,7 @@ def main() -> None:
         with os.fdopen(filter_fd, "rb") as f:
             program = f.read()
     os.set_inheritable(control.fileno(), False)
-    broker.make_undumpable()
+    isolation.set_dumpable(False)
     signal.signal(signal.SIGINT, lambda *_: None)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     broker.seed_matplotlib_cache()
