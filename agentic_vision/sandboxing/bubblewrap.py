@@ -27,13 +27,13 @@ from pathlib import Path
 from ..errors import SandboxUnavailable
 from .limits import CgroupFactory, Limits
 from ..paths import sandbox_env_dir
-from . import seccomp
-from .launcher import Launcher, drop_problem
+from . import parser_jail, seccomp
+from .launcher import Launch, Launcher, drop_problem
 from .pool import PooledExecutor, WorkerPool
 from .runtime_files import RUNTIME_DIR
 from .worker import Worker
 from .mpl_seed import matplotlib_seed
-from .inside_paths import inside_paths, inside_python, interpreter_roots  # noqa: F401 - parser_jail's too
+from .inside_paths import inside_paths, inside_python, interpreter_roots
 from . import template as forking
 
 log = logging.getLogger(__name__)
@@ -165,13 +165,6 @@ def bwrap_argv(
     return argv
 
 
-def _renderer() -> str:
-    """How PDFs given as inputs are rendered on the host (a jailed child, not this sandbox)."""
-    from . import parser_jail  # it builds on this module
-
-    return parser_jail.describe_limits()
-
-
 class LocalExecutor(PooledExecutor):
     kind = "local"
 
@@ -275,7 +268,8 @@ class LocalExecutor(PooledExecutor):
             "/proc/sys, /dev": "read-only",
             "session start": (f"cold ({self._template_problem})" if self._template_problem
                               else "forked from a template sandbox with the libraries imported"),
-            "pdf renderer": _renderer(),
+            # PDFs given as inputs are rendered on the host, in a jailed child, not in this sandbox.
+            "pdf renderer": parser_jail.describe_limits(),
         }
 
     def spawn(self) -> Worker:
@@ -299,18 +293,14 @@ class LocalExecutor(PooledExecutor):
             cgroup = self.cgroups.create(self.limits)
             try:
                 worker = template.fork(forking.session_request(self.limits, cgroup), cgroup, READY_TIMEOUT)
-            except forking.TemplateUnavailable:
+            except BaseException as exc:
                 if cgroup is not None:
                     cgroup.remove()
-                if new or retried:
+                if not isinstance(exc, forking.TemplateUnavailable) or new or retried:
                     raise
                 retried = True
                 self._drop_template(template)
                 continue
-            except BaseException:
-                if cgroup is not None:
-                    cgroup.remove()
-                raise
             worker.wait_ready(READY_TIMEOUT)
             return worker
 
@@ -343,16 +333,11 @@ class LocalExecutor(PooledExecutor):
         """The template's bubblewrap (see sandbox/template.py), given its control socket
         and the seccomp filter it loads into each session."""
         control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        fds = [theirs.detach()]
-        fds.append(seccomp.bpf_fd() if self.seccomp else -1)
-        binds = self._mpl_binds()
-        sources = bind_sources(self.python, binds)
-        argv = bwrap_argv(
-            self.bwrap, self.python, self.limits, extra_env=self._mpl_env(), extra_binds=binds,
-            sources=self.launcher.stage(sources), template=True,
-            entry=[f"{INSIDE_RUNTIME}/template.py", *map(str, fds)],
+        fds = [theirs.detach(), seccomp.bpf_fd() if self.seccomp else -1]
+        launch = self._bubblewrap(
+            extra_binds=self._mpl_binds(), extra_env=self._mpl_env(), template=True,
+            entry=[f"{INSIDE_RUNTIME}/template.py", *map(str, fds)], fds=[fd for fd in fds if fd >= 0],
         )
-        launch = self.launcher.launch(argv[1:], [], sources, [fd for fd in fds if fd >= 0])
         try:
             return forking.Template(launch.argv, launch.fds, control, self.launcher.uid)
         except BaseException:
@@ -391,15 +376,9 @@ class LocalExecutor(PooledExecutor):
     def _start(self, *, extra_binds, extra_env=None, cgroup=None, code: str | None = None) -> Worker:
         """Starts bubblewrap through the launcher: the runtime, or ``python -c code``."""
         filter_fd = seccomp.bpf_fd() if self.seccomp else None
-        sources = bind_sources(self.python, extra_binds)
-        argv = bwrap_argv(
-            self.bwrap, self.python, self.limits, extra_env=extra_env, extra_binds=extra_binds,
-            seccomp_fd=filter_fd, sources=self.launcher.stage(sources), entry=self.entry,
-        )
-        if code is not None:
-            argv = argv[: argv.index("--") + 2] + ["-E", "-s", "-c", code]
-        launch = self.launcher.launch(
-            argv[1:], cgroup.procs_files if cgroup else [], sources, [] if filter_fd is None else [filter_fd]
+        launch = self._bubblewrap(
+            extra_binds=extra_binds, extra_env=extra_env, seccomp_fd=filter_fd, entry=self.entry, code=code,
+            procs_files=cgroup.procs_files if cgroup else [], fds=[] if filter_fd is None else [filter_fd],
         )
         try:
             return Worker(
@@ -411,6 +390,20 @@ class LocalExecutor(PooledExecutor):
             )
         finally:
             launch.close()
+
+    def _bubblewrap(self, *, extra_binds, extra_env, fds: list[int], entry: Sequence[str] = (),
+                    procs_files: list[str] = (), seccomp_fd: int | None = None, template: bool = False,
+                    code: str | None = None) -> Launch:
+        """The launcher's command for one bubblewrap (a session's or the template's): its
+        arguments (see bwrap_argv), the cgroups it joins, the fds it inherits."""
+        sources = bind_sources(self.python, extra_binds)
+        argv = bwrap_argv(
+            self.bwrap, self.python, self.limits, extra_env=extra_env, extra_binds=extra_binds,
+            seccomp_fd=seccomp_fd, sources=self.launcher.stage(sources), entry=entry, template=template,
+        )
+        if code is not None:
+            argv = argv[: argv.index("--") + 2] + ["-E", "-s", "-c", code]
+        return self.launcher.launch(argv[1:], list(procs_files), sources, fds)
 
     def shutdown(self) -> None:
         for worker in self.pool.close():

@@ -7,7 +7,7 @@ site-packages has a ``.pth`` line pointing at the default environment's
 site-packages by a *relative* path: on the host (where pip resolves against
 the hosted libraries, pinned to their versions by the default requirements
 as constraints) and inside bubblewrap alike, which binds both folders at the
-same relative places (``bubblewrap.inside_paths``).  Nothing of the 3 GB is
+same relative places (``inside_paths.inside_paths``).  Nothing of the 3 GB is
 copied.
 """
 

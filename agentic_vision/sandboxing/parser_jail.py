@@ -43,7 +43,7 @@ from pathlib import Path
 
 from ..errors import InputError, SandboxUnavailable
 from . import seccomp
-from .bubblewrap import inside_paths, inside_python, interpreter_roots
+from .inside_paths import inside_paths, inside_python, interpreter_roots
 from .launcher import Launcher, drop_problem
 
 MEMORY_SETTING = "AGENTIC_VISION_RENDER_MEMORY_MB"

@@ -37,14 +37,12 @@ START_SETTING = "AGENTIC_VISION_SANDBOX_START"
 def cold_start_setting(start: str | None = None) -> str | None:
     """Why sessions start cold by choice (``start="cold"``, else AGENTIC_VISION_SANDBOX_START=cold),
     or None; any other value is a one-line InputError naming where it came from."""
-    if start is not None:
-        value, name = start.strip().lower(), "start"
-    else:
-        value, name = os.environ.get(START_SETTING, "").strip().lower(), START_SETTING
+    name = "start" if start is not None else START_SETTING
+    value = (start if start is not None else os.environ.get(START_SETTING, "")).strip().lower()
     if value in ("", "template"):
         return None
     if value == "cold":
-        return f"{name}={value}" if name == START_SETTING else "start='cold'"
+        return "start='cold'" if start is not None else f"{START_SETTING}=cold"
     raise InputError(f"{name} must be 'template' or 'cold', not {value!r}")
 
 
