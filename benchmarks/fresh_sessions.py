@@ -35,7 +35,7 @@ for path in (ROOT, Path(__file__).resolve().parent):
     if str(path) not in sys.path:  # runnable from a checkout without installing
         sys.path.insert(0, str(path))
 
-from sandbox_overhead import FLOOR_SCRIPT, proc_fields, process_tree  # noqa: E402
+from sandbox_overhead import FLOOR_SCRIPT, proc_fields, session_pids, template_pids  # noqa: E402
 
 from agentic_vision import open_session  # noqa: E402
 from agentic_vision.sandboxing.bubblewrap import sandbox_python  # noqa: E402
@@ -82,10 +82,6 @@ def pss_mib(pids) -> float:
     return total / 1024
 
 
-def parent_of(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-
-
 def pss_of_idle_workers(count: int, **options) -> tuple[float, float | None]:
     """MiB of PSS summed over ``count`` idle local workers' process trees (a forked one's
     monitor included), and the template's own (its bubblewrap and Python), or None."""
@@ -93,17 +89,9 @@ def pss_of_idle_workers(count: int, **options) -> tuple[float, float | None]:
     workers = [executor.spawn() for _ in range(count)]
     try:
         time.sleep(0.5)
-        pids = []
-        for worker in workers:
-            pids += process_tree(worker.pid)
-            monitor = parent_of(worker.pid)
-            if b"template.py" in Path(f"/proc/{monitor}/cmdline").read_bytes():
-                pids.append(monitor)
+        pids = [pid for worker in workers for pid in session_pids(worker.pid)]
         template = executor.template_pid
-        own = None
-        if template is not None:
-            own = pss_mib([template, *(p for p in process_tree(template)[1:] if parent_of(p) == template)])
-        return pss_mib(pids), own
+        return pss_mib(pids), None if template is None else pss_mib(template_pids(template))
     finally:
         for worker in workers:
             worker.kill()

@@ -403,11 +403,22 @@ def worker_memory(b: Bench, pid: int, container: str | None, what: str) -> dict:
                              capture_output=True, text=True, timeout=60)
         usage = out.stdout.strip() or f"unknown ({out.stderr.strip()[-200:]})"
         return {"what": what, "text": f"container memory (docker stats, cgroup usage) {usage}"}
+    return memory_of(session_pids(pid), what)
+
+
+def session_pids(pid: int) -> list[int]:
+    """A local worker's processes: its tree, and for a session forked from the template its
+    monitor too (the template's child that waits for it)."""
     pids = process_tree(pid)
     monitor = parent_pid(pid)
-    if b"template.py" in read_bytes(f"/proc/{monitor}/cmdline"):  # forked: its monitor is the session's too
+    if b"template.py" in read_bytes(f"/proc/{monitor}/cmdline"):
         pids.append(monitor)
-    return memory_of(pids, what)
+    return pids
+
+
+def template_pids(template: int) -> list[int]:
+    """The template's own processes (its bubblewrap and Python), not the sessions it forked."""
+    return [template] + [p for p in process_tree(template)[1:] if parent_pid(p) == template]
 
 
 def memory_of(pids: list[int], what: str) -> dict:
@@ -440,9 +451,8 @@ def measure_memory(b: Bench) -> list[dict]:
         time.sleep(0.5)
         found.append(worker_memory(b, worker.pid, worker.container, "idle warm worker (in the pool)"))
         template = b.cold.template_pid if b.kind == "local" else None
-        if template is not None:  # its bubblewrap and Python, not the sessions it forked
-            own = [template] + [p for p in process_tree(template)[1:] if parent_pid(p) == template]
-            found.append(memory_of(own, "the template, once per executor (shared by every session)"))
+        if template is not None:
+            found.append(memory_of(template_pids(template), "the template, once per executor (shared by every session)"))
     finally:
         worker.kill()
     with b.open(b.cold, [b.photo]) as session:

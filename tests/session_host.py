@@ -27,6 +27,10 @@ def descendants(root: int) -> set[int]:
     return found
 
 
+def parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
 def children_of(root: int) -> list[int]:
     """root and all its descendants (host pids)."""
     return sorted({root} | descendants(root))

@@ -20,16 +20,12 @@ from pathlib import Path
 
 import pytest
 
-from session_host import children_of, is_session_root, nspids
+from session_host import children_of, is_session_root, nspids, parent_of
 from unprivileged_host import UID, facts_of, home, needs_root, run_unprivileged, small_venv, step  # noqa: F401
 
 NAMESPACES = ("user", "mnt", "pid", "net", "ipc", "uts", "cgroup")
 STATUS = ("Uid", "CapEff", "CapPrm", "CapBnd", "CapAmb", "NoNewPrivs", "Seccomp")
 FORKED = "forked from a template sandbox with the libraries imported"
-
-
-def parent_of(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
 def namespaces_of(pid: int) -> dict[str, str]:
