@@ -136,10 +136,37 @@ def test_concurrent_asks_are_all_logged(home):
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for q in questions]
         outs = [p.communicate(timeout=300) for p in procs]
     assert all(p.returncode == 0 for p in procs), outs
+    assert not [err for _, err in outs if "run log" in err], outs
     logged = rows(home, "SELECT question, answer, stop_reason FROM runs ORDER BY question")
     assert logged == [(q, f"answer {i}", "answered") for i, q in enumerate(questions)]
     assert rows(home, "SELECT count(*) FROM steps") == [(4,)]
     assert rows(home, "PRAGMA journal_mode") == [("wal",)]
+
+
+def _open_log_at_once(path, barrier):
+    from agentic_vision.store.db import connect
+
+    barrier.wait()
+    try:
+        connect(path).close()
+        return None
+    except Exception as exc:  # the test shows every failure, not just the first
+        return f"{type(exc).__name__}: {exc}"
+
+
+def test_processes_opening_a_new_log_at_once_all_get_it(tmp_path):
+    # The first open of a log creates it, switches it to WAL and migrates it; processes that
+    # race on that must each wait their turn, never see a half-made file or get "locked".
+    import multiprocessing
+
+    context = multiprocessing.get_context("forkserver")
+    with context.Manager() as manager, context.Pool(6) as pool:
+        failures = []
+        for trial in range(25):
+            barrier = manager.Barrier(6)
+            path = tmp_path / f"logs-{trial}.db"
+            failures += [f for f in pool.starmap(_open_log_at_once, [(path, barrier)] * 6) if f]
+    assert failures == []
 
 
 def test_a_run_killed_mid_step_leaves_a_readable_log(home):

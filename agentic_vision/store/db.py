@@ -9,6 +9,7 @@ transaction, so a process killed at any point leaves the file consistent.
 from __future__ import annotations
 
 import sqlite3
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -34,9 +35,11 @@ def connect(path: Path) -> sqlite3.Connection:
     try:
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         try:
-            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+            # One statement, so one snapshot: another process may be creating the log meanwhile.
+            app_id, version, tables = conn.execute(
+                "SELECT (SELECT application_id FROM pragma_application_id),"
+                " (SELECT user_version FROM pragma_user_version),"
+                " (SELECT count(*) FROM sqlite_master)").fetchone()
         except sqlite3.DatabaseError as exc:  # "file is not a database", a torn header
             raise _refuse(path, f"is not a readable run log ({exc})") from None
         if app_id != APPLICATION_ID and (app_id != 0 or tables):
@@ -44,7 +47,7 @@ def connect(path: Path) -> sqlite3.Connection:
         if version > SCHEMA_VERSION:
             raise StoreError(f"{path} was written by a newer agentic-vision (schema {version}, this one knows "
                              f"{SCHEMA_VERSION}): upgrade agentic-vision, or set AGENTIC_VISION_HOME to another folder")
-        conn.execute("PRAGMA journal_mode = WAL")
+        _use_wal(conn)
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
         if version < SCHEMA_VERSION:
@@ -53,6 +56,25 @@ def connect(path: Path) -> sqlite3.Connection:
     except BaseException:
         conn.close()
         raise
+
+
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """Switches a new log to WAL (the mode is kept in the file, so an existing log is left as it is).
+
+    The switch needs the file to itself, and when several processes open the same new
+    log at once SQLite answers "locked" at once rather than calling the busy handler;
+    so the wait is here, bounded like every other wait on the log."""
+    if conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+        return
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
