@@ -35,8 +35,11 @@ class Site(http.server.ThreadingHTTPServer):
                 self.send_response(200)
                 self.send_header("Content-Type", ctype)
                 self.end_headers()
-                for i in range(0, len(body), 4096):
-                    self.wfile.write(body[i:i + 4096])
+                try:
+                    for i in range(0, len(body), 4096):
+                        self.wfile.write(body[i:i + 4096])
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # a capped download hangs up mid-body, as the tests mean it to
 
             def log_message(self, *a):
                 pass

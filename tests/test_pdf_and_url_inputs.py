@@ -231,7 +231,10 @@ class Site(http.server.ThreadingHTTPServer):
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                try:
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # /slow.png's client gave up waiting, as the test meant it to
 
             def log_message(self, *a):
                 pass
