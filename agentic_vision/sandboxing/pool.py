@@ -72,16 +72,13 @@ class WorkerPool:
             worker = None  # the next acquire() starts one cold and reports the error
         with self._lock:
             self._starting -= 1
-            if worker is not None and not self._closed:
+            kept = worker is not None and not self._closed
+            if kept:
                 self._idle.append(worker)
-                worker = None
-                more = True
-            else:
-                more = False
-        if worker is not None:
-            worker.kill()
-        if more:
+        if kept:
             self._refill_in_background()
+        elif worker is not None:  # the pool closed while it started
+            worker.kill()
 
     def warm(self, timeout: float = 120.0) -> None:
         """Blocks until the pool is full and no refill is running (e.g. before timing)."""
