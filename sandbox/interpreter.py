@@ -196,8 +196,7 @@ class Interpreter:
             pass
         self.files = list(header.get("files", []))
         self.cache = install_hooks()
-        self.cache.names = {os.path.abspath(n) for n in self.files}
-        self.tracker = provenance.install(self.files)
+        self._watch_files()
         self.namespace = {"__name__": "__main__", "display": self.display}
         if header.get("guard", True):
             if self.guard_module is None:
@@ -208,6 +207,11 @@ class Interpreter:
 
     def add_files(self, header: dict) -> None:
         self.files += list(header.get("files", []))
+        self._watch_files()
+
+    def _watch_files(self) -> None:
+        """The input cache and the provenance tracker (installed once per process) follow
+        this session's input files."""
         self.cache.names = {os.path.abspath(n) for n in self.files}
         self.tracker.inputs = set(self.cache.names)
 
